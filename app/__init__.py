@@ -1,0 +1,106 @@
+"""The channel backend: `create_app()` builds the Flask app from settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from app.config import check_production, load_config
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment unless `config` overrides them."""
+    cfg = load_config(**(config or {}))
+    check_production(cfg)
+    if cfg["WECHAT_MODE"] == "fake" and not cfg.get("WECHATPAY_PRIVATE_KEY"):
+        # The demo's merchant and "WeChat" keys: made once under instance/, never committed.
+        from pathlib import Path
+
+        from app.integrations.wechatpay import pay_config_from_keys, write_demo_pay_keys
+
+        keys_file = Path(cfg["WECHATPAY_DEMO_KEYS"])
+        cfg.update(pay_config_from_keys(write_demo_pay_keys(keys_file.parent, keys_file.name)))
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(cfg)
+    app.config.update(
+        API_TITLE="门店渠道后台 API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {"description": "Mini-program, HQ and public routes of the channel backend. Errors are "
+                                    "`{\"error\": {\"code\", \"message\", \"details\"}}`."},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+
+    from app.logging_setup import setup_logging
+
+    setup_logging(app)
+    _init_extensions(app)
+    _register_routes(app)
+
+    from app.errors import register_error_handlers
+
+    register_error_handlers(app)  # after flask-smorest, so ours wins
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from app import models  # noqa: F401  (every table, for Alembic and create_all)
+    from app.extensions import api, db, limiter, migrate
+    from app.integrations import wechat, wechatpay
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from pathlib import Path
+
+        path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        _sqlite_pragmas(app)
+    migrate.init_app(app, db, directory=str(__import__("pathlib").Path(__file__).parent.parent / "migrations"))
+    api.init_app(app)
+    limiter.init_app(app)
+    wechat.init_app(app)
+    wechatpay.init_app(app)
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    import sqlalchemy as sa
+
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+
+def _register_routes(app: Flask) -> None:
+    from app.extensions import api
+    from app.health import bp as health_bp
+    from app.hq.api import register as register_hq_api
+    from app.web import register as register_web
+    from miniprogram_api import register as register_mp
+
+    app.register_blueprint(health_bp)
+    register_mp(api)
+    register_hq_api(api)
+    register_web(app, api)

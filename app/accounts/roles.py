@@ -1,0 +1,40 @@
+"""The roles, and which actions each may take. Scope (which objects) is checked in `app.core.security`."""
+
+STORE_OWNER = "store_owner"
+STORE_CLERK = "store_clerk"
+DISTRIBUTOR_STAFF = "distributor_staff"
+AGENT_STAFF = "agent_staff"
+HQ_ADMIN = "hq_admin"
+HQ_ANALYST = "hq_analyst"
+WAREHOUSE_OPERATOR = "warehouse_operator"
+
+ALL_ROLES = (STORE_OWNER, STORE_CLERK, DISTRIBUTOR_STAFF, AGENT_STAFF, HQ_ADMIN, HQ_ANALYST, WAREHOUSE_OPERATOR)
+STORE_ROLES = (STORE_OWNER, STORE_CLERK)
+PARTNER_ROLES = (DISTRIBUTOR_STAFF, AGENT_STAFF)
+HQ_ROLES = (HQ_ADMIN, HQ_ANALYST, WAREHOUSE_OPERATOR)
+
+ROLE_NAMES = {
+    STORE_OWNER: "店主",
+    STORE_CLERK: "店员",
+    DISTRIBUTOR_STAFF: "分销商员工",
+    AGENT_STAFF: "区域代理员工",
+    HQ_ADMIN: "总部管理员",
+    HQ_ANALYST: "总部分析员",
+    WAREHOUSE_OPERATOR: "仓库操作员",
+}
+
+_STORE_READ = {"store.read", "stock.read", "catalog.read", "order.read", "incentive.read"}
+_PARTNER = _STORE_READ | {"partner.read", "order.create", "order.cancel", "order.offline_pay", "invite.create",
+                          "store.register"}
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    STORE_OWNER: frozenset(_STORE_READ | {"scan", "stock.adjust", "order.create", "order.confirm", "order.pay",
+                                          "order.cancel", "order.receive", "invite.create"}),
+    STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive"}),
+    DISTRIBUTOR_STAFF: frozenset(_PARTNER),
+    AGENT_STAFF: frozenset(_PARTNER),
+    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "hq.read"}),
+    WAREHOUSE_OPERATOR: frozenset({"hq.read", "order.read", "store.read", "warehouse.operate"}),
+    HQ_ADMIN: frozenset(_PARTNER | {"hq.read", "hq.write", "warehouse.operate", "stock.adjust", "order.pay",
+                                    "order.offline_pay", "scan.admin"}),
+}

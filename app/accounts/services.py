@@ -1,0 +1,118 @@
+"""Login (mini-program and HQ console), phone binding, and the tokens they hand out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+
+from app.accounts.models import Membership, User
+from app.accounts.roles import HQ_ROLES
+from app.channel.models import Partner
+from app.core.clock import now_utc
+from app.core.security import Binding, issue_token
+from app.errors import AppError, Unauthorized, ValidationFailed
+from app.extensions import db
+
+_hasher = PasswordHasher()
+# Verifying against this keeps an unknown username as slow as a wrong password.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def use_fast_hashing() -> None:
+    """Cheap argon2 parameters, for test suites only (never called by the app)."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    _DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+class AccountLocked(AppError):
+    status, code, message = 429, "account_locked", "密码错误次数太多，请稍后再试"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def bindings_for(user_id: int) -> list[Binding]:
+    rows = db.session.execute(
+        sa.select(Membership.role, Membership.store_id, Membership.partner_id, Partner.path,
+                  Membership.warehouse_id, Membership.region_code)
+        .outerjoin(Partner, Partner.id == Membership.partner_id)
+        .where(Membership.user_id == user_id).order_by(Membership.id)
+    ).all()
+    return [Binding(*row) for row in rows]
+
+
+def token_for(user: User, kind: str) -> dict[str, Any]:
+    ttl = current_app.config["MP_TOKEN_TTL_SECONDS" if kind == "mp" else "HQ_TOKEN_TTL_SECONDS"]
+    token, exp = issue_token(user_id=user.id, kind=kind, bindings=bindings_for(user.id), ttl_seconds=ttl)
+    return {"token": token, "expires_at": exp}
+
+
+def login_mini_program(*, openid: str, session_key: str, unionid: str | None = None) -> User:
+    """Find or create the user behind a WeChat login; the session key stays here."""
+    user = db.session.scalar(sa.select(User).where(User.openid == openid))
+    if user is None:
+        user = User(openid=openid, display_name="")
+        db.session.add(user)
+    if not user.is_active:
+        raise Unauthorized("账号已停用，请联系总部", code="account_disabled")
+    user.session_key = session_key
+    user.unionid = unionid or user.unionid
+    user.last_login_at = now_utc()
+    db.session.flush()
+    return user
+
+
+def set_phone(*, user_id: int, phone: str) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise Unauthorized()
+    user.phone = phone
+    return user
+
+
+def login_hq(*, username: str, password: str) -> User:
+    """Check a console password; lock the account for a while after repeated failures."""
+    cfg = current_app.config
+    user = db.session.scalar(sa.select(User).where(User.username == username).with_for_update())
+    now = now_utc()
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        raise AccountLocked(details={"locked_until": user.locked_until.isoformat()})
+    try:
+        ok = _hasher.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if user is None or not ok or not user.is_active:
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
+                user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
+                user.failed_logins = 0
+        raise Unauthorized("用户名或密码不对", code="invalid_credentials")
+    if not any(m.role in HQ_ROLES for m in user.memberships):
+        raise Unauthorized("这个账号不能登录总部后台", code="not_hq_user")
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def create_hq_user(*, username: str, password: str, role: str, display_name: str = "",
+                   region_code: str | None = None, warehouse_id: int | None = None) -> User:
+    if role not in HQ_ROLES:
+        raise ValidationFailed("不是总部角色", code="invalid_role")
+    if len(password) < 8 and current_app.config["APP_ENV"] == "production":
+        raise ValidationFailed("密码至少 8 位", code="weak_password")
+    user = User(username=username, password_hash=hash_password(password), display_name=display_name or username)
+    user.memberships.append(Membership(role=role, region_code=region_code, warehouse_id=warehouse_id))
+    db.session.add(user)
+    db.session.flush()
+    return user

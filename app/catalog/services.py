@@ -1,0 +1,85 @@
+"""Writes to the catalog. Callers commit."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.catalog.gtin import normalize_gtin
+from app.catalog.models import PriceTier, Product, Sku, SkuPrice
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+
+
+def create_price_tier(*, code: str, name: str) -> PriceTier:
+    if db.session.scalar(sa.select(PriceTier.id).where(PriceTier.code == code)):
+        raise Conflict("这个价格等级已存在", code="price_tier_code_taken")
+    tier = PriceTier(code=code, name=name)
+    db.session.add(tier)
+    db.session.flush()
+    return tier
+
+
+def create_product(*, name: str, brand: str = "", category: str = "") -> Product:
+    product = Product(name=name, brand=brand, category=category)
+    db.session.add(product)
+    db.session.flush()
+    return product
+
+
+def _gtin(value: str) -> str:
+    try:
+        return normalize_gtin(value)
+    except ValueError:
+        raise ValidationFailed("条码不对：位数或校验位有误", code="invalid_gtin",
+                               details={"fields": {"gtin": ["校验位不对"]}}) from None
+
+
+def create_sku(*, product_id: int, code: str, name: str, gtin: str, specification: str = "", unit: str = "件",
+               case_pack: int = 1, min_order_quantity: int = 1, serialized: bool = True,
+               prices: dict[int, int] | None = None) -> Sku:
+    """A SKU with a validated GTIN and its price (fen) per price tier id."""
+    if db.session.get(Product, product_id) is None:
+        raise NotFound("找不到这个产品", code="product_not_found")
+    gtin14 = _gtin(gtin)
+    if db.session.scalar(sa.select(Sku.id).where(sa.or_(Sku.gtin == gtin14, Sku.code == code))):
+        raise Conflict("这个条码或 SKU 编号已经在用", code="sku_taken")
+    if case_pack < 1 or min_order_quantity < 1:
+        raise ValidationFailed("箱规和起订量都至少为 1", code="invalid_quantity")
+    sku = Sku(product_id=product_id, code=code, name=name, gtin=gtin14, specification=specification, unit=unit,
+              case_pack=case_pack, min_order_quantity=min_order_quantity, serialized=serialized)
+    db.session.add(sku)
+    db.session.flush()
+    set_prices(sku, prices or {})
+    return sku
+
+
+def update_sku(sku_id: int, **changes) -> Sku:
+    sku = db.session.get(Sku, sku_id)
+    if sku is None:
+        raise NotFound("找不到这个 SKU", code="sku_not_found")
+    prices = changes.pop("prices", None)
+    if "gtin" in changes:
+        changes["gtin"] = _gtin(changes["gtin"])
+        if db.session.scalar(sa.select(Sku.id).where(Sku.gtin == changes["gtin"], Sku.id != sku_id)):
+            raise Conflict("这个条码已经在用", code="sku_taken")
+    for key, value in changes.items():
+        setattr(sku, key, value)
+    if prices is not None:
+        set_prices(sku, prices)
+    db.session.flush()
+    return sku
+
+
+def set_prices(sku: Sku, prices: dict[int, int]) -> None:
+    """Set the SKU's price in fen for each tier given."""
+    for tier_id, price_fen in prices.items():
+        if db.session.get(PriceTier, tier_id) is None:
+            raise NotFound("找不到这个价格等级", code="price_tier_not_found")
+        if not isinstance(price_fen, int) or price_fen < 0:
+            raise ValidationFailed("价格要用分表示的非负整数", code="invalid_price")
+        existing = next((p for p in sku.prices if p.price_tier_id == tier_id), None)
+        if existing:
+            existing.price_fen = price_fen
+        else:
+            sku.prices.append(SkuPrice(price_tier_id=tier_id, price_fen=price_fen))
+    db.session.flush()

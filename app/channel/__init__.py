@@ -1,0 +1,1 @@
+"""The sales channel: partners (HQ → agents → distributors), stores, territories, invites, regions."""

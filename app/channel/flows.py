@@ -1,0 +1,52 @@
+"""Channel use cases: each one transaction; WeChat calls happen outside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.accounts import flows as account_flows
+from app.accounts.models import User
+from app.channel import services
+from app.channel.models import Invite
+from app.core.security import Principal
+from app.core.tx import transaction
+from app.errors import NotFound
+from app.extensions import db
+from app.integrations.wechat import get_wechat
+
+INVITE_PAGE = "pages/invite/index"
+
+
+def redeem_invite(principal: Principal, token: str) -> dict[str, Any]:
+    """Bind the caller through an invite, and hand back a token that carries the new role."""
+    with transaction():
+        services.redeem_invite(user_id=principal.user_id, token=token)
+    user = db.session.get(User, principal.user_id)
+    return account_flows._session_answer(user, "mp")
+
+
+def invite_qr_png(principal: Principal, invite_id: int) -> bytes:
+    """The invite's mini-program code, made once through WeChat and kept."""
+    invite = db.session.get(Invite, invite_id)
+    if invite is None:
+        raise NotFound("找不到这个邀请", code="invite_not_found")
+    services._invite_target_check(principal, invite.role, invite.store_id, invite.partner_id)
+    if invite.qr_png:
+        return invite.qr_png
+    token = invite.token
+    db.session.rollback()  # no transaction open while we wait on WeChat
+    png = get_wechat().get_wxa_code_unlimited(token, page=INVITE_PAGE)
+    with transaction():
+        services.set_invite_qr(invite_id, png)
+    return png
+
+
+def create_invite(principal: Principal, **kwargs) -> Invite:
+    with transaction():
+        invite = services.create_invite(principal, **kwargs)
+    return invite
+
+
+def revoke_invite(principal: Principal, invite_id: int) -> Invite:
+    with transaction():
+        return services.revoke_invite(principal, invite_id)

@@ -1,0 +1,96 @@
+"""Reads about the channel."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.channel.models import Invite, Partner, Store
+from app.core.security import Principal, StoreScope, region_covers
+from app.extensions import db
+
+
+def get_store_scope(store_id: int) -> StoreScope | None:
+    """What the scope check needs about a store, in one query."""
+    row = db.session.execute(
+        sa.select(Store.id, Partner.path, Store.province_code, Store.city_code, Store.district_code)
+        .join(Partner, Partner.id == Store.distributor_id)
+        .where(Store.id == store_id)
+    ).first()
+    if row is None:
+        return None
+    return StoreScope(store_id=row[0], distributor_path=row[1],
+                      region_codes=tuple(c for c in row[2:] if c))
+
+
+def get_store(store_id: int) -> Store | None:
+    return db.session.get(Store, store_id)
+
+
+def get_store_by_code(code: str) -> Store | None:
+    return db.session.scalar(sa.select(Store).where(Store.code == code))
+
+
+def get_partner(partner_id: int) -> Partner | None:
+    return db.session.get(Partner, partner_id)
+
+
+def get_invite_by_token(token: str) -> Invite | None:
+    return db.session.scalar(sa.select(Invite).where(Invite.token == token))
+
+
+def visible_stores_condition(principal: Principal, action: str = "store.read") -> sa.ColumnElement[bool]:
+    """A WHERE clause over `Store` (joined to its distributor as `Partner`) for the stores the caller may see."""
+    from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PARTNER_ROLES, PERMISSIONS, STORE_ROLES, WAREHOUSE_OPERATOR
+
+    clauses: list[sa.ColumnElement[bool]] = []
+    for b in principal.bindings:
+        if action not in PERMISSIONS.get(b.role, ()):
+            continue
+        if b.role in STORE_ROLES and b.store_id is not None:
+            clauses.append(Store.id == b.store_id)
+        elif b.role in PARTNER_ROLES and b.partner_path:
+            clauses.append(Store.distributor_id.in_(
+                sa.select(Partner.id).where(Partner.path.startswith(b.partner_path))))
+        elif b.role in (HQ_ADMIN, HQ_ANALYST, WAREHOUSE_OPERATOR):
+            if not b.region_code:
+                return sa.true()
+            code = b.region_code[:6]
+            prefix = code[:2] if code.endswith("0000") else code[:4] if code.endswith("00") else code
+            column = Store.province_code if code.endswith("0000") else Store.city_code if code.endswith("00") \
+                else Store.district_code
+            clauses.append(column.startswith(prefix))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def list_stores(principal: Principal, *, region: str | None = None) -> sa.Select:
+    stmt = sa.select(Store).where(visible_stores_condition(principal)).order_by(Store.id)
+    if region:
+        stmt = stmt.where(sa.or_(Store.province_code == region, Store.city_code == region,
+                                 Store.district_code == region))
+    return stmt
+
+
+def stores_in_territory(region_code: str) -> sa.Select:
+    return sa.select(Store).where(sa.or_(*(col.startswith(region_code[:n]) for col, n in (
+        (Store.province_code, 2), (Store.city_code, 4), (Store.district_code, 6)))))
+
+
+def partner_for_region(region_codes: list[str], industry: str | None = None) -> Partner | None:
+    """The most specific distributor or agent whose territory covers these codes (district before city)."""
+    from app.channel.models import Territory
+
+    rows = db.session.execute(
+        sa.select(Territory, Partner).join(Partner).where(Partner.kind.in_(("distributor", "agent")))
+    ).all()
+    best: tuple[int, Partner] | None = None
+    for territory, partner in rows:
+        if territory.industry and industry and territory.industry != industry:
+            continue
+        for code in region_codes:
+            if region_covers(territory.region_code, code):
+                specificity = 3 if not territory.region_code.endswith("00") else (
+                    1 if territory.region_code.endswith("0000") else 2)
+                specificity = specificity * 2 + (1 if partner.kind == "distributor" else 0)
+                if best is None or specificity > best[0]:
+                    best = (specificity, partner)
+    return best[1] if best else None

@@ -1,0 +1,102 @@
+"""China's administrative divisions (adcodes), read from the data file the `cpca` package ships.
+
+Source: `cpca/resources/adcodes.csv` (3,511 province/city/district codes with coordinates), maintained in the
+cpca project. We read the CSV directly rather than importing cpca, which would pull pandas into every process.
+Codes there are 12 digits; we use the usual 6-digit adcode (e.g. 440300 深圳市).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.resources
+from dataclasses import dataclass
+from functools import cache
+
+# Placeholder city rows of the municipalities (北京 110100 "市辖区"): their city is the province itself.
+_PLACEHOLDER_CITY_NAMES = {"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"}
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    name: str
+    level: str  # province | city | district
+    lng: float
+    lat: float
+
+    @property
+    def province_code(self) -> str:
+        return self.code[:2] + "0000"
+
+    @property
+    def city_code(self) -> str | None:
+        return None if self.level == "province" else self.code[:4] + "00"
+
+
+def _level(code: str) -> str:
+    if code.endswith("0000"):
+        return "province"
+    if code.endswith("00"):
+        return "city"
+    return "district"
+
+
+@cache
+def all_regions() -> dict[str, Region]:
+    """Every region by 6-digit code."""
+    out: dict[str, Region] = {}
+    with importlib.resources.files("cpca").joinpath("resources/adcodes.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            code = row["adcode"][:6]
+            out[code] = Region(code=code, name=row["name"], level=_level(code),
+                               lng=float(row["longitude"] or 0), lat=float(row["latitude"] or 0))
+    return out
+
+
+def get_region(code: str | None) -> Region | None:
+    return all_regions().get((code or "")[:6]) if code else None
+
+
+def region_name(code: str | None) -> str:
+    """The name a person reads for a code; a municipality's placeholder city reads as the municipality."""
+    region = get_region(code)
+    if region is None:
+        return code or ""
+    if region.level == "city" and region.name in _PLACEHOLDER_CITY_NAMES:
+        province = get_region(region.province_code)
+        return province.name if province else region.name
+    return region.name
+
+
+def is_valid(code: str | None, level: str | None = None) -> bool:
+    region = get_region(code)
+    return region is not None and (level is None or region.level == level)
+
+
+def split(code: str) -> tuple[str, str | None, str | None]:
+    """(province, city, district) codes for any region code."""
+    region = get_region(code)
+    if region is None:
+        raise KeyError(code)
+    province = region.province_code
+    city = region.city_code
+    district = region.code if region.level == "district" else None
+    return province, city, district
+
+
+def provinces() -> list[Region]:
+    return sorted((r for r in all_regions().values() if r.level == "province"), key=lambda r: r.code)
+
+
+def children(code: str) -> list[Region]:
+    """The cities of a province, or the districts of a city."""
+    parent = get_region(code)
+    if parent is None:
+        return []
+    if parent.level == "province":
+        return sorted((r for r in all_regions().values() if r.level == "city" and r.code[:2] == code[:2]),
+                      key=lambda r: r.code)
+    if parent.level == "city":
+        return sorted((r for r in all_regions().values() if r.level == "district" and r.code[:4] == code[:4]),
+                      key=lambda r: r.code)
+    return []

@@ -1,0 +1,155 @@
+"""Writes to the channel: partners, stores, territories, invites. Callers commit."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from app.accounts.models import Membership
+from app.accounts.roles import PARTNER_ROLES, STORE_OWNER, STORE_ROLES
+from app.catalog.models import PriceTier
+from app.channel import regions
+from app.channel.models import Invite, Partner, Store, Territory
+from app.core.clock import now_utc
+from app.core.security import Principal, authorize, authorize_store
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.extensions import db
+from app.inventory.services import create_location
+
+INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"
+
+
+def create_partner(*, code: str, name: str, kind: str, parent_id: int | None = None, level: str = "standard",
+                   territories: list[dict] | None = None, contact_phone: str | None = None) -> Partner:
+    """A partner under `parent_id`, with its materialized path and territories."""
+    if kind not in ("hq", "agent", "distributor"):
+        raise ValidationFailed("伙伴类型只能是 hq、agent 或 distributor", code="invalid_partner_kind")
+    parent = None
+    if parent_id is not None:
+        parent = db.session.get(Partner, parent_id)
+        if parent is None:
+            raise NotFound("找不到上级伙伴", code="partner_not_found")
+        if parent.kind == "distributor":
+            raise ValidationFailed("分销商下面不能再挂伙伴", code="invalid_parent")
+    elif kind != "hq":
+        raise ValidationFailed("请指定上级伙伴", code="parent_required")
+    if db.session.scalar(sa.select(Partner.id).where(Partner.code == code)):
+        raise Conflict("这个伙伴编号已存在", code="partner_code_taken")
+    partner = Partner(code=code, name=name, kind=kind, parent_id=parent_id, level=level, contact_phone=contact_phone)
+    db.session.add(partner)
+    db.session.flush()
+    partner.path = f"{parent.path if parent else '/'}{partner.id}/"
+    for t in territories or []:
+        add_territory(partner, region_code=t["region_code"], industry=t.get("industry"))
+    db.session.flush()
+    return partner
+
+
+def add_territory(partner: Partner, *, region_code: str, industry: str | None = None) -> Territory:
+    if not regions.is_valid(region_code):
+        raise ValidationFailed("找不到这个行政区划代码", code="unknown_region", details={"region_code": region_code})
+    territory = Territory(region_code=region_code[:6], industry=industry)
+    partner.territories.append(territory)
+    return territory
+
+
+def create_store(*, code: str, name: str, region_code: str, distributor_id: int, price_tier_id: int,
+                 owner_name: str = "", phone: str | None = None, address: str = "",
+                 industry: str | None = None) -> Store:
+    """A store in a city or district, served by one distributor, with its own stock location."""
+    if not regions.is_valid(region_code) or regions.get_region(region_code).level == "province":
+        raise ValidationFailed("门店地区要精确到市或区县", code="unknown_region", details={"region_code": region_code})
+    province, city, district = regions.split(region_code)
+    distributor = db.session.get(Partner, distributor_id)
+    if distributor is None or distributor.kind != "distributor":
+        raise NotFound("找不到这个分销商", code="distributor_not_found")
+    if db.session.get(PriceTier, price_tier_id) is None:
+        raise NotFound("找不到这个价格等级", code="price_tier_not_found")
+    if db.session.scalar(sa.select(Store.id).where(Store.code == code)):
+        raise Conflict("这个门店编号已存在", code="store_code_taken")
+    location = create_location(kind="store", name=name, city_code=city)
+    store = Store(code=code, name=name, owner_name=owner_name, phone=phone, address=address,
+                  province_code=province, city_code=city or province, district_code=district, industry=industry,
+                  distributor_id=distributor_id, price_tier_id=price_tier_id, location_id=location.id)
+    db.session.add(store)
+    db.session.flush()
+    return store
+
+
+def _invite_target_check(principal: Principal, role: str, store_id: int | None, partner_id: int | None) -> None:
+    if role in STORE_ROLES:
+        if store_id is None or partner_id is not None:
+            raise ValidationFailed("门店角色的邀请要指定门店", code="store_required")
+        authorize_store(principal, "invite.create", store_id)
+        # A store owner may invite clerks, not other owners.
+        if role == STORE_OWNER and not any(b.role not in STORE_ROLES for b in principal.bindings):
+            raise Forbidden("店主只能邀请店员", code="out_of_scope")
+    elif role in PARTNER_ROLES:
+        if partner_id is None or store_id is not None:
+            raise ValidationFailed("伙伴角色的邀请要指定伙伴", code="partner_required")
+        partner = db.session.get(Partner, partner_id)
+        if partner is None:
+            raise NotFound("找不到这个伙伴", code="partner_not_found")
+        authorize(principal, "invite.create", partner_path=partner.path)
+    else:
+        # HQ roles are given in the console by an HQ admin, not by invite.
+        raise ValidationFailed("这个角色不能通过邀请加入", code="role_not_invitable")
+
+
+def create_invite(principal: Principal, *, role: str, store_id: int | None = None, partner_id: int | None = None,
+                  ttl_hours: int = 72) -> Invite:
+    """An invite into a role at a store or partner; its token is the mini-program code's scene."""
+    _invite_target_check(principal, role, store_id, partner_id)
+    if not 1 <= ttl_hours <= 24 * 30:
+        raise ValidationFailed("有效期要在 1 小时到 30 天之间", code="invalid_ttl")
+    token = "i" + "".join(secrets.choice(INVITE_ALPHABET) for _ in range(15))
+    invite = Invite(token=token, role=role, store_id=store_id, partner_id=partner_id,
+                    created_by_id=principal.user_id, expires_at=now_utc() + timedelta(hours=ttl_hours))
+    db.session.add(invite)
+    db.session.flush()
+    return invite
+
+
+def revoke_invite(principal: Principal, invite_id: int) -> Invite:
+    invite = db.session.get(Invite, invite_id)
+    if invite is None:
+        raise NotFound("找不到这个邀请", code="invite_not_found")
+    _invite_target_check(principal, invite.role, invite.store_id, invite.partner_id)
+    if invite.redeemed_at is not None:
+        raise Conflict("邀请已经被使用，不能撤销", code="invite_used")
+    invite.revoked_at = invite.revoked_at or now_utc()
+    return invite
+
+
+def redeem_invite(*, user_id: int, token: str) -> Membership:
+    """Bind the caller to the invite's store or partner; an invite works once."""
+    invite = db.session.scalar(sa.select(Invite).where(Invite.token == token))
+    if invite is None:
+        raise NotFound("邀请码无效", code="invite_not_found")
+    if invite.revoked_at is not None:
+        raise Conflict("这个邀请已被撤销", code="invite_revoked")
+    if invite.expires_at < now_utc():
+        raise Conflict("这个邀请已过期，请找邀请人重新生成", code="invite_expired")
+    # Claim it atomically so two phones scanning at once cannot both succeed.
+    claimed = db.session.execute(
+        sa.update(Invite).where(Invite.id == invite.id, Invite.redeemed_at.is_(None))
+        .values(redeemed_at=now_utc(), redeemed_by_id=user_id)
+    ).rowcount
+    if claimed != 1:
+        raise Conflict("这个邀请已经被使用", code="invite_used")
+    existing = db.session.scalar(sa.select(Membership).where(
+        Membership.user_id == user_id, Membership.role == invite.role,
+        Membership.store_id.is_(invite.store_id) if invite.store_id is None else Membership.store_id == invite.store_id,
+        Membership.partner_id.is_(None) if invite.partner_id is None else Membership.partner_id == invite.partner_id))
+    if existing:
+        return existing
+    membership = Membership(user_id=user_id, role=invite.role, store_id=invite.store_id, partner_id=invite.partner_id)
+    db.session.add(membership)
+    db.session.flush()
+    return membership
+
+
+def set_invite_qr(invite_id: int, png: bytes) -> None:
+    db.session.execute(sa.update(Invite).where(Invite.id == invite_id).values(qr_png=png))

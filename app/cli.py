@@ -1,0 +1,52 @@
+"""Command-line verbs: `flask seed-demo`, `flask stock verify`, `flask create-hq-user`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+stock_cli = AppGroup("stock", help="Stock ledger tools.")
+
+
+@stock_cli.command("verify")
+def stock_verify() -> None:
+    """Prove every stock level equals the sum of its ledger; exit 1 when one does not."""
+    from app.inventory.services import verify_ledger
+
+    problems = verify_ledger()
+    if problems:
+        for p in problems:
+            click.echo(f"MISMATCH location={p['location_id']} sku={p['sku_id']} level={p['level_on_hand']}/"
+                       f"{p['level_reserved']} ledger={p['ledger_on_hand']}/{p['ledger_reserved']}")
+        click.echo(f"{len(problems)} stock level(s) disagree with the ledger")
+        sys.exit(1)
+    click.echo("ok: every stock level equals the sum of its ledger")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(stock_cli)
+
+    @app.cli.command("seed-demo")
+    @click.option("--if-empty", is_flag=True, help="Only seed when the database has no users.")
+    def seed_demo(if_empty: bool) -> None:
+        """Load the demo data described in the API contract (idempotent)."""
+        from app.demo.seed import seed
+
+        result = seed(only_if_empty=if_empty)
+        click.echo(result)
+
+    @app.cli.command("create-hq-user")
+    @click.argument("username")
+    @click.option("--role", default="hq_admin")
+    @click.password_option()
+    def create_hq_user(username: str, role: str, password: str) -> None:
+        """Create an HQ console user."""
+        from app.accounts.services import create_hq_user as create
+        from app.core.tx import transaction
+
+        with transaction():
+            create(username=username, password=password, role=role)
+        click.echo(f"created {username} ({role})")

@@ -1,0 +1,138 @@
+"""Settings from the environment, with an embedded default that runs with nothing installed.
+
+With no settings the app uses a SQLite file in `instance/`, the local fake WeChat, and runs jobs in-process.
+`APP_ENV=production` turns on the checks in `check_production` so a demo secret never reaches production.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
+DEMO_ADMIN_PASSWORD = "admin"
+DEMO_WECHAT_APPID = "wxdemo0000000000"
+DEMO_WECHAT_SECRET = "demo-secret"
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def database_url(env: dict[str, str]) -> str:
+    url = env.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'channel.db'}"
+    # Hosting platforms hand out postgres:// URLs; we always talk psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Build the settings dict from environment variables, then apply explicit overrides."""
+    env = dict(os.environ if env is None else env)
+    app_env = env.get("APP_ENV", "development")
+    wechat_mode = env.get("WECHAT_MODE", "fake")
+    fake_base = f"http://{env.get('FAKE_WECHAT_HOST', '127.0.0.1')}:{env.get('FAKE_WECHAT_PORT', '8090')}/"
+    wechat_base = fake_base if wechat_mode == "fake" else "https://api.weixin.qq.com/"
+    pay_base = fake_base if wechat_mode == "fake" else "https://api.mch.weixin.qq.com"
+    cfg: dict[str, Any] = {
+        "APP_ENV": app_env,
+        "SECRET_KEY": env.get("SECRET_KEY", DEMO_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": database_url(env),
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "SQLALCHEMY_RECORD_QUERIES": False,
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
+        "JSON_AS_ASCII": False,
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        # "inline": run right after commit in this process (default; tests); "thread": background thread
+        # in this process (demo server); "rq": Redis queue with separate workers (production).
+        "JOBS_MODE": env.get("JOBS_MODE") or ("rq" if env.get("REDIS_URL") else "inline"),
+        "DEMO_ADMIN_PASSWORD": env.get("DEMO_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD),
+        "DEMO_HISTORY_DAYS": _int(env, "DEMO_HISTORY_DAYS", 56),
+        "MP_TOKEN_TTL_SECONDS": _int(env, "MP_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+        "HQ_TOKEN_TTL_SECONDS": _int(env, "HQ_TOKEN_TTL_SECONDS", 12 * 3600),
+        "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5),
+        "LOGIN_LOCK_MINUTES": _int(env, "LOGIN_LOCK_MINUTES", 15),
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        # WeChat (mini-program) and WeChat Pay v3.
+        "WECHAT_MODE": wechat_mode,
+        "WECHAT_APPID": env.get("WECHAT_APPID", DEMO_WECHAT_APPID),
+        "WECHAT_SECRET": env.get("WECHAT_SECRET", DEMO_WECHAT_SECRET),
+        "WECHAT_API_BASE": env.get("WECHAT_API_BASE", wechat_base),
+        "WECHAT_TIMEOUT": float(env.get("WECHAT_TIMEOUT", "5")),
+        "WECHAT_TEMPLATES": {
+            "order_awaiting_confirmation": env.get("WECHAT_TEMPLATE_AWAITING_CONFIRMATION", "tmpl_order_confirm"),
+            "order_paid": env.get("WECHAT_TEMPLATE_PAID", "tmpl_order_paid"),
+            "order_shipped": env.get("WECHAT_TEMPLATE_SHIPPED", "tmpl_order_shipped"),
+            "order_delivered": env.get("WECHAT_TEMPLATE_DELIVERED", "tmpl_order_delivered"),
+        },
+        "WECHATPAY_MCHID": env.get("WECHATPAY_MCHID", "1900000109"),
+        "WECHATPAY_PRIVATE_KEY": env.get("WECHATPAY_PRIVATE_KEY"),
+        "WECHATPAY_CERT_SERIAL_NO": env.get("WECHATPAY_CERT_SERIAL_NO"),
+        "WECHATPAY_APIV3_KEY": env.get("WECHATPAY_APIV3_KEY"),
+        "WECHATPAY_PUBLIC_KEY": env.get("WECHATPAY_PUBLIC_KEY"),
+        "WECHATPAY_PUBLIC_KEY_ID": env.get("WECHATPAY_PUBLIC_KEY_ID"),
+        "WECHATPAY_NOTIFY_URL": env.get("WECHATPAY_NOTIFY_URL", "http://127.0.0.1:8000/api/wechat/pay/notify"),
+        "WECHATPAY_API_BASE": env.get("WECHATPAY_API_BASE", pay_base),
+        "WECHATPAY_DEMO_KEYS": env.get("WECHATPAY_DEMO_KEYS", str(INSTANCE / "wechatpay-demo-keys.json")),
+        # Printed codes.
+        "CODE_URL_BASE": env.get("CODE_URL_BASE", "https://q.example.com"),
+        "SCAN_UNDO_MINUTES": _int(env, "SCAN_UNDO_MINUTES", 10),
+        "SCAN_BATCH_MAX": _int(env, "SCAN_BATCH_MAX", 500),
+        "DIVERSION_POLICY": env.get("DIVERSION_POLICY", "alert"),
+        "PROXY_ORDER_CONFIRM_DAYS": _int(env, "PROXY_ORDER_CONFIRM_DAYS", 3),
+        "BUSINESS_TZ": "Asia/Shanghai",
+    }
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_pre_ping": True,
+            "pool_size": _int(env, "DB_POOL_SIZE", 10),
+            "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10),
+        }
+    cfg.update(overrides)
+    return cfg
+
+
+class ConfigError(RuntimeError):
+    """The settings are unsafe or incomplete for the environment they claim to be."""
+
+
+def check_production(cfg: dict[str, Any]) -> None:
+    """Refuse to start production with demo secrets, the fake WeChat or SQLite."""
+    if cfg["APP_ENV"] != "production":
+        return
+    problems = []
+    if cfg["SECRET_KEY"] in (DEMO_SECRET_KEY, "") or len(cfg["SECRET_KEY"]) < 32:
+        problems.append("SECRET_KEY is the demo key or shorter than 32 characters: set a long random SECRET_KEY")
+    if cfg["DEMO_ADMIN_PASSWORD"] == DEMO_ADMIN_PASSWORD:
+        problems.append("DEMO_ADMIN_PASSWORD is the demo password 'admin': set DEMO_ADMIN_PASSWORD or unset it")
+    if cfg["WECHAT_MODE"] != "real":
+        problems.append("WECHAT_MODE is not 'real': production must talk to real WeChat (set WECHAT_MODE=real)")
+    if cfg["WECHAT_APPID"] == DEMO_WECHAT_APPID or cfg["WECHAT_SECRET"] == DEMO_WECHAT_SECRET:
+        problems.append("WECHAT_APPID / WECHAT_SECRET are the demo values: set the mini-program's real ones")
+    if "127.0.0.1" in cfg["WECHAT_API_BASE"] or "localhost" in cfg["WECHAT_API_BASE"]:
+        problems.append("WECHAT_API_BASE points at a local fake WeChat: unset it to use WeChat itself")
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        problems.append("DATABASE_URL is SQLite: production needs PostgreSQL (postgresql+psycopg://...)")
+    if not cfg["REDIS_URL"]:
+        problems.append("REDIS_URL is not set: production needs Redis for tokens, rate limits and jobs")
+    for key in ("WECHATPAY_PRIVATE_KEY", "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY",
+                "WECHATPAY_PUBLIC_KEY_ID"):
+        if not cfg.get(key):
+            problems.append(f"{key} is not set: WeChat Pay cannot work without it")
+    if problems:
+        raise ConfigError("Refusing to start in production:\n  - " + "\n  - ".join(problems))

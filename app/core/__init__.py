@@ -1,0 +1,1 @@
+"""Small pieces every domain uses: clock, money, pagination, security."""

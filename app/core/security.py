@@ -1,0 +1,193 @@
+"""Who is calling and what they may touch.
+
+A bearer token is a signed, expiring statement of the caller's role bindings, so most checks need no
+database read. `authorize` is the one place that decides whether a principal may take an action on an
+object; every object route goes through it (or through `load_store`, which calls it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, g, request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PARTNER_ROLES, PERMISSIONS, STORE_ROLES, WAREHOUSE_OPERATOR
+from app.errors import Forbidden, NotFound, Unauthorized
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One role held in one scope."""
+
+    role: str
+    store_id: int | None = None
+    partner_id: int | None = None
+    partner_path: str | None = None
+    warehouse_id: int | None = None
+    region_code: str | None = None
+
+    def to_list(self) -> list[Any]:
+        return [self.role, self.store_id, self.partner_id, self.partner_path, self.warehouse_id, self.region_code]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    kind: str  # "mp" (mini-program) or "hq" (console)
+    bindings: tuple[Binding, ...] = field(default_factory=tuple)
+    expires_at: int = 0
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted({b.role for b in self.bindings})
+
+    @property
+    def store_id(self) -> int | None:
+        return next((b.store_id for b in self.bindings if b.store_id is not None), None)
+
+    @property
+    def partner_id(self) -> int | None:
+        return next((b.partner_id for b in self.bindings if b.partner_id is not None), None)
+
+    def can(self, action: str) -> bool:
+        """Whether any role allows the action somewhere (scope is `authorize`'s business)."""
+        return any(action in PERMISSIONS.get(b.role, ()) for b in self.bindings)
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="bearer-token")
+
+
+def issue_token(*, user_id: int, kind: str, bindings: list[Binding], ttl_seconds: int) -> tuple[str, int]:
+    """A signed token and its expiry (unix seconds)."""
+    exp = int(time.time()) + ttl_seconds
+    payload = {"u": user_id, "k": kind, "b": [b.to_list() for b in bindings], "e": exp}
+    return _serializer().dumps(payload), exp
+
+
+def read_token(token: str) -> Principal:
+    try:
+        data = _serializer().loads(token)
+    except BadSignature:
+        raise Unauthorized("登录已失效，请重新登录", code="invalid_token") from None
+    if not isinstance(data, dict) or int(data.get("e", 0)) < time.time():
+        raise Unauthorized("登录已过期，请重新登录", code="token_expired")
+    return Principal(user_id=int(data["u"]), kind=data["k"],
+                     bindings=tuple(Binding(*b) for b in data.get("b", [])), expires_at=int(data["e"]))
+
+
+def current_principal(optional: bool = False) -> Principal | None:
+    """The caller from the `Authorization: Bearer` header (cached per request)."""
+    if "principal" in g:
+        return g.principal
+    header = request.headers.get("Authorization", "")
+    principal = None
+    if header.startswith("Bearer ") and header[7:].strip():
+        principal = read_token(header[7:].strip())
+    elif not optional:
+        raise Unauthorized()
+    g.principal = principal
+    return principal
+
+
+def require(action: str, kind: str | None = None) -> Principal:
+    """The caller, who must hold a role allowing `action` (anywhere); for routes with no single object."""
+    principal = current_principal()
+    assert principal is not None
+    if kind and principal.kind != kind:
+        raise Forbidden("这个入口不对你开放", code="wrong_audience")
+    if not principal.can(action):
+        raise Forbidden(details={"action": action})
+    return principal
+
+
+# --- scope -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StoreScope:
+    """What `authorize` needs to know about a store (or an object that belongs to one)."""
+
+    store_id: int
+    distributor_path: str
+    region_codes: tuple[str, ...]  # province, city, district
+
+
+def region_covers(scope_code: str, code: str | None) -> bool:
+    """Whether a region adcode (province/city/district, 6 digits) contains another."""
+    if not code:
+        return False
+    scope_code = scope_code[:6]
+    if scope_code.endswith("0000"):
+        return code[:2] == scope_code[:2]
+    if scope_code.endswith("00"):
+        return code[:4] == scope_code[:4]
+    return code[:6] == scope_code
+
+
+def _binding_covers_store(b: Binding, target: StoreScope) -> bool:
+    if b.role in STORE_ROLES:
+        return b.store_id == target.store_id
+    if b.role in PARTNER_ROLES:
+        return bool(b.partner_path) and target.distributor_path.startswith(b.partner_path)
+    if b.role in (HQ_ADMIN, HQ_ANALYST):
+        return b.region_code is None or any(region_covers(b.region_code, c) for c in target.region_codes)
+    if b.role == WAREHOUSE_OPERATOR:
+        return True
+    return False
+
+
+def _binding_covers_partner(b: Binding, partner_path: str) -> bool:
+    if b.role in PARTNER_ROLES:
+        return bool(b.partner_path) and partner_path.startswith(b.partner_path)
+    return b.role in (HQ_ADMIN, HQ_ANALYST) and b.region_code is None
+
+
+def authorize(principal: Principal, action: str, *, store: StoreScope | None = None,
+              partner_path: str | None = None, warehouse_id: int | None = None) -> None:
+    """Raise Forbidden unless one of the caller's bindings allows `action` on this object."""
+    for b in principal.bindings:
+        if action not in PERMISSIONS.get(b.role, ()):
+            continue
+        if store is not None and not _binding_covers_store(b, store):
+            continue
+        if partner_path is not None and not _binding_covers_partner(b, partner_path):
+            continue
+        if warehouse_id is not None and b.role == WAREHOUSE_OPERATOR and b.warehouse_id not in (None, warehouse_id):
+            continue
+        return
+    raise Forbidden("这不在你的权限范围内", code="out_of_scope", details={"action": action})
+
+
+def store_scope(store_id: int) -> StoreScope:
+    """Load what scope checks need about a store, or 404."""
+    from app.channel.queries import get_store_scope  # domains import security, not the other way round
+
+    scope = get_store_scope(store_id)
+    if scope is None:
+        raise NotFound("找不到这家门店", code="store_not_found")
+    return scope
+
+
+def authorize_store(principal: Principal, action: str, store_id: int) -> StoreScope:
+    """The one check for store-owned objects: the store exists and the caller may `action` there."""
+    # A store user acting on their own store needs no database read.
+    for b in principal.bindings:
+        if b.role in STORE_ROLES and b.store_id == store_id and action in PERMISSIONS[b.role]:
+            return StoreScope(store_id=store_id, distributor_path="", region_codes=())
+    scope = store_scope(store_id)
+    authorize(principal, action, store=scope)
+    return scope
+
+
+def default_store_id(principal: Principal, store_id: int | None) -> int:
+    """The store a request is about: the one given, else the caller's own."""
+    if store_id is not None:
+        return store_id
+    if principal.store_id is None:
+        from app.errors import ValidationFailed
+
+        raise ValidationFailed("请指定门店", code="store_required", details={"fields": {"store_id": ["必填"]}})
+    return principal.store_id

@@ -1,0 +1,1 @@
+"""The demo data `scripts/run` loads into an empty database (described in shared/API.md)."""

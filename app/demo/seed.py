@@ -1,0 +1,163 @@
+"""Seed the demo: the channel, catalog and warehouses here; other areas add theirs through `EXTRA_SEEDS`.
+
+Seeding is idempotent: a database that already has the demo HQ partner is left alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.accounts.models import Membership, User
+from app.accounts.roles import DISTRIBUTOR_STAFF, HQ_ADMIN, HQ_ANALYST, STORE_CLERK, STORE_OWNER, WAREHOUSE_OPERATOR
+from app.accounts.services import create_hq_user
+from app.catalog import services as catalog
+from app.catalog.gtin import make_gtin
+from app.channel import services as channel
+from app.channel.models import Partner
+from app.core.tx import transaction
+from app.extensions import db
+from app.inventory import services as inventory
+
+# Modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
+EXTRA_SEEDS = ("app.demo.codes", "app.demo.history", "app.demo.orders")
+
+HQ_CODE = "HQ"
+
+
+@dataclass
+class DemoContext:
+    """What the foundation seed made, by demo name, for the seeds that follow."""
+
+    partners: dict[str, Partner] = field(default_factory=dict)
+    stores: dict[str, Any] = field(default_factory=dict)
+    skus: dict[str, Any] = field(default_factory=dict)
+    tiers: dict[str, Any] = field(default_factory=dict)
+    warehouses: dict[str, Any] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+
+
+# (code, name, region, distributor, tier, owner, phone, address)
+STORES = [
+    ("S1", "老王便利店", "330106", "D1", "retail", "王建国", "13800000001", "杭州市西湖区文三路 88 号"),
+    ("S2", "李姐烟酒店", "440305", "D2", "retail", "李秀英", "13800000002", "深圳市南山区南海大道 1001 号"),
+    ("S3", "西溪好邻居超市", "330106", "D1", "retail", "陈明", "13800000003", "杭州市西湖区西溪路 12 号"),
+    ("S4", "拱墅百货", "330105", "D1", "wholesale", "赵军", "13800000004", "杭州市拱墅区莫干山路 300 号"),
+    ("S5", "宁波海曙副食店", "330203", "D3", "retail", "周芳", "13800000005", "宁波市海曙区中山西路 50 号"),
+    ("S6", "福田社区店", "440304", "D2", "retail", "吴刚", "13800000006", "深圳市福田区福华路 66 号"),
+    ("S7", "天河食品商行", "440106", "D4", "wholesale", "郑丽", "13800000007", "广州市天河区天河路 208 号"),
+    ("S8", "越秀小卖部", "440104", "D4", "retail", "孙伟", "13800000008", "广州市越秀区北京路 19 号"),
+    ("S9", "武侯便民超市", "510107", "D5", "retail", "何平", "13800000009", "成都市武侯区武侯祠大街 1 号"),
+    ("S10", "锦江烟酒副食", "510104", "D5", "retail", "马超", "13800000010", "成都市锦江区春熙路 35 号"),
+]
+
+# (code, name, spec, unit, gtin prefix, case_pack, moq, serialized, retail price fen, wholesale fen)
+SKUS = [
+    ("MILK250", "山泉纯牛奶", "250ml×12盒", "箱", "690123456789", 6, 1, True, 4800, 4500),
+    ("YOG200", "原味酸奶", "200g×10杯", "箱", "690123456790", 8, 2, True, 5600, 5200),
+    ("TEA500", "茉莉花茶", "500ml×15瓶", "箱", "690123456791", 4, 1, True, 6000, 5600),
+    ("BISC", "散装苏打饼干", "1kg", "袋", "690123456792", 10, 5, False, 1800, 1600),
+]
+
+SUB_WAREHOUSES = [
+    ("WH-HZ", "杭州分仓", "330100", ["330100", "330200"]),
+    ("WH-SZ", "深圳分仓", "440300", ["440300", "440100"]),
+]
+
+
+def seed(*, only_if_empty: bool = False) -> str:
+    """Load the demo into this database unless it is already there."""
+    if db.session.scalar(sa.select(Partner.id).where(Partner.code == HQ_CODE)):
+        return "demo data already present: nothing changed"
+    if only_if_empty and db.session.scalar(sa.select(sa.func.count(User.id))):
+        return "database has users but no demo: not seeding"
+    ctx = DemoContext()
+    with transaction():
+        _seed_foundation(ctx)
+    for name in EXTRA_SEEDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.seed(ctx)
+    return "demo data seeded"
+
+
+def _seed_foundation(ctx: DemoContext) -> None:
+    tiers = ctx.tiers
+    tiers["retail"] = catalog.create_price_tier(code="retail", name="零售门店价")
+    tiers["wholesale"] = catalog.create_price_tier(code="wholesale", name="批发门店价")
+
+    hq = channel.create_partner(code=HQ_CODE, name="品牌总部", kind="hq")
+    east = channel.create_partner(code="A1", name="华东区域代理", kind="agent", parent_id=hq.id,
+                                  territories=[{"region_code": "330000"}])
+    south = channel.create_partner(code="A2", name="华南区域代理", kind="agent", parent_id=hq.id,
+                                   territories=[{"region_code": "440000"}])
+    ctx.partners.update(HQ=hq, A1=east, A2=south)
+    for code, name, parent, region in [
+        ("D1", "杭州西湖分销", east, "330100"), ("D3", "宁波甬城分销", east, "330200"),
+        ("D2", "深圳南山分销", south, "440300"), ("D4", "广州天河分销", south, "440100"),
+        ("D5", "成都蓉城分销", hq, "510100"),
+    ]:
+        ctx.partners[code] = channel.create_partner(code=code, name=name, kind="distributor", parent_id=parent.id,
+                                                    territories=[{"region_code": region}])
+
+    for code, name, region, dist, tier, owner, phone, address in STORES:
+        ctx.stores[code] = channel.create_store(
+            code=code, name=name, region_code=region, distributor_id=ctx.partners[dist].id,
+            price_tier_id=tiers[tier].id, owner_name=owner, phone=phone, address=address, industry="convenience")
+
+    product_names = {"MILK250": "山泉牛奶", "YOG200": "山泉酸奶", "TEA500": "山泉茶饮", "BISC": "山泉饼干"}
+    for code, name, spec, unit, prefix, case_pack, moq, serialized, retail, wholesale in SKUS:
+        product = catalog.create_product(name=product_names[code], brand="山泉", category="食品饮料")
+        ctx.skus[code] = catalog.create_sku(
+            product_id=product.id, code=code, name=name, gtin=make_gtin(prefix), specification=spec, unit=unit,
+            case_pack=case_pack, min_order_quantity=moq, serialized=serialized,
+            prices={tiers["retail"].id: retail, tiers["wholesale"].id: wholesale})
+
+    central = inventory.create_warehouse(code="WH-CENTRAL", name="中央仓", kind="central", city_code="410100")
+    ctx.warehouses["central"] = central
+    for code, name, city, serves in SUB_WAREHOUSES:
+        ctx.warehouses[code] = inventory.create_warehouse(code=code, name=name, kind="sub", city_code=city,
+                                                          serves=serves)
+    # Opening stock: the central warehouse is well stocked, the sub-warehouses hold some.
+    for sku_code, sku in ctx.skus.items():
+        inventory.move_stock(location_id=central.location_id, sku_id=sku.id, on_hand=2400, kind="seed",
+                             reason="期初库存")
+        for wh_code, units in (("WH-HZ", 240), ("WH-SZ", 120)):
+            inventory.move_stock(location_id=ctx.warehouses[wh_code].location_id, sku_id=sku.id, on_hand=units,
+                                 kind="seed", reason="期初库存")
+        if not sku.serialized:
+            # Unserialized goods are stocked by count; the serialized ones arrive in the stores by scan.
+            for store_code in ("S1", "S2"):
+                inventory.move_stock(location_id=ctx.stores[store_code].location_id, sku_id=sku.id, on_hand=30,
+                                     kind="seed", reason="期初库存")
+
+    # People. The mini-program users are bound by openid; WeChat's fake logs in `demo:<openid>` as <openid>.
+    def mp_user(openid: str, name: str, role: str, **scope) -> User:
+        user = User(openid=openid, display_name=name)
+        user.memberships.append(Membership(role=role, **scope))
+        db.session.add(user)
+        ctx.users[openid] = user
+        return user
+
+    mp_user("demo_store_owner", "王建国", STORE_OWNER, store_id=ctx.stores["S1"].id)
+    mp_user("demo_store_owner_2", "李秀英", STORE_OWNER, store_id=ctx.stores["S2"].id)
+    mp_user("demo_store_clerk", "小王", STORE_CLERK, store_id=ctx.stores["S1"].id)
+    mp_user("demo_distributor", "张经理", DISTRIBUTOR_STAFF, partner_id=ctx.partners["D1"].id)
+    mp_user("demo_distributor_2", "刘经理", DISTRIBUTOR_STAFF, partner_id=ctx.partners["D2"].id)
+    mp_user("demo_agent", "钱总", "agent_staff", partner_id=ctx.partners["A1"].id)
+
+    password = current_app.config["DEMO_ADMIN_PASSWORD"]
+    ctx.users["admin"] = create_hq_user(username="admin", password=password, role=HQ_ADMIN, display_name="总部管理员")
+    ctx.users["analyst"] = create_hq_user(username="analyst", password=password, role=HQ_ANALYST,
+                                          display_name="总部分析员")
+    ctx.users["warehouse"] = create_hq_user(username="warehouse", password=password, role=WAREHOUSE_OPERATOR,
+                                            display_name="中央仓操作员")
+    db.session.flush()

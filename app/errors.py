@@ -1,0 +1,142 @@
+"""One error family for the whole system, mapped once to the JSON shape of the HTTP contract.
+
+Services raise `AppError` subclasses; the HTTP edge turns every error, including the ones raised by
+Flask, werkzeug and webargs, into `{"error": {"code", "message", "details"}}` on `/api/` paths.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """A failure a client can act on: a stable code, an HTTP status and a short sentence for a person."""
+
+    status = 400
+    code = "bad_request"
+    message = "请求有误"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, status: int | None = None,
+                 details: dict[str, Any] | None = None):
+        self.message = message or self.message
+        self.code = code or self.code
+        self.status = status or self.status
+        self.details = details or {}
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ValidationFailed(AppError):
+    status, code, message = 422, "validation_failed", "填写的内容有误"
+
+
+class Unauthorized(AppError):
+    status, code, message = 401, "unauthorized", "请先登录"
+
+
+class Forbidden(AppError):
+    status, code, message = 403, "forbidden", "没有权限"
+
+
+class NotFound(AppError):
+    status, code, message = 404, "not_found", "找不到要找的内容"
+
+
+class Conflict(AppError):
+    status, code, message = 409, "conflict", "操作与当前状态冲突"
+
+
+class RateLimited(AppError):
+    status, code, message = 429, "rate_limited", "操作太频繁，请稍后再试"
+
+
+class ServiceUnavailable(AppError):
+    status, code, message = 503, "service_unavailable", "服务暂时不可用，请稍后再试"
+
+
+# Messages for the errors Flask and werkzeug raise before our code runs.
+_HTTP_ERRORS = {
+    400: ("bad_request", "请求有误"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "没有权限"),
+    404: ("not_found", "找不到要找的内容"),
+    405: ("method_not_allowed", "不支持这种请求方式"),
+    409: ("conflict", "操作与当前状态冲突"),
+    413: ("payload_too_large", "提交的内容太大"),
+    415: ("unsupported_media_type", "请用 JSON 提交"),
+    422: ("validation_failed", "填写的内容有误"),
+    429: ("rate_limited", "操作太频繁，请稍后再试"),
+    500: ("internal_error", "系统出错了，请稍后再试"),
+    503: ("service_unavailable", "服务暂时不可用，请稍后再试"),
+}
+
+
+def error_body(status: int, code: str | None = None, message: str | None = None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    default_code, default_message = _HTTP_ERRORS.get(status, ("error", "请求失败"))
+    return {"error": {"code": code or default_code, "message": message or default_message,
+                      "details": details or {}}}
+
+
+def _wants_json() -> bool:
+    path = request.path
+    return path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map every exception to the contract's error shape on API paths."""
+
+    @app.errorhandler(AppError)
+    def _app_error(err: AppError):
+        return jsonify(err.to_dict()), err.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        status = err.code or 500
+        if not _wants_json():
+            return err
+        details: dict[str, Any] = {}
+        code = message = None
+        # webargs / flask-smorest attach the field errors here.
+        data = getattr(err, "data", None) or {}
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if messages:
+            details["fields"] = _flatten_locations(messages)
+        if status == 400 and (str(getattr(err, "description", "")).startswith("Failed to decode JSON")
+                              or (messages or {}).get("json") == ["Invalid JSON body."]):
+            code, message = "malformed_json", "提交的内容不是有效的 JSON"
+            details = {}
+        if status == 422:
+            code, message = "validation_failed", "填写的内容有误"
+        resp = jsonify(error_body(status, code, message, details))
+        resp.status_code = status
+        for name, value in (err.get_headers() if hasattr(err, "get_headers") else []):
+            if name.lower() in {"allow", "retry-after"}:
+                resp.headers[name] = value
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unhandled error")
+        if not _wants_json():
+            return "系统出错了，请稍后再试", 500
+        return jsonify(error_body(500)), 500
+
+
+def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs nests field errors under the location ("json", "query"); clients want the fields."""
+    out: dict[str, Any] = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            out.update(fields)
+        else:
+            out[location] = fields
+    return out

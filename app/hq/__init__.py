@@ -1,0 +1,1 @@
+"""The HQ console: its API (`/api/hq/v1`) and its web pages (`/hq/`)."""

@@ -1,0 +1,209 @@
+"""The channel seen from HQ (and from partners, within their subtree): partners, stores, invites, regions."""
+
+import sqlalchemy as sa
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.accounts.roles import ALL_ROLES
+from app.channel import flows, regions, services
+from app.channel.models import Partner, Store
+from app.channel.queries import list_stores
+from app.core.pagination import PageArgs, page_schema, paginate
+from app.core.schemas import AwareDateTime, Body, Int
+from app.core.security import authorize, authorize_store, current_principal, require
+from app.core.tx import transaction
+from app.errors import NotFound
+from app.extensions import db
+
+blp = Blueprint("hq_channel", __name__, description="Partners, stores, invites and regions")
+
+
+class TerritoryIO(Body):
+    region_code = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$"))
+    industry = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+
+
+class PartnerBody(Body):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    kind = fields.String(required=True, validate=validate.OneOf(["agent", "distributor"]))
+    parent_id = Int(required=True)
+    level = fields.String(load_default="standard", validate=validate.Length(max=16))
+    contact_phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
+    territories = fields.List(fields.Nested(TerritoryIO), load_default=list)
+
+
+class PartnerOut(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    parent_id = fields.Integer(allow_none=True)
+    level = fields.String()
+    territories = fields.List(fields.Nested(Schema.from_dict({"region_code": fields.String(),
+                                                              "industry": fields.String(allow_none=True)})))
+
+
+class StoreBody(Body):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    region_code = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$"))
+    distributor_id = Int(required=True)
+    price_tier_id = Int(required=True)
+    owner_name = fields.String(load_default="", validate=validate.Length(max=64))
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^1\d{10}$"))
+    address = fields.String(load_default="", validate=validate.Length(max=255))
+    industry = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+
+
+class StoreOut(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    owner_name = fields.String()
+    phone = fields.String(allow_none=True)
+    address = fields.String()
+    province_code = fields.String()
+    city_code = fields.String()
+    district_code = fields.String(allow_none=True)
+    city_name = fields.Function(lambda s: regions.region_name(s.city_code))
+    industry = fields.String(allow_none=True)
+    distributor_id = fields.Integer()
+    price_tier_id = fields.Integer()
+
+
+class StoreListArgs(PageArgs):
+    region = fields.String(load_default=None, validate=validate.Regexp(r"^\d{6}$"))
+
+
+class InviteBody(Body):
+    role = fields.String(required=True, validate=validate.OneOf(ALL_ROLES))
+    store_id = Int(load_default=None, allow_none=True)
+    partner_id = Int(load_default=None, allow_none=True)
+    ttl_hours = Int(load_default=72)
+
+
+class InviteOut(Schema):
+    id = fields.Integer()
+    token = fields.String()
+    role = fields.String()
+    store_id = fields.Integer(allow_none=True)
+    partner_id = fields.Integer(allow_none=True)
+    expires_at = AwareDateTime()
+    redeemed_at = AwareDateTime(allow_none=True)
+    revoked_at = AwareDateTime(allow_none=True)
+    qr_url = fields.Function(lambda i: f"/api/hq/v1/invites/{i.id}/qr.png")
+
+
+class RegionOut(Schema):
+    code = fields.String()
+    name = fields.String()
+    level = fields.String()
+
+
+@blp.route("/partners", methods=["POST"])
+@blp.arguments(PartnerBody)
+@blp.response(201, PartnerOut)
+def create_partner(body):
+    """Add an agent or distributor under a parent partner."""
+    principal = require("hq.write")
+    parent = db.session.get(Partner, body["parent_id"])
+    if parent is None:
+        raise NotFound("找不到上级伙伴", code="partner_not_found")
+    authorize(principal, "hq.write", partner_path=parent.path)
+    with transaction():
+        return services.create_partner(**body)
+
+
+@blp.route("/partners", methods=["GET"])
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, page_schema(PartnerOut, "PartnerPage"))
+def list_partners(args):
+    """Partners the caller may see (a partner sees its own subtree)."""
+    principal = require("partner.read")
+    paths = [b.partner_path for b in principal.bindings if b.partner_path]
+    stmt = sa.select(Partner).order_by(Partner.path)
+    if not principal.can("hq.read"):
+        stmt = stmt.where(sa.or_(*(Partner.path.startswith(p) for p in paths)) if paths else sa.false())
+    return paginate(stmt, **args)
+
+
+@blp.route("/partners/<int:partner_id>", methods=["GET"])
+@blp.response(200, PartnerOut)
+def get_partner(partner_id):
+    """One partner."""
+    principal = current_principal()
+    partner = db.session.get(Partner, partner_id)
+    if partner is None:
+        raise NotFound("找不到这个伙伴", code="partner_not_found")
+    authorize(principal, "partner.read", partner_path=partner.path)
+    return partner
+
+
+@blp.route("/stores", methods=["POST"])
+@blp.arguments(StoreBody)
+@blp.response(201, StoreOut)
+def create_store(body):
+    """Add a store served by a distributor."""
+    principal = require("hq.write")
+    distributor = db.session.get(Partner, body["distributor_id"])
+    if distributor is None:
+        raise NotFound("找不到这个分销商", code="distributor_not_found")
+    authorize(principal, "hq.write", partner_path=distributor.path)
+    with transaction():
+        return services.create_store(**body)
+
+
+@blp.route("/stores", methods=["GET"])
+@blp.arguments(StoreListArgs, location="query")
+@blp.response(200, page_schema(StoreOut, "StorePage"))
+def list_store_page(args):
+    """Stores the caller may see."""
+    principal = require("store.read")
+    region = args.pop("region")
+    return paginate(list_stores(principal, region=region), **args)
+
+
+@blp.route("/stores/<int:store_id>", methods=["GET"])
+@blp.response(200, StoreOut)
+def get_store(store_id):
+    """One store."""
+    authorize_store(current_principal(), "store.read", store_id)
+    return db.session.get(Store, store_id)
+
+
+@blp.route("/invites", methods=["POST"])
+@blp.arguments(InviteBody)
+@blp.response(201, InviteOut)
+def create_invite(body):
+    """Invite a person into a role at a store or partner; show them the invite's QR."""
+    return flows.create_invite(current_principal(), **body)
+
+
+@blp.route("/invites/<int:invite_id>/qr.png", methods=["GET"])
+@blp.response(200, content_type="image/png")
+def invite_qr(invite_id):
+    """The invite's mini-program code (made once through WeChat, then kept)."""
+    png = flows.invite_qr_png(current_principal(), invite_id)
+    return Response(png, mimetype="image/png")
+
+
+@blp.route("/invites/<int:invite_id>/revoke", methods=["POST"])
+@blp.response(200, InviteOut)
+def revoke_invite(invite_id):
+    """Withdraw an invite that has not been used."""
+    return flows.revoke_invite(current_principal(), invite_id)
+
+
+@blp.route("/regions", methods=["GET"])
+@blp.arguments(Schema.from_dict({"parent": fields.String(load_default=None,
+                                                           validate=validate.Regexp(r"^\d{6}$"))}),
+               location="query")
+@blp.response(200, RegionOut(many=True))
+def list_regions(args):
+    """Provinces, or the cities of a province, or the districts of a city."""
+    current_principal()
+    if args["parent"]:
+        return regions.children(args["parent"])
+    return regions.provinces()

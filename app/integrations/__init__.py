@@ -1,0 +1,1 @@
+"""Outside systems: WeChat, WeChat Pay, QR rendering, the job queue."""

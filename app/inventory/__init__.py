@@ -1,0 +1,1 @@
+"""Where stock is (warehouses, stores, in transit) and the ledger that explains every unit."""

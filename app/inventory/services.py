@@ -1,0 +1,152 @@
+"""Every change of stock goes through `move_stock`: one guarded atomic update of the level and one ledger row.
+
+Callers own the transaction (one use case, one commit); these helpers only flush. The level row is updated
+with a single `UPDATE ... SET on_hand = on_hand + :d WHERE <result stays valid>` (or an upsert when stock only
+grows), so concurrent scans of the same SKU at the same store serialize on the row lock and never lose an
+update, on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.core.clock import now_utc
+from app.errors import AppError, ValidationFailed
+from app.extensions import db
+from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity
+
+MOVEMENT_KINDS = frozenset({
+    "receive", "ship", "sell", "return", "adjust", "stocktake", "transfer_out", "transfer_in", "reserve",
+    "release", "undo", "deliver", "seed",
+})
+
+
+class InsufficientStock(AppError):
+    status, code, message = 409, "insufficient_stock", "库存不足"
+
+
+@dataclass(frozen=True)
+class Level:
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+def _insert_for_dialect():
+    name = db.session.get_bind().dialect.name
+    return postgresql.insert if name == "postgresql" else sqlite.insert
+
+
+def move_stock(*, location_id: int, sku_id: int, on_hand: int = 0, reserved: int = 0, kind: str,
+               ref_type: str | None = None, ref_id: str | int | None = None, user_id: int | None = None,
+               reason: str | None = None) -> Level:
+    """Change one stock level by (on_hand, reserved) and append the ledger row; refuse to go negative."""
+    if kind not in MOVEMENT_KINDS:
+        raise ValueError(f"unknown movement kind {kind!r}")
+    if on_hand == 0 and reserved == 0:
+        raise ValueError("a stock movement must change something")
+    now = now_utc()
+    table = StockLevel.__table__
+    if on_hand >= 0 and reserved >= 0 and reserved <= on_hand:
+        # Growing (or reserving no more than arrives): an upsert can never break an invariant... except
+        # reserving beyond what is free, which the WHERE on the conflict branch refuses.
+        insert = _insert_for_dialect()(table).values(
+            location_id=location_id, sku_id=sku_id, on_hand=on_hand, reserved=reserved, updated_at=now)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[table.c.location_id, table.c.sku_id],
+            set_={"on_hand": table.c.on_hand + on_hand, "reserved": table.c.reserved + reserved,
+                  "updated_at": now},
+            where=(table.c.reserved + reserved) <= (table.c.on_hand + on_hand),
+        ).returning(table.c.on_hand, table.c.reserved)
+    else:
+        stmt = (
+            sa.update(table)
+            .where(table.c.location_id == location_id, table.c.sku_id == sku_id,
+                   table.c.on_hand + on_hand >= 0, table.c.reserved + reserved >= 0,
+                   table.c.reserved + reserved <= table.c.on_hand + on_hand)
+            .values(on_hand=table.c.on_hand + on_hand, reserved=table.c.reserved + reserved, updated_at=now)
+            .returning(table.c.on_hand, table.c.reserved)
+        )
+    row = db.session.execute(stmt).first()
+    if row is None:
+        current = get_level(location_id=location_id, sku_id=sku_id)
+        raise InsufficientStock(details={"location_id": location_id, "sku_id": sku_id,
+                                         "on_hand": current.on_hand, "reserved": current.reserved,
+                                         "requested_on_hand": on_hand, "requested_reserved": reserved})
+    db.session.execute(sa.insert(StockMovement.__table__).values(
+        location_id=location_id, sku_id=sku_id, delta_on_hand=on_hand, delta_reserved=reserved, kind=kind,
+        ref_type=ref_type, ref_id=None if ref_id is None else str(ref_id), user_id=user_id, reason=reason,
+        created_at=now))
+    return Level(on_hand=row[0], reserved=row[1])
+
+
+def get_level(*, location_id: int, sku_id: int) -> Level:
+    """The current level (zero when the location never held the SKU)."""
+    row = db.session.execute(
+        sa.select(StockLevel.on_hand, StockLevel.reserved)
+        .where(StockLevel.location_id == location_id, StockLevel.sku_id == sku_id)
+    ).first()
+    return Level(on_hand=row[0], reserved=row[1]) if row else Level(0, 0)
+
+
+def set_counted(*, location_id: int, sku_id: int, counted: int, user_id: int | None, reason: str) -> Level:
+    """Stocktake: bring on hand to what was counted, by an adjustment the ledger explains."""
+    if counted < 0:
+        raise ValidationFailed("盘点数量不能小于 0", details={"fields": {"counted": ["不能小于 0"]}})
+    current = get_level(location_id=location_id, sku_id=sku_id)
+    delta = counted - current.on_hand
+    if delta == 0:
+        return current
+    return move_stock(location_id=location_id, sku_id=sku_id, on_hand=delta, kind="stocktake",
+                      user_id=user_id, reason=reason)
+
+
+def verify_ledger() -> list[dict]:
+    """Every level that does not equal the sum of its ledger (empty when the books balance)."""
+    sums = (
+        sa.select(StockMovement.location_id, StockMovement.sku_id,
+                  sa.func.sum(StockMovement.delta_on_hand).label("on_hand"),
+                  sa.func.sum(StockMovement.delta_reserved).label("reserved"))
+        .group_by(StockMovement.location_id, StockMovement.sku_id)
+        .subquery()
+    )
+    lv = StockLevel
+    stmt = (
+        sa.select(sa.func.coalesce(lv.location_id, sums.c.location_id), sa.func.coalesce(lv.sku_id, sums.c.sku_id),
+                  lv.on_hand, lv.reserved, sums.c.on_hand, sums.c.reserved)
+        .select_from(sa.join(lv, sums, sa.and_(lv.location_id == sums.c.location_id, lv.sku_id == sums.c.sku_id),
+                             full=True))
+    )
+    problems = []
+    for loc, sku, on_hand, reserved, led_on_hand, led_reserved in db.session.execute(stmt):
+        if (on_hand or 0) != (led_on_hand or 0) or (reserved or 0) != (led_reserved or 0):
+            problems.append({"location_id": loc, "sku_id": sku, "level_on_hand": on_hand or 0,
+                             "ledger_on_hand": int(led_on_hand or 0), "level_reserved": reserved or 0,
+                             "ledger_reserved": int(led_reserved or 0)})
+    return problems
+
+
+def create_location(*, kind: str, name: str, city_code: str | None) -> Location:
+    loc = Location(kind=kind, name=name, city_code=city_code)
+    db.session.add(loc)
+    db.session.flush()
+    return loc
+
+
+def create_warehouse(*, code: str, name: str, kind: str, city_code: str, serves: list[str] | None = None) -> Warehouse:
+    """A warehouse with its stock location; a sub-warehouse lists the cities it serves."""
+    if kind not in ("central", "sub"):
+        raise ValidationFailed("仓库类型只能是 central 或 sub")
+    loc = create_location(kind="warehouse", name=name, city_code=city_code)
+    wh = Warehouse(code=code, name=name, kind=kind, city_code=city_code, location_id=loc.id)
+    for city in serves or []:
+        wh.cities.append(WarehouseCity(city_code=city))
+    db.session.add(wh)
+    db.session.flush()
+    return wh

@@ -1,0 +1,37 @@
+"""A request id in every log line and every response header."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, g, has_request_context, request
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def setup_logging(app: Flask) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
+        root.addHandler(handler)
+        root.setLevel(logging.INFO if not app.testing else logging.WARNING)
+
+    @app.before_request
+    def _assign_request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "-")
+        return response

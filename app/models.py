@@ -1,0 +1,6 @@
+"""Import every domain's models so the metadata is complete (Alembic, create_all)."""
+
+from app.accounts.models import Membership, User  # noqa: F401
+from app.catalog.models import PriceTier, Product, Sku, SkuPrice  # noqa: F401
+from app.channel.models import Invite, Partner, Store, Territory  # noqa: F401
+from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401

@@ -1,0 +1,47 @@
+"""The catalog with the caller's store's prices."""
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from app.catalog.queries import catalog_for_tier
+from app.channel.queries import get_store
+from app.core.schemas import Int
+from app.core.security import authorize_store, current_principal, default_store_id
+
+blp = Blueprint("mp_catalog", __name__, description="Products and this store's prices")
+
+
+class CatalogArgs(Schema):
+    store_id = Int(load_default=None)
+
+
+class CatalogItem(Schema):
+    sku_id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    product_name = fields.String()
+    gtin = fields.String()
+    specification = fields.String()
+    unit = fields.String()
+    case_pack = fields.Integer()
+    min_order_quantity = fields.Integer()
+    serialized = fields.Boolean()
+    price_fen = fields.Integer()
+
+
+class CatalogOut(Schema):
+    store_id = fields.Integer()
+    items = fields.List(fields.Nested(CatalogItem))
+
+
+@blp.route("/catalog", methods=["GET"])
+@blp.arguments(CatalogArgs, location="query")
+@blp.response(200, CatalogOut)
+@blp.doc(security=[{"bearer": []}])
+def catalog(args):
+    """SKUs with the prices of the store's price tier, in fen."""
+    principal = current_principal()
+    store_id = default_store_id(principal, args["store_id"])
+    authorize_store(principal, "catalog.read", store_id)
+    store = get_store(store_id)
+    return {"store_id": store_id, "items": catalog_for_tier(store.price_tier_id)}

@@ -1,0 +1,170 @@
+"""Fixtures shared by every test.
+
+The database is SQLite in a temporary folder, or PostgreSQL when TEST_DATABASE_URL is set (CI runs both).
+Tests that need a real server (concurrency) take the `postgres` fixture: without PostgreSQL they are skipped
+with the reason, unless REQUIRE_POSTGRES=1 (CI), where a missing server is an error.
+The fake WeChat server runs in a thread for the whole session; the app's real gateways talk to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from app.accounts import services as account_services
+from app.extensions import db
+from app.integrations.wechatpay import generate_pay_keys, pay_config_from_keys
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
+APPID, SECRET = "wxtest0000000000", "test-secret"
+
+account_services.use_fast_hashing()
+
+
+@pytest.fixture(scope="session")
+def pay_keys():
+    return generate_pay_keys()
+
+
+@pytest.fixture(scope="session")
+def fake_wechat(pay_keys):
+    from app.integrations.fake_wechat.server import start_fake_wechat_in_thread
+
+    handle = start_fake_wechat_in_thread(appid=APPID, secret=SECRET, pay_keys=pay_keys)
+    yield handle
+    handle.stop()
+
+
+def _database_url(tmp_path_factory) -> str:
+    if TEST_DATABASE_URL:
+        url = TEST_DATABASE_URL
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory, fake_wechat, pay_keys):
+    cfg = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path_factory),
+        "SECRET_KEY": "test-secret-key-" + uuid.uuid4().hex,
+        "JOBS_MODE": "inline",
+        "REDIS_URL": None,
+        "RATELIMIT_ENABLED": False,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "WECHAT_APPID": APPID,
+        "WECHAT_SECRET": SECRET,
+        "WECHAT_API_BASE": fake_wechat.base_url,
+        "WECHATPAY_API_BASE": fake_wechat.base_url.rstrip("/"),
+        "WECHAT_TIMEOUT": 2.0,
+        "DEMO_ADMIN_PASSWORD": "admin",
+        "DEMO_HISTORY_DAYS": 14,
+        "CODE_URL_BASE": "https://q.example.com",
+        **pay_config_from_keys(pay_keys),
+    }
+    if ON_POSTGRES:
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 20, "max_overflow": 20}
+    application = create_app(cfg)
+    with application.app_context():
+        db.drop_all()
+        db.create_all()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _clear_tables() -> None:
+    db.session.remove()
+    tables = [t.name for t in db.metadata.sorted_tables]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(sa.text("PRAGMA foreign_keys=OFF"))
+            for t in reversed(tables):
+                conn.execute(sa.text(f'DELETE FROM "{t}"'))
+            conn.execute(sa.text("DELETE FROM sqlite_sequence")) if conn.execute(
+                sa.text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
+            conn.execute(sa.text("PRAGMA foreign_keys=ON"))
+
+
+@pytest.fixture()
+def app_ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture()
+def clean_db(app_ctx, fake_wechat):
+    """An empty database (every table cleared) and a reset fake WeChat."""
+    _clear_tables()
+    fake_wechat.reset() if hasattr(fake_wechat, "reset") else None
+    yield
+    db.session.remove()
+
+
+@pytest.fixture()
+def demo(clean_db):
+    """The demo data from shared/API.md, freshly seeded."""
+    from app.demo.seed import seed
+
+    seed()
+    db.session.remove()
+    yield
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def postgres(app):
+    """Skip unless the suite runs on PostgreSQL (a hard failure in CI, where REQUIRE_POSTGRES=1)."""
+    if not ON_POSTGRES:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not PostgreSQL")
+        pytest.skip("needs PostgreSQL for real concurrency: set TEST_DATABASE_URL=postgresql+psycopg://...")
+    return app
+
+
+def mp_login(client, openid: str) -> dict[str, str]:
+    """Log in through the fake WeChat as `openid`; returns the Authorization header."""
+    resp = client.post("/api/mp/v1/sessions", json={"code": f"demo:{openid}"})
+    assert resp.status_code == 201, resp.get_json()
+    return {"Authorization": f"Bearer {resp.get_json()['token']}"}
+
+
+def hq_login(client, username: str = "admin", password: str = "admin") -> dict[str, str]:
+    resp = client.post("/api/hq/v1/sessions", json={"username": username, "password": password})
+    assert resp.status_code == 201, resp.get_json()
+    return {"Authorization": f"Bearer {resp.get_json()['token']}"}
+
+
+@pytest.fixture()
+def owner(client, demo):
+    """Headers of the owner of S1."""
+    return mp_login(client, "demo_store_owner")
+
+
+@pytest.fixture()
+def owner2(client, demo):
+    return mp_login(client, "demo_store_owner_2")
+
+
+@pytest.fixture()
+def distributor(client, demo):
+    return mp_login(client, "demo_distributor")
+
+
+@pytest.fixture()
+def admin(client, demo):
+    return hq_login(client)
