@@ -23,6 +23,8 @@ class Location(db.Model):
     kind: Mapped[str] = mapped_column(sa.String(16))
     name: Mapped[str] = mapped_column(sa.String(100))
     city_code: Mapped[str | None] = mapped_column(sa.String(12), index=True)
+    # For a transit location: where the goods in it are going (a store's or a warehouse's location).
+    destination_id: Mapped[int | None] = mapped_column(sa.ForeignKey("locations.id"), unique=True)
 
 
 class Warehouse(db.Model):

@@ -132,6 +132,25 @@ def verify_ledger() -> list[dict]:
     return problems
 
 
+def transit_location_id(destination_location_id: int) -> int:
+    """The location holding goods on their way to `destination_location_id` (made on first use)."""
+    found = db.session.scalar(sa.select(Location.id).where(Location.destination_id == destination_location_id))
+    if found:
+        return found
+    dest = db.session.get(Location, destination_location_id)
+    if dest is None:
+        raise ValueError(f"no location {destination_location_id}")
+    # Two shipments racing to create it: the unique constraint lets one win; the other reads the winner's row.
+    try:
+        with db.session.begin_nested():
+            loc = Location(kind="transit", name=f"在途→{dest.name}", city_code=dest.city_code,
+                           destination_id=destination_location_id)
+            db.session.add(loc)
+        return loc.id
+    except sa.exc.IntegrityError:
+        return db.session.scalar(sa.select(Location.id).where(Location.destination_id == destination_location_id))
+
+
 def create_location(*, kind: str, name: str, city_code: str | None) -> Location:
     loc = Location(kind=kind, name=name, city_code=city_code)
     db.session.add(loc)
