@@ -60,27 +60,27 @@ class WeChatError(AppError):
         self.errmsg = errmsg
 
 
-class WeChatUnavailable(WeChatError):
+class WeChatUnavailable(WeChatError):  # noqa: N818  (names match app.errors)
     """WeChat timed out, could not be reached, or said it is busy (errcode -1)."""
 
     status, code, message = 503, "wechat_unavailable", "微信服务暂时不可用，请稍后再试"
     retryable = True
 
 
-class WeChatInvalidCode(WeChatError):
+class WeChatInvalidCode(WeChatError):  # noqa: N818  (names match app.errors)
     """The code from wx.login / getPhoneNumber is invalid, used, expired or blocked."""
 
     status, code, message = 400, "wechat_invalid_code", "微信授权已失效，请重试"
 
 
-class WeChatRateLimited(WeChatError):
+class WeChatRateLimited(WeChatError):  # noqa: N818  (names match app.errors)
     """WeChat's per-minute quota for this call is used up."""
 
     status, code, message = 429, "wechat_rate_limited", "微信接口调用太频繁，请稍后再试"
     retryable = True
 
 
-class WeChatNotSubscribed(WeChatError):
+class WeChatNotSubscribed(WeChatError):  # noqa: N818  (names match app.errors)
     """The user has not accepted (or has used up) this subscribe-message template: do not retry."""
 
     status, code, message = 409, "wechat_not_subscribed", "用户未订阅该消息"
@@ -192,6 +192,10 @@ class WeChatGateway:
             else _ExpiringMemoryStorage()
         self._client = _Client(appid, secret, api_base=self.api_base, timeout=timeout, session=storage,
                                redis=redis, lock_name=f"{token_prefix}:{appid}:token-lock")
+
+    def close(self) -> None:
+        """Close pooled HTTP connections (the next call opens new ones)."""
+        self._client._http.close()
 
     def code_to_session(self, js_code: str) -> dict[str, str]:
         """Exchange a wx.login code for `{"openid", "session_key", "unionid"?}`; never send session_key on."""

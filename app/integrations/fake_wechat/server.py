@@ -184,6 +184,12 @@ def _json_body() -> Any:
         return None
 
 
+def _options() -> dict[str, Any]:
+    """A control endpoint's JSON object body, or {}."""
+    body = _json_body()
+    return body if isinstance(body, dict) else {}
+
+
 def _now_text(ts: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if ts is None else ts, CHINA_TZ).isoformat(timespec="seconds")
 
@@ -419,13 +425,13 @@ def getuserphonenumber() -> Response:
         return error
     body = _json_body()
     code = body.get("code") if isinstance(body, dict) else None
-    if not code:
+    if not code or not isinstance(code, str):
         return _wx_error(40029, "invalid code")
     state = _state()
     with state.lock:
         phone = state.phone_codes.pop(code, None)
     if phone is None:
-        phone = code.removeprefix("demo:") if isinstance(code, str) else ""
+        phone = code.removeprefix("demo:")
         if not code.startswith("demo:") or not re.fullmatch(r"1\d{10}", phone):
             return _wx_error(40029, "invalid code")
     return _wx({"errcode": 0, "errmsg": "ok", "phone_info": {
@@ -485,7 +491,8 @@ def subscribe_send() -> Response:
             return _wx_error(47003, f"argument invalid! data.{key}.value")
     if body.get("miniprogram_state", "formal") not in ("developer", "trial", "formal"):
         return _wx_error(47003, "argument invalid! miniprogram_state")
-    if body.get("page") and body["page"].split("?")[0] in state.invalid_pages:
+    page = body.get("page")
+    if page is not None and (not isinstance(page, str) or page.split("?")[0] in state.invalid_pages):
         return _wx_error(41030, "invalid page")
     with state.lock:
         if touser in state.not_subscribed:
@@ -549,7 +556,7 @@ def _transaction(order: Order) -> dict[str, Any]:
     return payload
 
 
-def _refund_payload(refund: Refund, state: FakeState) -> dict[str, Any]:
+def _refund_payload(refund: Refund) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "refund_id": refund.refund_id, "out_refund_no": refund.out_refund_no,
         "transaction_id": refund.transaction_id, "out_trade_no": refund.out_trade_no, "channel": "ORIGINAL",
@@ -592,7 +599,8 @@ def jsapi_prepay() -> Response:
         return _param_error("/body", "请求体不是有效的 JSON")
     for name in ("appid", "mchid", "description", "out_trade_no", "notify_url"):
         if not body.get(name):
-            return _param_error(f"/body/{name}", f"输入源“/body/{name}”映射到字段“{name}”必填性规则校验失败，此字段为必填项")
+            return _param_error(f"/body/{name}", f"输入源“/body/{name}”映射到字段“{name}”必填性规则校验失败，"
+                                                 "此字段为必填项")
     amount, payer = body.get("amount"), body.get("payer")
     total = amount.get("total") if isinstance(amount, dict) else None
     openid = payer.get("openid") if isinstance(payer, dict) else None
@@ -620,8 +628,9 @@ def jsapi_prepay() -> Response:
         order = state.orders.get(body["out_trade_no"])
         if order is not None:
             if order.trade_state != "NOTPAY":
-                code, msg = ("ORDER_CLOSED", "订单已关闭") if order.trade_state == "CLOSED" else ("ORDERPAID", "该订单已支付")
-                return _pay_error(400, code, msg)
+                if order.trade_state == "CLOSED":
+                    return _pay_error(400, "ORDER_CLOSED", "订单已关闭")
+                return _pay_error(400, "ORDERPAID", "该订单已支付")
             if order.total != total or order.openid != openid:
                 return _pay_error(400, "INVALID_REQUEST", "201 商户订单号重复")
             return _pay_ok({"prepay_id": order.prepay_id})
@@ -682,7 +691,7 @@ def create_refund() -> Response:
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (refund_fen, total)):
         return _param_error("/body/amount", "退款金额和原订单金额必须是大于 0 的整数（分）")
     if amount.get("currency") != "CNY":
-        return _param_error("/body/amount/currency", "输入源“/body/amount/currency”映射到字段“退款币种”必填性规则校验失败")
+        return _param_error("/body/amount/currency", "退款币种必填，且只支持 CNY")
     if body.get("notify_url") is not None and not _valid_notify_url(body["notify_url"]):
         return _param_error("/body/notify_url", "通知地址格式错误")
     state = _state()
@@ -696,7 +705,7 @@ def create_refund() -> Response:
         if existing is not None:
             if existing.refund != refund_fen or existing.out_trade_no != order.out_trade_no:
                 return _pay_error(400, "INVALID_REQUEST", "退款单号已存在，请求参数与之前不一致")
-            return _pay_ok(_refund_payload(existing, state))
+            return _pay_ok(_refund_payload(existing))
         if order.transaction_id is None:
             return _pay_error(400, "INVALID_REQUEST", "订单未支付，不能退款")
         if total != order.total:
@@ -711,7 +720,7 @@ def create_refund() -> Response:
                         create_time=_now_text())
         state.refunds[refund.out_refund_no] = refund
         order.trade_state = "REFUND"
-        resp = _pay_ok(_refund_payload(refund, state))
+        resp = _pay_ok(_refund_payload(refund))
     if state.refund_auto_complete:
         # After the answer is sent, as WeChat does: the caller never sees the notification first.
         app = current_app._get_current_object()
@@ -729,7 +738,7 @@ def query_refund(out_refund_no: str) -> Response:
         refund = state.refunds.get(out_refund_no)
         if refund is None:
             return _pay_error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
-        return _pay_ok(_refund_payload(refund, state))
+        return _pay_ok(_refund_payload(refund))
 
 
 # ---- notifications and control API ----------------------------------------------------------------------------
@@ -751,7 +760,7 @@ def _deliver(state: FakeState, url: str, headers: dict[str, str], body: bytes) -
 def control_pay(out_trade_no: str) -> Response:
     """POST /_fake/pay/{no}/pay: the user pays; sends TRANSACTION.SUCCESS unless `{"notify": false}`."""
     state = _state()
-    options = _json_body() or {}
+    options = _options()
     if state.pay_keys is None:
         return _control({"error": "no pay keys"}, 409)
     with state.lock:
@@ -803,7 +812,7 @@ def _complete_refund_in(app: Flask, out_refund_no: str) -> None:
 
 def control_complete_refund(out_refund_no: str) -> Response:
     """POST /_fake/refunds/{no}/complete `{"status": "SUCCESS"|"ABNORMAL"|"CLOSED", "notify": true}`."""
-    options = _json_body() or {}
+    options = _options()
     status = options.get("status", "SUCCESS")
     if status not in ("SUCCESS", "ABNORMAL", "CLOSED"):
         return _control({"error": "status must be SUCCESS, ABNORMAL or CLOSED"}, 400)
@@ -822,7 +831,7 @@ def control_messages() -> Response:
 
 def control_not_subscribed() -> Response:
     """POST /_fake/not-subscribed `{"openid"}`: later messages to this user get 43101."""
-    body = _json_body() or {}
+    body = _options()
     if not body.get("openid"):
         return _control({"error": "openid required"}, 400)
     state = _state()
@@ -833,7 +842,7 @@ def control_not_subscribed() -> Response:
 
 def control_codes() -> Response:
     """POST /_fake/codes `{"openid", "unionid"?}`: a single-use wx.login code."""
-    body = _json_body() or {}
+    body = _options()
     if not body.get("openid"):
         return _control({"error": "openid required"}, 400)
     code = body.get("code") or secrets.token_hex(16)
@@ -846,7 +855,7 @@ def control_codes() -> Response:
 
 def control_phone_codes() -> Response:
     """POST /_fake/phone-codes `{"phone"}`: a single-use getPhoneNumber code."""
-    body = _json_body() or {}
+    body = _options()
     if not re.fullmatch(r"\d{5,20}", str(body.get("phone") or "")):
         return _control({"error": "phone required"}, 400)
     code = secrets.token_hex(16)
@@ -858,7 +867,7 @@ def control_phone_codes() -> Response:
 
 def control_revoke_tokens() -> Response:
     """POST /_fake/tokens/revoke `{"mode": "invalid"|"expired"}`: current tokens now get 40001 / 42001."""
-    mode = (_json_body() or {}).get("mode", "invalid")
+    mode = _options().get("mode", "invalid")
     if mode not in ("invalid", "expired"):
         return _control({"error": "mode must be invalid or expired"}, 400)
     state = _state()
@@ -873,7 +882,7 @@ def control_revoke_tokens() -> Response:
 
 def control_faults() -> Response:
     """POST /_fake/faults `{"path_prefix", "mode": timeout|error|busy|errcode, "times", "seconds"?, "errcode"?}`."""
-    body = _json_body() or {}
+    body = _options()
     if not isinstance(body.get("path_prefix"), str) or body.get("mode") not in FAULT_MODES:
         return _control({"error": f"path_prefix and mode ({', '.join(FAULT_MODES)}) required"}, 400)
     fault = Fault(body["path_prefix"], body["mode"], int(body.get("times", 1)),
@@ -888,7 +897,7 @@ def control_faults() -> Response:
 def control_config() -> Response:
     """GET/POST /_fake/config: invalid_pages, templates (allow-list or null), fault_timeout_seconds, ..."""
     state = _state()
-    body = _json_body() or {} if request.method == "POST" else {}
+    body = _options() if request.method == "POST" else {}
     with state.lock:
         if "invalid_pages" in body:
             state.invalid_pages = set(body["invalid_pages"] or ())
@@ -994,6 +1003,10 @@ class FakeWeChatHandle:
     def url(self, path: str) -> str:
         """An absolute URL on the fake for `path` (e.g. "/_fake/stats")."""
         return self.base_url + path
+
+    def reset(self) -> None:
+        """Forget all state (see `FakeState.reset`)."""
+        self.state.reset()
 
     def stop(self) -> None:
         """Wake sleeping fault handlers, stop serving and close the socket."""
