@@ -4,3 +4,4 @@ from app.accounts.models import Membership, User  # noqa: F401
 from app.catalog.models import PriceTier, Product, Sku, SkuPrice  # noqa: F401
 from app.channel.models import Invite, Partner, Store, Territory  # noqa: F401
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401
+from app.analytics.models import AllocationLine, AllocationPlan, DailySales, DailySellIn, TransferLine, TransferOrder  # noqa: F401,E501

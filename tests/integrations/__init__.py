@@ -1,0 +1,1 @@
+"""Tests of the WeChat and WeChat Pay gateways against the fake WeChat."""

@@ -22,6 +22,11 @@ def calls(fake: FakeWeChatHandle, path: str) -> int:
     return requests.get(fake.url("/_fake/stats"), timeout=5).json().get(path, 0)
 
 
+def get_json(fake: FakeWeChatHandle, path: str) -> Any:
+    """GET from the fake's control API and return its JSON."""
+    return requests.get(fake.url(path), timeout=5).json()
+
+
 def new_order_no() -> str:
     """A fresh out_trade_no / out_refund_no."""
     return "T" + uuid.uuid4().hex[:20]
