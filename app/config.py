@@ -27,7 +27,12 @@ def _bool(value: str | None, default: bool = False) -> bool:
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
-    return int(raw) if raw not in (None, "") else default
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 
 
 def database_url(env: dict[str, str]) -> str:
@@ -124,8 +129,9 @@ def check_production(cfg: dict[str, Any]) -> None:
         problems.append("WECHAT_MODE is not 'real': production must talk to real WeChat (set WECHAT_MODE=real)")
     if cfg["WECHAT_APPID"] == DEMO_WECHAT_APPID or cfg["WECHAT_SECRET"] == DEMO_WECHAT_SECRET:
         problems.append("WECHAT_APPID / WECHAT_SECRET are the demo values: set the mini-program's real ones")
-    if "127.0.0.1" in cfg["WECHAT_API_BASE"] or "localhost" in cfg["WECHAT_API_BASE"]:
-        problems.append("WECHAT_API_BASE points at a local fake WeChat: unset it to use WeChat itself")
+    for key in ("WECHAT_API_BASE", "WECHATPAY_API_BASE"):
+        if any(host in (cfg.get(key) or "") for host in ("127.0.0.1", "localhost")):
+            problems.append(f"{key} points at a local fake WeChat: unset it to use WeChat itself")
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         problems.append("DATABASE_URL is SQLite: production needs PostgreSQL (postgresql+psycopg://...)")
     if not cfg["REDIS_URL"]:

@@ -34,31 +34,31 @@ class AppError(Exception):
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
 
-class ValidationFailed(AppError):
+class ValidationFailed(AppError):  # noqa: N818  (HTTP names read better)
     status, code, message = 422, "validation_failed", "填写的内容有误"
 
 
-class Unauthorized(AppError):
+class Unauthorized(AppError):  # noqa: N818  (HTTP names read better)
     status, code, message = 401, "unauthorized", "请先登录"
 
 
-class Forbidden(AppError):
+class Forbidden(AppError):  # noqa: N818  (HTTP names read better)
     status, code, message = 403, "forbidden", "没有权限"
 
 
-class NotFound(AppError):
+class NotFound(AppError):  # noqa: N818  (HTTP names read better)
     status, code, message = 404, "not_found", "找不到要找的内容"
 
 
-class Conflict(AppError):
+class Conflict(AppError):  # noqa: N818  (HTTP names read better)
     status, code, message = 409, "conflict", "操作与当前状态冲突"
 
 
-class RateLimited(AppError):
+class RateLimited(AppError):  # noqa: N818  (HTTP names read better)
     status, code, message = 429, "rate_limited", "操作太频繁，请稍后再试"
 
 
-class ServiceUnavailable(AppError):
+class ServiceUnavailable(AppError):  # noqa: N818  (HTTP names read better)
     status, code, message = 503, "service_unavailable", "服务暂时不可用，请稍后再试"
 
 

@@ -168,3 +168,52 @@ def distributor(client, demo):
 @pytest.fixture()
 def admin(client, demo):
     return hq_login(client)
+
+
+@pytest.fixture()
+def isolated_extensions():
+    """Restore the shared extension objects after a test that builds its own app with `create_app`.
+
+    `api` and `limiter` are module-level objects that `create_app` re-binds, so a second app would otherwise
+    leave the session app's rate limiter and OpenAPI document pointing at the new app.
+    """
+    from app.extensions import api, limiter
+
+    saved = [(ext, dict(ext.__dict__)) for ext in (api, limiter)]
+    yield
+    for ext, state in saved:
+        ext.__dict__.clear()
+        ext.__dict__.update(state)
+
+
+@pytest.fixture()
+def make_app(app, isolated_extensions):
+    """Build another app (same database) with settings changed; the shared extensions are restored after."""
+    base = {key: app.config[key] for key in (
+        "TESTING", "SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "JOBS_MODE", "REDIS_URL", "RATELIMIT_ENABLED",
+        "RATELIMIT_STORAGE_URI", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_API_BASE", "WECHATPAY_API_BASE",
+        "WECHAT_TIMEOUT", "DEMO_ADMIN_PASSWORD", "DEMO_HISTORY_DAYS", "CODE_URL_BASE", "WECHATPAY_PRIVATE_KEY",
+        "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY", "WECHATPAY_PUBLIC_KEY_ID")}
+    built = []
+
+    def _make(**overrides):
+        other = create_app({**base, **overrides})
+        built.append(other)
+        return other
+
+    yield _make
+    for other in built:
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture()
+def clerk(client, demo):
+    """Headers of S1's clerk."""
+    return mp_login(client, "demo_store_clerk")
+
+
+@pytest.fixture()
+def analyst(client, demo):
+    return hq_login(client, "analyst")

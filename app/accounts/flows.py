@@ -12,7 +12,7 @@ from app.accounts.models import User
 from app.accounts.roles import ROLE_NAMES
 from app.channel.models import Partner, Store
 from app.core.tx import transaction
-from app.errors import Unauthorized
+from app.errors import AppError, Unauthorized
 from app.extensions import db
 from app.integrations.wechat import get_wechat
 
@@ -34,11 +34,15 @@ def login_with_wechat(js_code: str) -> dict[str, Any]:
 
 def login_console(username: str, password: str) -> dict[str, Any]:
     """HQ console login with a password."""
-    try:
-        with transaction():
+    failure: AppError | None = None
+    with transaction():
+        try:
             user = services.login_hq(username=username, password=password)
-    except Unauthorized:
-        raise
+        except AppError as exc:
+            # The failed-attempt counter and the lock must be committed, not rolled back with the error.
+            failure = exc
+    if failure is not None:
+        raise failure
     return _session_answer(user, "hq")
 
 

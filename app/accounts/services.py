@@ -30,7 +30,7 @@ def use_fast_hashing() -> None:
     _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-class AccountLocked(AppError):
+class AccountLocked(AppError):  # noqa: N818  (names match app.errors)
     status, code, message = 429, "account_locked", "密码错误次数太多，请稍后再试"
 
 
@@ -58,7 +58,7 @@ def login_mini_program(*, openid: str, session_key: str, unionid: str | None = N
     """Find or create the user behind a WeChat login; the session key stays here."""
     user = db.session.scalar(sa.select(User).where(User.openid == openid))
     if user is None:
-        user = User(openid=openid, display_name="")
+        user = User(openid=openid, display_name="", is_active=True)  # column defaults apply only at flush
         db.session.add(user)
     if not user.is_active:
         raise Unauthorized("账号已停用，请联系总部", code="account_disabled")

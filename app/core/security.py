@@ -134,9 +134,8 @@ def _binding_covers_store(b: Binding, target: StoreScope) -> bool:
         return bool(b.partner_path) and target.distributor_path.startswith(b.partner_path)
     if b.role in (HQ_ADMIN, HQ_ANALYST):
         return b.region_code is None or any(region_covers(b.region_code, c) for c in target.region_codes)
-    if b.role == WAREHOUSE_OPERATOR:
-        return True
-    return False
+    # Warehouse operators ship to any store; their actions (not their scope) keep them out of store business.
+    return b.role == WAREHOUSE_OPERATOR
 
 
 def _binding_covers_partner(b: Binding, partner_path: str) -> bool:

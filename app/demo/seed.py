@@ -127,7 +127,7 @@ def _seed_foundation(ctx: DemoContext) -> None:
         ctx.warehouses[code] = inventory.create_warehouse(code=code, name=name, kind="sub", city_code=city,
                                                           serves=serves)
     # Opening stock: the central warehouse is well stocked, the sub-warehouses hold some.
-    for sku_code, sku in ctx.skus.items():
+    for sku in ctx.skus.values():
         inventory.move_stock(location_id=central.location_id, sku_id=sku.id, on_hand=2400, kind="seed",
                              reason="期初库存")
         for wh_code, units in (("WH-HZ", 240), ("WH-SZ", 120)):

@@ -158,8 +158,7 @@ class _Client(WeChatClient):
             current = self.session.get(self.access_token_key)
             if current and current != stale:
                 return current
-            self.fetch_access_token()
-            return self.session.get(self.access_token_key)
+            return self.fetch_access_token()["access_token"]
 
     @contextlib.contextmanager
     def _refresh_lock(self) -> Iterator[None]:
@@ -259,16 +258,16 @@ class WeChatGateway:
 
     def _call(self, func: Callable[[], T]) -> T:
         """Run one API call: refresh the token once on 40001/42001, and turn every failure into a WeChatError."""
-        refresh_from: str | None = None
+        client = self._client
         for attempt in (1, 2):
             try:
                 if attempt == 2:
-                    self._client.refresh_access_token(stale=refresh_from)
+                    # The stored token was just refused; replace it unless another worker already has.
+                    client.refresh_access_token(stale=client.session.get(client.access_token_key))
                 return func()
             except WeChatClientException as exc:
                 if attempt == 1 and exc.errcode in _TOKEN_ERRCODES:
                     log.info("wechat: access token rejected (%s), refreshing once", exc.errcode)
-                    refresh_from = self._client.session.get(self._client.access_token_key)
                     continue
                 raise _translate(exc) from exc
             except requests.Timeout as exc:
@@ -333,9 +332,11 @@ def build_gateway(config: Mapping[str, Any]) -> WeChatGateway:
     if not appid or not secret:
         raise WeChatUnavailable("微信小程序未配置")
     redis_url = config.get("REDIS_URL")
-    return WeChatGateway(appid, secret, config.get("WECHAT_API_BASE") or DEFAULT_API_BASE,
-                         timeout=float(config.get("WECHAT_TIMEOUT") or 5.0),
-                         redis=Redis.from_url(redis_url) if redis_url else None)
+    timeout = float(config.get("WECHAT_TIMEOUT") or 5.0)
+    # Bounded socket waits: a hung Redis must not hang every WeChat call behind it.
+    redis = Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout) if redis_url else None
+    return WeChatGateway(appid, secret, config.get("WECHAT_API_BASE") or DEFAULT_API_BASE, timeout=timeout,
+                         redis=redis)
 
 
 def get_wechat() -> WeChatGateway:

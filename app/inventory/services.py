@@ -24,7 +24,7 @@ MOVEMENT_KINDS = frozenset({
 })
 
 
-class InsufficientStock(AppError):
+class InsufficientStock(AppError):  # noqa: N818  (names match app.errors)
     status, code, message = 409, "insufficient_stock", "库存不足"
 
 

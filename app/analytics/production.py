@@ -1,0 +1,81 @@
+"""Production suggestions per SKU: forecast demand over a horizon plus safety stock, minus the network's stock.
+
+``forecast = rate × horizon_days`` where rate is the network's smoothed daily sell-through (the sum of the
+cities' exponentially smoothed rates, see `app.analytics.allocation`); ``safety = rate × safety_days``;
+``network = central + sub-warehouses + in transit (+ store shelves when asked)``;
+``suggest = max(0, forecast + safety − network)`` rounded up to whole cases. Each line carries its sentence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+import sqlalchemy as sa
+
+from app.analytics.allocation import DEFAULT_ALPHA, DEFAULT_HISTORY_DAYS
+from app.analytics.queries import smoothed_rates
+from app.catalog.models import Sku
+from app.extensions import db
+from app.inventory.models import Location, StockLevel, Warehouse
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    sku_id: int
+    sku_name: str
+    daily_rate: float
+    forecast_units: int
+    safety_units: int
+    central: int
+    sub_warehouses: int
+    in_transit: int
+    stores: int
+    network_units: int
+    suggested_units: int
+    case_pack: int
+    explanation: str
+
+
+def suggest_one(*, sku_id: int, sku_name: str, unit: str, case_pack: int, daily_rate: float, horizon_days: int,
+                safety_days: int, central: int, sub_warehouses: int, in_transit: int, stores: int = 0) -> Suggestion:
+    """One SKU's suggestion with the sentence that explains it (pure)."""
+    forecast = math.ceil(daily_rate * horizon_days - 1e-9)
+    safety = math.ceil(daily_rate * safety_days - 1e-9)
+    network = central + sub_warehouses + in_transit + stores
+    gap = forecast + safety - network
+    suggested = 0 if gap <= 0 else math.ceil(gap / case_pack) * case_pack
+    text = (f"日均 {daily_rate:.1f}{unit}，{horizon_days} 天预计 {forecast}{unit} + 安全库存 {safety}{unit}"
+            f"（{safety_days} 天）− 全网库存 {network}{unit}"
+            f"（中央仓 {central}、分仓 {sub_warehouses}、在途 {in_transit}"
+            + (f"、门店 {stores}" if stores else "") + "）"
+            + (f" = 建议生产 {suggested}{unit}（按每箱 {case_pack} 取整）" if suggested
+               else "，库存足够，暂不需要生产"))
+    return Suggestion(sku_id, sku_name, round(daily_rate, 2), forecast, safety, central, sub_warehouses, in_transit,
+                      stores, network, suggested, case_pack, text)
+
+
+def production_suggestions(*, horizon_days: int = 30, safety_days: int = 7, include_stores: bool = False,
+                           history_days: int = DEFAULT_HISTORY_DAYS, alpha: float = DEFAULT_ALPHA) -> list[dict]:
+    """Every active SKU's suggestion, biggest first."""
+    skus = list(db.session.scalars(sa.select(Sku).where(Sku.is_active.is_(True)).order_by(Sku.id)))
+    rate: dict[int, float] = defaultdict(float)
+    for (_city, sku_id), r in smoothed_rates(by="city", history_days=history_days, alpha=alpha).items():
+        rate[sku_id] += r
+    wh_kind = dict(db.session.execute(sa.select(Warehouse.location_id, Warehouse.kind)).all())
+    loc_kind = dict(db.session.execute(sa.select(Location.id, Location.kind)).all())
+    stock: dict[tuple[str, int], int] = defaultdict(int)
+    for loc, sku_id, on_hand in db.session.execute(sa.select(StockLevel.location_id, StockLevel.sku_id,
+                                                             StockLevel.on_hand)):
+        kind = wh_kind.get(loc) or loc_kind.get(loc, "")
+        stock[(kind, sku_id)] += on_hand
+    out = []
+    for s in skus:
+        out.append(asdict(suggest_one(
+            sku_id=s.id, sku_name=s.name, unit=s.unit, case_pack=s.case_pack, daily_rate=rate.get(s.id, 0.0),
+            horizon_days=horizon_days, safety_days=safety_days, central=stock[("central", s.id)],
+            sub_warehouses=stock[("sub", s.id)], in_transit=stock[("transit", s.id)],
+            stores=stock[("store", s.id)] if include_stores else 0)))
+    out.sort(key=lambda r: (-r["suggested_units"], r["sku_id"]))
+    return out

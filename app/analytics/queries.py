@@ -1,0 +1,287 @@
+"""Dashboard reads over the daily rollups: every figure HQ sees comes from here (pages, API and exports)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.analytics.allocation import DEFAULT_ALPHA, DEFAULT_HISTORY_DAYS, cover_days, smoothed_rate
+from app.analytics.models import DailySales, DailySellIn
+from app.catalog.models import Sku
+from app.channel.models import Partner, Store
+from app.channel.regions import region_name
+from app.core.clock import today_business
+from app.core.security import Principal
+from app.errors import ValidationFailed
+from app.extensions import db
+from app.inventory.models import StockLevel
+
+GROUPS = ("day", "sku", "province", "city", "distributor", "store")
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        """The period of the same length just before this one."""
+        return Period(self.start - timedelta(days=self.days), self.start - timedelta(days=1))
+
+
+def period(start: date | None, end: date | None, default_days: int = 28) -> Period:
+    """The period asked for, defaulting to the last `default_days` business days up to today."""
+    end = end or today_business()
+    start = start or end - timedelta(days=default_days - 1)
+    if start > end:
+        raise ValidationFailed("开始日期不能晚于结束日期", code="bad_period",
+                               details={"from": str(start), "to": str(end)})
+    if (end - start).days > 366 * 3:
+        raise ValidationFailed("时间范围太长（最多三年）", code="period_too_long")
+    return Period(start, end)
+
+
+def _region_condition(table, code: str) -> sa.ColumnElement[bool]:
+    code = code[:6]
+    if code.endswith("0000"):
+        return table.c.province_code == code
+    if code.endswith("00"):
+        return table.c.city_code == code
+    return table.c.store_id.in_(sa.select(Store.id).where(Store.district_code == code))
+
+
+def scope_condition(principal: Principal, table) -> sa.ColumnElement[bool]:
+    """Rows of a rollup table the caller may read: all for HQ, their region for a region-bound analyst."""
+    clauses = []
+    for b in principal.bindings:
+        if b.role not in ("hq_admin", "hq_analyst", "warehouse_operator"):
+            continue
+        if not b.region_code:
+            return sa.true()
+        clauses.append(_region_condition(table, b.region_code))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def _filters(principal: Principal, table, p: Period, sku_id: int | None, region: str | None) -> list:
+    conds = [table.c.day >= p.start, table.c.day <= p.end, scope_condition(principal, table)]
+    if sku_id is not None:
+        conds.append(table.c.sku_id == sku_id)
+    if region:
+        conds.append(_region_condition(table, region))
+    return conds
+
+
+def _group_column(table, group_by: str):
+    return {"day": table.c.day, "sku": table.c.sku_id, "province": table.c.province_code,
+            "city": table.c.city_code, "distributor": table.c.distributor_id, "store": table.c.store_id}[group_by]
+
+
+def labels(group_by: str, keys: list[Any]) -> dict[Any, str]:
+    """Names a person reads for group keys (SKU, store and distributor names; region names; ISO dates)."""
+    if group_by == "day":
+        return {k: k.isoformat() for k in keys}
+    if group_by in ("province", "city"):
+        return {k: region_name(k) for k in keys}
+    model = {"sku": Sku, "distributor": Partner, "store": Store}[group_by]
+    if not keys:
+        return {}
+    return dict(db.session.execute(sa.select(model.id, model.name).where(model.id.in_(keys))).all())
+
+
+def _grouped(principal, table, p, group_by, sku_id, region, with_amount=True) -> dict[Any, tuple[int, int]]:
+    col = _group_column(table, group_by)
+    amount = sa.func.sum(table.c.amount_fen) if with_amount else sa.literal(0)
+    stmt = (sa.select(col, sa.func.sum(table.c.units), amount)
+            .where(*_filters(principal, table, p, sku_id, region)).group_by(col))
+    return {k: (int(u or 0), int(a or 0)) for k, u, a in db.session.execute(stmt)}
+
+
+def _change(now: int, before: int) -> float | None:
+    return None if before == 0 else round((now - before) * 100.0 / before, 1)
+
+
+def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_id: int | None = None,
+                 region: str | None = None) -> list[dict[str, Any]]:
+    """Units and fen sold per group in the period, with the previous period of the same length beside it."""
+    if group_by not in GROUPS:
+        raise ValidationFailed("分组方式不对", code="bad_group_by", details={"group_by": group_by})
+    t = DailySales.__table__
+    now = _grouped(principal, t, p, group_by, sku_id, region)
+    rows: list[dict[str, Any]] = []
+    if group_by == "day":
+        # A day-by-day series: every day of the period, zeros included; "previous" is the same weekday offset.
+        prev_p = p.previous()
+        before = _grouped(principal, t, prev_p, "day", sku_id, region)
+        for i in range(p.days):
+            d = p.start + timedelta(days=i)
+            u, a = now.get(d, (0, 0))
+            pu, pa = before.get(prev_p.start + timedelta(days=i), (0, 0))
+            rows.append({"key": d.isoformat(), "label": d.isoformat(), "units": u, "amount_fen": a,
+                         "previous_units": pu, "previous_amount_fen": pa, "change_pct": _change(u, pu)})
+        return rows
+    before = _grouped(principal, t, p.previous(), group_by, sku_id, region)
+    names = labels(group_by, list(set(now) | set(before)))
+    for k in set(now) | set(before):
+        u, a = now.get(k, (0, 0))
+        pu, pa = before.get(k, (0, 0))
+        rows.append({"key": str(k), "label": names.get(k, str(k)), "units": u, "amount_fen": a,
+                     "previous_units": pu, "previous_amount_fen": pa, "change_pct": _change(u, pu)})
+    rows.sort(key=lambda r: (-r["units"], -r["amount_fen"], r["label"]))
+    return rows
+
+
+def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region: str | None = None) -> dict:
+    """Units, fen and selling stores in the period and the previous one."""
+    t = DailySales.__table__
+
+    def one(pp: Period) -> tuple[int, int, int]:
+        row = db.session.execute(sa.select(sa.func.sum(t.c.units), sa.func.sum(t.c.amount_fen),
+                                           sa.func.count(sa.distinct(t.c.store_id)))
+                                 .where(*_filters(principal, t, pp, sku_id, region))).first()
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+    u, a, s = one(p)
+    pu, pa, ps = one(p.previous())
+    return {"units": u, "amount_fen": a, "stores": s, "previous_units": pu, "previous_amount_fen": pa,
+            "previous_stores": ps, "units_change_pct": _change(u, pu), "amount_change_pct": _change(a, pa)}
+
+
+def overview(principal: Principal, *, p: Period, sku_id: int | None = None, region: str | None = None) -> dict:
+    """Key figures, the daily trend and the top SKUs, provinces and cities of the period."""
+    kw = {"p": p, "sku_id": sku_id, "region": region}
+    return {
+        "from": p.start.isoformat(), "to": p.end.isoformat(),
+        "totals": totals(principal, **kw),
+        "trend": sell_through(principal, group_by="day", **kw),
+        "top_skus": sell_through(principal, group_by="sku", **kw)[:10],
+        "top_provinces": sell_through(principal, group_by="province", **kw)[:10],
+        "top_cities": sell_through(principal, group_by="city", **kw)[:10],
+    }
+
+
+def daily_series(*, start: date, end: date, by: str = "city", sku_ids: list[int] | None = None,
+                 store_ids: list[int] | None = None) -> dict[tuple[Any, int], list[int]]:
+    """Daily units per (city or store, SKU), oldest first, zeros filled: the input of the smoothed rates."""
+    t = DailySales.__table__
+    col = t.c.city_code if by == "city" else t.c.store_id
+    stmt = (sa.select(col, t.c.sku_id, t.c.day, sa.func.sum(t.c.units))
+            .where(t.c.day >= start, t.c.day <= end).group_by(col, t.c.sku_id, t.c.day))
+    if sku_ids is not None:
+        stmt = stmt.where(t.c.sku_id.in_(sku_ids))
+    if store_ids is not None:
+        stmt = stmt.where(t.c.store_id.in_(store_ids))
+    n = (end - start).days + 1
+    out: dict[tuple[Any, int], list[int]] = defaultdict(lambda: [0] * n)
+    for key, sku, day, units in db.session.execute(stmt):
+        out[(key, sku)][(day - start).days] = int(units or 0)
+    return dict(out)
+
+
+def smoothed_rates(*, as_of: date | None = None, by: str = "city", history_days: int = DEFAULT_HISTORY_DAYS,
+                   alpha: float = DEFAULT_ALPHA, **kw) -> dict[tuple[Any, int], float]:
+    """Exponentially smoothed units/day per (city or store, SKU) over the window ending `as_of`."""
+    end = as_of or today_business()
+    start = end - timedelta(days=history_days - 1)
+    return {k: smoothed_rate(v, alpha) for k, v in daily_series(start=start, end=end, by=by, **kw).items()}
+
+
+def store_stock(principal: Principal, *, sku_id: int | None = None, region: str | None = None) -> list[dict]:
+    """On hand per store and SKU with the smoothed daily rate and the days of cover it gives."""
+    from app.channel.queries import visible_stores_condition
+
+    stmt = (sa.select(Store.id, Store.name, Store.city_code, Partner.name, Sku.id, Sku.name, StockLevel.on_hand)
+            .join(Partner, Partner.id == Store.distributor_id)
+            .join(StockLevel, StockLevel.location_id == Store.location_id)
+            .join(Sku, Sku.id == StockLevel.sku_id)
+            .where(visible_stores_condition(principal, "hq.read")).order_by(Store.id, Sku.id))
+    if sku_id is not None:
+        stmt = stmt.where(Sku.id == sku_id)
+    if region:
+        code = region[:6]
+        stmt = stmt.where(Store.province_code == code if code.endswith("0000") else
+                          Store.city_code == code if code.endswith("00") else Store.district_code == code)
+    rows = db.session.execute(stmt).all()
+    rates = smoothed_rates(by="store", store_ids=list({r[0] for r in rows}) or [0])
+    out = []
+    for store_id, store, city, dist, sid, sku, on_hand in rows:
+        rate = rates.get((store_id, sid), 0.0)
+        cover = cover_days(on_hand, rate)
+        out.append({"store_id": store_id, "store_name": store, "city_code": city, "city_name": region_name(city),
+                    "distributor_name": dist, "sku_id": sid, "sku_name": sku, "on_hand": on_hand,
+                    "daily_rate": round(rate, 2), "days_of_cover": None if cover is None else round(cover, 1)})
+    return out
+
+
+def sell_in_vs_through(principal: Principal, *, p: Period, group_by: str = "sku", sku_id: int | None = None,
+                       region: str | None = None) -> list[dict]:
+    """Units shipped to stores beside units sold by them, per group."""
+    if group_by not in GROUPS:
+        raise ValidationFailed("分组方式不对", code="bad_group_by", details={"group_by": group_by})
+    sold = _grouped(principal, DailySales.__table__, p, group_by, sku_id, region)
+    shipped = _grouped(principal, DailySellIn.__table__, p, group_by, sku_id, region, with_amount=False)
+    keys = set(sold) | set(shipped)
+    names = labels(group_by, list(keys))
+    rows = []
+    for k in keys:
+        s_in, s_out = shipped.get(k, (0, 0))[0], sold.get(k, (0, 0))[0]
+        rows.append({"key": str(k), "label": names.get(k, str(k)), "sell_in_units": s_in, "sell_through_units": s_out,
+                     "sell_through_rate_pct": None if s_in == 0 else round(s_out * 100.0 / s_in, 1)})
+    rows.sort(key=lambda r: (r["key"] if group_by == "day" else "", -r["sell_in_units"] - r["sell_through_units"]))
+    return rows
+
+
+def slow_stores(principal: Principal, *, p: Period, region: str | None = None, limit: int = 50) -> list[dict]:
+    """Stores with stock on their shelves that sold least in the period (fewest units per day first)."""
+    from app.channel.queries import visible_stores_condition
+
+    t = DailySales.__table__
+    sold = dict(db.session.execute(
+        sa.select(t.c.store_id, sa.func.sum(t.c.units)).where(*_filters(principal, t, p, None, region))
+        .group_by(t.c.store_id)).all())
+    last_sale = dict(db.session.execute(
+        sa.select(t.c.store_id, sa.func.max(t.c.day)).where(t.c.units > 0, scope_condition(principal, t))
+        .group_by(t.c.store_id)).all())
+    stmt = (sa.select(Store.id, Store.name, Store.city_code, Partner.name, sa.func.sum(StockLevel.on_hand))
+            .join(Partner, Partner.id == Store.distributor_id)
+            .join(StockLevel, StockLevel.location_id == Store.location_id)
+            .where(visible_stores_condition(principal, "hq.read"), Store.is_active.is_(True))
+            .group_by(Store.id, Store.name, Store.city_code, Partner.name)
+            .having(sa.func.sum(StockLevel.on_hand) > 0))
+    if region:
+        code = region[:6]
+        stmt = stmt.where(Store.province_code == code if code.endswith("0000") else
+                          Store.city_code == code if code.endswith("00") else Store.district_code == code)
+    rows = []
+    for sid, name, city, dist, on_hand in db.session.execute(stmt):
+        units = int(sold.get(sid) or 0)
+        per_day = units / p.days
+        last = last_sale.get(sid)
+        rows.append({"store_id": sid, "store_name": name, "city_code": city, "city_name": region_name(city),
+                     "distributor_name": dist, "on_hand": int(on_hand), "units": units,
+                     "units_per_day": round(per_day, 2),
+                     "days_of_cover": None if per_day == 0 else round(int(on_hand) / per_day, 1),
+                     "last_sale_day": last.isoformat() if last else None})
+    rows.sort(key=lambda r: (r["units_per_day"], -r["on_hand"]))
+    return rows[:limit]
+
+
+def distributor_ranking(principal: Principal, *, p: Period, sku_id: int | None = None,
+                        region: str | None = None) -> list[dict]:
+    """Distributors by units sold through their stores, with store counts and the change on the previous period."""
+    rows = sell_through(principal, p=p, group_by="distributor", sku_id=sku_id, region=region)
+    t = DailySales.__table__
+    stores = dict(db.session.execute(
+        sa.select(t.c.distributor_id, sa.func.count(sa.distinct(t.c.store_id)))
+        .where(*_filters(principal, t, p, sku_id, region), t.c.units > 0).group_by(t.c.distributor_id)).all())
+    for rank, r in enumerate(rows, start=1):
+        r["rank"] = rank
+        r["selling_stores"] = int(stores.get(int(r["key"])) or 0)
+    return rows

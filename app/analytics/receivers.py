@@ -1,0 +1,61 @@
+"""Keep the daily rollups current in the sender's transaction: a sale and its rollup commit or fail together."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.analytics.models import DailySales, DailySellIn
+from app.channel.models import Store
+from app.core.clock import business_day
+from app.core.events import units_shipped, units_sold
+from app.extensions import db
+
+
+def _insert():
+    return postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _store_dims(store_id: int) -> tuple[str, str, int]:
+    row = db.session.execute(
+        sa.select(Store.province_code, Store.city_code, Store.distributor_id).where(Store.id == store_id)).first()
+    if row is None:
+        raise ValueError(f"no store {store_id}")
+    return row[0], row[1], row[2]
+
+
+def add_sales(*, day: date, store_id: int, sku_id: int, units: int, amount_fen: int) -> None:
+    """Add to one (day, SKU, store) cell with one atomic upsert (concurrent sales never lose an update)."""
+    province, city, distributor = _store_dims(store_id)
+    table = DailySales.__table__
+    stmt = _insert()(table).values(day=day, sku_id=sku_id, store_id=store_id, province_code=province,
+                                   city_code=city, distributor_id=distributor, units=units, amount_fen=amount_fen)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.day, table.c.sku_id, table.c.store_id],
+        set_={"units": table.c.units + units, "amount_fen": table.c.amount_fen + amount_fen})
+    db.session.execute(stmt)
+
+
+def add_sell_in(*, day: date, store_id: int, sku_id: int, units: int) -> None:
+    """Add shipped units to one (day, SKU, store) sell-in cell."""
+    province, city, distributor = _store_dims(store_id)
+    table = DailySellIn.__table__
+    stmt = _insert()(table).values(day=day, sku_id=sku_id, store_id=store_id, province_code=province,
+                                   city_code=city, distributor_id=distributor, units=units)
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c.day, table.c.sku_id, table.c.store_id],
+                                      set_={"units": table.c.units + units})
+    db.session.execute(stmt)
+
+
+@units_sold.connect
+def on_units_sold(sender, *, store_id, sku_id, quantity, at, amount_fen=0, event_id=None, **_ignored) -> None:
+    # Bucket by the device's time in China, so an offline batch uploaded tomorrow lands on the day it sold.
+    add_sales(day=business_day(at), store_id=store_id, sku_id=sku_id, units=int(quantity),
+              amount_fen=int(amount_fen or 0))
+
+
+@units_shipped.connect
+def on_units_shipped(sender, *, store_id, sku_id, quantity, at, **_ignored) -> None:
+    add_sell_in(day=business_day(at), store_id=store_id, sku_id=sku_id, units=int(quantity))

@@ -1,0 +1,1 @@
+"""One item, one code: serials, code batches, cases, labels and the code states."""

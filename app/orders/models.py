@@ -1,0 +1,251 @@
+"""Orders and everything that hangs off them: lines, status history, shipments, payments, refunds, credit, commission."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.clock import now_utc
+from app.core.types import BigId, UTCDateTime
+from app.extensions import db
+from app.orders import states
+
+
+class Order(db.Model):
+    """One order of a store; prices are locked on its lines at creation, in fen."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        # A retried POST from the same user with the same request_id finds the first order.
+        sa.UniqueConstraint("created_by_id", "request_id", name="uq_orders_request"),
+        sa.CheckConstraint("total_fen >= 0", name="total_not_negative"),
+        sa.Index("ix_orders_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(sa.String(20), unique=True)
+    request_id: Mapped[str] = mapped_column(sa.String(64))
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("stores.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    is_proxy: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # The partner who brought the order in, and the one whose territory holds the store (fulfils and serves).
+    bringing_partner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"), index=True)
+    routed_partner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(24), default=states.AWAITING_PAYMENT)
+    total_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    paid_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    refunded_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    payment_method: Mapped[str | None] = mapped_column(sa.String(16))
+    note: Mapped[str] = mapped_column(sa.String(200), default="")
+    reject_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    cancel_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    warehouse_id: Mapped[int | None] = mapped_column(sa.ForeignKey("warehouses.id"))
+    prepay_id: Mapped[str | None] = mapped_column(sa.String(64))
+    prepay_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirm_by_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    allocated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order", cascade="all, delete-orphan",
+                                                  order_by="OrderLine.id")
+    events: Mapped[list[OrderEvent]] = relationship(back_populates="order", cascade="all, delete-orphan",
+                                                    order_by="OrderEvent.id")
+    shipments: Mapped[list[Shipment]] = relationship(back_populates="order", order_by="Shipment.id")
+
+    def move_to(self, target: str, *, action: str, user_id: int | None = None, note: str | None = None) -> None:
+        """Change status, refusing an illegal move, and append the history row."""
+        states.check_move(self.status, target, action=action)
+        self.events.append(OrderEvent(from_status=self.status, to_status=target, action=action, user_id=user_id,
+                                      note=note))
+        self.status = target
+
+
+class OrderLine(db.Model):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "sku_id"),
+        sa.CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+        sa.CheckConstraint("shipped_quantity <= quantity", name="shipped_within_ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    unit_price_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    amount_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    reserved_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+    shipped_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+    received_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class OrderEvent(db.Model):
+    """The status history of an order (append-only)."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(sa.String(24))
+    to_status: Mapped[str] = mapped_column(sa.String(24))
+    action: Mapped[str] = mapped_column(sa.String(24))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(sa.String(255))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class Shipment(db.Model):
+    """Goods that left one warehouse for the order's store, with the codes on them."""
+
+    __tablename__ = "shipments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    warehouse_id: Mapped[int] = mapped_column(sa.ForeignKey("warehouses.id"))
+    case_codes: Mapped[list] = mapped_column(sa.JSON, default=list)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    shipped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    order: Mapped[Order] = relationship(back_populates="shipments")
+    lines: Mapped[list[ShipmentLine]] = relationship(back_populates="shipment", cascade="all, delete-orphan",
+                                                     order_by="ShipmentLine.id")
+
+
+class ShipmentLine(db.Model):
+    __tablename__ = "shipment_lines"
+    __table_args__ = (sa.UniqueConstraint("shipment_id", "sku_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(sa.ForeignKey("shipments.id", ondelete="CASCADE"), index=True)
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    received_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+    shipment: Mapped[Shipment] = relationship(back_populates="lines")
+
+
+class Payment(db.Model):
+    """Money received for an order: by WeChat Pay (one per transaction id), store credit, or offline."""
+
+    __tablename__ = "payments"
+    __table_args__ = (sa.CheckConstraint("amount_fen > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    method: Mapped[str] = mapped_column(sa.String(16))  # wechat | credit | offline
+    amount_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    # WeChat's transaction id: unique, so the same payment can never be booked twice.
+    transaction_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    reference: Mapped[str | None] = mapped_column(sa.String(64))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class Refund(db.Model):
+    __tablename__ = "refunds"
+    __table_args__ = (sa.CheckConstraint("amount_fen > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"))
+    out_refund_no: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    amount_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending|processing|succeeded|failed
+    reason: Mapped[str] = mapped_column(sa.String(80), default="")
+    refund_id: Mapped[str | None] = mapped_column(sa.String(64))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CreditAccount(db.Model):
+    """A store's credit line: it may owe up to `limit_fen`; `balance_fen` is what it owes now."""
+
+    __tablename__ = "credit_accounts"
+    __table_args__ = (
+        sa.CheckConstraint("balance_fen >= 0", name="balance_not_negative"),
+        sa.CheckConstraint("balance_fen <= limit_fen", name="balance_within_limit"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("stores.id"), unique=True)
+    limit_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    balance_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
+
+
+class CreditLedger(db.Model):
+    """One change of a credit account (append-only): a charge for an order, a refund, a repayment."""
+
+    __tablename__ = "credit_ledger"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("credit_accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # charge | refund | repay
+    delta_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    balance_after_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class CommissionRule(db.Model):
+    """HQ's split rule: the channel margin on an order, and the bringing partner's share of it (basis points)."""
+
+    __tablename__ = "commission_rules"
+    __table_args__ = (
+        sa.CheckConstraint("margin_bp BETWEEN 0 AND 10000", name="margin_bp_range"),
+        sa.CheckConstraint("bringer_share_bp BETWEEN 0 AND 10000", name="bringer_share_bp_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    margin_bp: Mapped[int] = mapped_column(sa.Integer)
+    bringer_share_bp: Mapped[int] = mapped_column(sa.Integer)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    # The latest rule applies; older ones stay for the record of what earlier entries used.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class CommissionEntry(db.Model):
+    """A partner's share of a completed order's margin."""
+
+    __tablename__ = "commission_entries"
+    __table_args__ = (sa.UniqueConstraint("order_id", "partner_id", "role"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partners.id"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(16))  # bringer | servicer | sole
+    base_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    share_bp: Mapped[int] = mapped_column(sa.Integer)
+    amount_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    rule_id: Mapped[int | None] = mapped_column(sa.ForeignKey("commission_rules.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class PaymentNotification(db.Model):
+    """A WeChat Pay notification already handled, by its notification id: a redelivery is answered, not redone."""
+
+    __tablename__ = "payment_notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    notification_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(sa.String(32))
+    transaction_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

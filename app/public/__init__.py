@@ -1,0 +1,1 @@
+"""What a consumer sees without logging in: the printed code's page and verification."""

@@ -1,0 +1,69 @@
+"""The one short Chinese sentence beside every scan answer, for large type or reading aloud."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.core.clock import local_text
+
+REFUSALS = {
+    "unknown_code": "查不到这个码，可能是假码，请核对",
+    "gtin_mismatch": "码上的商品条码和商品对不上，可能是假码",
+    "not_shipped": "这件商品没有发往本店的记录，不能操作",
+    "not_for_this_store": "这件商品不是发给本店的，请联系分销商",
+    "not_received": "这件商品还没扫码入库，请先入库再售出",
+    "already_sold": "这件商品已经售出，不能入库",
+    "not_sold": "这件商品还没有售出，不能退货",
+    "sold_elsewhere": "这件商品不是在本店售出的，不能在本店退货",
+    "voided": "这个码已作废，请联系总部",
+    "case_not_sellable": "这是箱码，售出请扫单件商品上的码",
+    "case_empty": "这个箱码里没有可入库的商品",
+    "serial_required": "这个商品要扫每一件上的二维码",
+    "unknown_gtin": "查不到这个商品条码",
+    "insufficient_stock": "店内库存不够，不能售出这么多",
+    "nothing_in_transit": "没有发往本店、待入库的这个商品",
+    "diverted": "这件商品不属于本店的进货，总部规定不能售出",
+    "out_of_scope": "只能为自己的门店扫码",
+    "bad_scanned_at": "扫码时间不对，请检查手机时间",
+    "validation_failed": "扫码内容不完整",
+    "replayed_elsewhere": "这个请求号已经用过了",
+}
+
+
+def refused(reason: str, default: str | None = None) -> str:
+    return REFUSALS.get(reason, default or "无法处理这个码")
+
+
+def sold(name: str, quantity: int, unit: str, on_hand: int) -> str:
+    return f"售出成功：{name} {quantity} {unit}，店内还剩 {on_hand} {unit}"
+
+
+def received(name: str, quantity: int, unit: str, on_hand: int) -> str:
+    return f"入库成功：{name} {quantity} {unit}，店内现有 {on_hand} {unit}"
+
+
+def returned(name: str, quantity: int, unit: str, on_hand: int) -> str:
+    return f"退货成功：{name} {quantity} {unit}，店内现有 {on_hand} {unit}"
+
+
+def already_sold(at: datetime | None, store_name: str | None, here: bool) -> str:
+    where = "本店" if here else (store_name or "别的门店")
+    when = local_text(at) if at else ""
+    return f"这件商品已在 {when} 于{where}售出".replace("  ", " ")
+
+
+def already_received(name: str) -> str:
+    return f"{name} 已经入库过了，不用重复扫"
+
+
+def already_returned(name: str) -> str:
+    return f"{name} 已经退货入库过了"
+
+
+def undone(action: str, name: str) -> str:
+    verb = {"sell": "售出", "receive": "入库", "return": "退货"}.get(action, "扫码")
+    return f"已撤销：{name} 的{verb}"
+
+
+def diversion_alert(expected: str | None) -> str:
+    return f"注意：这件商品原本发往{expected or '别的门店'}，已报告总部"

@@ -1,0 +1,103 @@
+"""Scan events in the GS1 EPCIS vocabulary, idempotent scan requests, diversion alerts and the HQ scan policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.clock import now_utc
+from app.core.types import BigId, UTCDateTime
+from app.extensions import db
+
+# Our action → (EPCIS business step, disposition after it).
+BIZ_STEPS = {
+    "commission": ("commissioning", "active"),
+    "pack": ("packing", "in_progress"),
+    "putaway": ("storing", "sellable_not_accessible"),
+    "ship": ("shipping", "in_transit"),
+    "receive": ("receiving", "sellable_accessible"),
+    "sell": ("retail_selling", "retail_sold"),
+    "return": ("returning", "returned"),
+    "undo": ("void_shipping", "unknown"),  # exported as an EPCIS errorDeclaration on the corrected event
+    "adjust": ("inspecting", "sellable_accessible"),
+}
+
+
+class ScanEvent(db.Model):
+    """One append-only event: what (code or SKU × quantity), when (device and server), where, why, who."""
+
+    __tablename__ = "scan_events"
+    __table_args__ = (
+        sa.Index("ix_scan_events_store_id_id", "store_id", "id"),
+        sa.Index("ix_scan_events_recorded_at", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code_id: Mapped[int | None] = mapped_column(sa.ForeignKey("codes.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"))
+    quantity: Mapped[int] = mapped_column(sa.Integer, default=1)
+    action: Mapped[str] = mapped_column(sa.String(16))
+    biz_step: Mapped[str] = mapped_column(sa.String(32))
+    disposition: Mapped[str] = mapped_column(sa.String(32))
+    store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
+    location_id: Mapped[int | None] = mapped_column(sa.ForeignKey("locations.id"))
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)  # from the device
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)  # when we received it
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    order_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    lat: Mapped[float | None] = mapped_column(sa.Float)
+    lng: Mapped[float | None] = mapped_column(sa.Float)
+    # The units of a case scan point at the case's event, so one undo corrects the whole scan.
+    parent_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan_events.id"), index=True)
+    # An undo names the event it corrects; unique, so an event is corrected at most once.
+    corrects_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan_events.id"), unique=True)
+    diverted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class ScanRequest(db.Model):
+    """The first answer to a client's `request_id`: a replay gets it back and changes nothing."""
+
+    __tablename__ = "scan_requests"
+    __table_args__ = (sa.UniqueConstraint("user_id", "request_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    request_id: Mapped[str] = mapped_column(sa.String(64))
+    answer: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class DiversionAlert(db.Model):
+    """A unit sold (or scanned) outside the store, distributor or region its shipment was meant for."""
+
+    __tablename__ = "diversion_alerts"
+    __table_args__ = (sa.Index("ix_diversion_alerts_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code_id: Mapped[int] = mapped_column(sa.ForeignKey("codes.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"), index=True)
+    source: Mapped[str] = mapped_column(sa.String(16))  # sell | consumer
+    event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan_events.id"))
+    expected_store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
+    expected_distributor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"))
+    expected_region: Mapped[str | None] = mapped_column(sa.String(12))
+    actual_store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"), index=True)
+    actual_distributor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"))
+    actual_region: Mapped[str | None] = mapped_column(sa.String(12))
+    policy: Mapped[str] = mapped_column(sa.String(16))  # alert | refuse: what the policy did with the scan
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class ScanPolicy(db.Model):
+    """HQ's scan settings (one row); absent means the configured defaults."""
+
+    __tablename__ = "scan_policy"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    diversion_policy: Mapped[str] = mapped_column(sa.String(16), default="alert")  # alert | refuse
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

@@ -1,0 +1,60 @@
+"""Helpers shared by tests: database snapshots and the error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+from app.extensions import db
+
+
+def table_counts() -> dict[str, int]:
+    """Rows in every table the models know, read in a fresh session."""
+    db.session.remove()
+    with db.engine.connect() as conn:
+        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                for t in db.metadata.sorted_tables}
+
+
+def table_snapshot(*names: str) -> dict[str, list[tuple]]:
+    """Every row of the named tables (for checking that nothing was updated in place)."""
+    db.session.remove()
+    out = {}
+    with db.engine.connect() as conn:
+        for name in names:
+            table = db.metadata.tables[name]
+            out[name] = sorted(tuple(map(repr, row)) for row in conn.execute(sa.select(table)))
+    return out
+
+
+@contextmanager
+def assert_db_unchanged(*snapshot_tables: str) -> Iterator[None]:
+    """Fail if the block changes the row count of any table (or any row of `snapshot_tables`)."""
+    before, rows_before = table_counts(), table_snapshot(*snapshot_tables)
+    yield
+    after, rows_after = table_counts(), table_snapshot(*snapshot_tables)
+    changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
+    assert not changed, f"row counts changed (before, after): {changed}"
+    assert rows_before == rows_after, "rows changed in " + ", ".join(
+        t for t in snapshot_tables if rows_before[t] != rows_after[t])
+
+
+def assert_error(resp, status: int, code: str | None = None) -> dict:
+    """The response is the contract's error shape with this status (and code); returns the error."""
+    assert resp.status_code == status, (resp.status_code, resp.get_data(as_text=True)[:500])
+    assert resp.mimetype == "application/json", resp.mimetype
+    body = resp.get_json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert set(err) == {"code", "message", "details"}, err
+    assert isinstance(err["code"], str) and err["code"], err
+    assert isinstance(err["message"], str) and err["message"], err
+    assert isinstance(err["details"], dict), err
+    text = resp.get_data(as_text=True)
+    assert "Traceback" not in text and "<html" not in text.lower()
+    if code is not None:
+        assert err["code"] == code, err
+    assert resp.headers.get("X-Request-ID")
+    return err

@@ -1,0 +1,113 @@
+"""Settings: the embedded default runs as is; production refuses demo secrets and local stand-ins."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from app.config import DEMO_SECRET_KEY, ConfigError, load_config
+
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "k" * 48,
+    "DEMO_ADMIN_PASSWORD": "a-long-and-unguessable-password",
+    "WECHAT_MODE": "real",
+    "WECHAT_APPID": "wx1234567890abcdef",
+    "WECHAT_SECRET": "0123456789abcdef0123456789abcdef",
+    "DATABASE_URL": "postgresql://app:pw@db.internal:5432/channel",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "WECHATPAY_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----",
+    "WECHATPAY_CERT_SERIAL_NO": "5157F09EFDC096DE15EBE81A47057A72",
+    "WECHATPAY_APIV3_KEY": "v" * 32,
+    "WECHATPAY_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
+    "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0000000000000000000000",
+}
+
+ALL_KEYS = {*PRODUCTION, "WECHAT_API_BASE", "WECHATPAY_API_BASE", "DATABASE_URL", "FAKE_WECHAT_HOST", "JOBS_MODE",
+            "MAX_CONTENT_LENGTH"}
+
+
+@pytest.fixture()
+def env(monkeypatch, isolated_extensions):
+    """Set the process environment to exactly `values` (for the keys the checks read)."""
+    def _set(**values):
+        for key in ALL_KEYS:
+            monkeypatch.delenv(key, raising=False)
+        for key, value in values.items():
+            if value is not None:
+                monkeypatch.setenv(key, value)
+    return _set
+
+
+def test_default_is_development_with_sqlite_and_fake_wechat(env):
+    env()
+    cfg = load_config()
+    assert cfg["APP_ENV"] == "development"
+    assert cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///") and "instance" in cfg["SQLALCHEMY_DATABASE_URI"]
+    assert cfg["WECHAT_MODE"] == "fake" and "127.0.0.1" in cfg["WECHAT_API_BASE"]
+    assert cfg["JOBS_MODE"] == "inline"
+    assert cfg["MAX_CONTENT_LENGTH"] > 0
+
+
+def test_postgres_urls_use_psycopg3(env):
+    env(DATABASE_URL="postgres://u:p@h/db")
+    assert load_config()["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@h/db"
+
+
+def test_complete_production_config_starts_without_network(env):
+    env(**PRODUCTION)
+    app = create_app()
+    assert app.config["APP_ENV"] == "production"
+    assert app.config["WECHAT_API_BASE"].startswith("https://api.weixin.qq.com")
+    assert app.config["JOBS_MODE"] == "rq"
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"SECRET_KEY": None}, "SECRET_KEY"),
+    ({"SECRET_KEY": DEMO_SECRET_KEY}, "SECRET_KEY"),
+    ({"SECRET_KEY": "too-short"}, "SECRET_KEY"),
+    ({"DEMO_ADMIN_PASSWORD": None}, "DEMO_ADMIN_PASSWORD"),
+    ({"DEMO_ADMIN_PASSWORD": "admin"}, "DEMO_ADMIN_PASSWORD"),
+    ({"WECHAT_MODE": None}, "WECHAT_MODE"),
+    ({"WECHAT_MODE": "fake"}, "WECHAT_MODE"),
+    ({"WECHAT_APPID": None}, "WECHAT_APPID"),
+    ({"WECHAT_SECRET": None}, "WECHAT_SECRET"),
+    ({"WECHAT_API_BASE": "http://127.0.0.1:8090/"}, "WECHAT_API_BASE"),
+    ({"WECHATPAY_API_BASE": "http://localhost:8090"}, "WECHATPAY_API_BASE"),
+    ({"DATABASE_URL": None}, "DATABASE_URL"),
+    ({"DATABASE_URL": "sqlite:////srv/app.db"}, "DATABASE_URL"),
+    ({"REDIS_URL": None}, "REDIS_URL"),
+    ({"WECHATPAY_PRIVATE_KEY": None}, "WECHATPAY_PRIVATE_KEY"),
+    ({"WECHATPAY_CERT_SERIAL_NO": None}, "WECHATPAY_CERT_SERIAL_NO"),
+    ({"WECHATPAY_APIV3_KEY": None}, "WECHATPAY_APIV3_KEY"),
+    ({"WECHATPAY_PUBLIC_KEY": None}, "WECHATPAY_PUBLIC_KEY"),
+    ({"WECHATPAY_PUBLIC_KEY_ID": None}, "WECHATPAY_PUBLIC_KEY_ID"),
+])
+def test_production_refuses_unsafe_settings(env, change, named):
+    env(**{**PRODUCTION, **change})
+    with pytest.raises(ConfigError) as info:
+        create_app()
+    problems = str(info.value).splitlines()[1:]
+    assert any(named in line for line in problems), str(info.value)
+
+
+def test_production_lists_every_problem_at_once(env):
+    env(APP_ENV="production")
+    with pytest.raises(ConfigError) as info:
+        create_app()
+    text = str(info.value)
+    for name in ("SECRET_KEY", "DEMO_ADMIN_PASSWORD", "WECHAT_MODE", "DATABASE_URL", "REDIS_URL",
+                 "WECHATPAY_PRIVATE_KEY"):
+        assert name in text
+
+
+def test_production_refuses_explicit_overrides_too(env):
+    env(**PRODUCTION)
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite:///x.db"})
+
+
+def test_bad_number_setting_names_the_setting(env):
+    env(MAX_CONTENT_LENGTH="lots")
+    with pytest.raises(ConfigError, match="MAX_CONTENT_LENGTH"):
+        load_config()
