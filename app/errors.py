@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -34,31 +35,31 @@ class AppError(Exception):
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
 
-class ValidationFailed(AppError):  # noqa: N818  (HTTP names read better)
+class ValidationFailed(AppError):
     status, code, message = 422, "validation_failed", "填写的内容有误"
 
 
-class Unauthorized(AppError):  # noqa: N818  (HTTP names read better)
+class Unauthorized(AppError):
     status, code, message = 401, "unauthorized", "请先登录"
 
 
-class Forbidden(AppError):  # noqa: N818  (HTTP names read better)
+class Forbidden(AppError):
     status, code, message = 403, "forbidden", "没有权限"
 
 
-class NotFound(AppError):  # noqa: N818  (HTTP names read better)
+class NotFound(AppError):
     status, code, message = 404, "not_found", "找不到要找的内容"
 
 
-class Conflict(AppError):  # noqa: N818  (HTTP names read better)
+class Conflict(AppError):
     status, code, message = 409, "conflict", "操作与当前状态冲突"
 
 
-class RateLimited(AppError):  # noqa: N818  (HTTP names read better)
+class RateLimited(AppError):
     status, code, message = 429, "rate_limited", "操作太频繁，请稍后再试"
 
 
-class ServiceUnavailable(AppError):  # noqa: N818  (HTTP names read better)
+class ServiceUnavailable(AppError):
     status, code, message = 503, "service_unavailable", "服务暂时不可用，请稍后再试"
 
 
@@ -122,6 +123,17 @@ def register_error_handlers(app: Flask) -> None:
             if name.lower() in {"allow", "retry-after"}:
                 resp.headers[name] = value
         return resp
+
+    @app.errorhandler(IntegrityError)
+    def _integrity_error(err: IntegrityError):
+        # A unique key taken by a concurrent request between our check and our insert: a conflict, not a crash.
+        from app.extensions import db
+
+        db.session.rollback()
+        log.warning("integrity error: %s", err.orig)
+        if not _wants_json():
+            return "操作与当前状态冲突", 409
+        return jsonify(error_body(409, "conflict", "数据已被其他操作修改，请刷新后重试")), 409
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

@@ -28,6 +28,9 @@ def setup_logging(app: Flask) -> None:
 
     @app.before_request
     def _assign_request_id():
+        # `g` lives on the app context, which a request reuses when one is already pushed (tests, CLI, jobs):
+        # never let one request's caller leak into the next.
+        g.pop("principal", None)
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
 

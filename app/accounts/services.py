@@ -30,7 +30,7 @@ def use_fast_hashing() -> None:
     _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-class AccountLocked(AppError):  # noqa: N818  (names match app.errors)
+class AccountLocked(AppError):
     status, code, message = 429, "account_locked", "密码错误次数太多，请稍后再试"
 
 

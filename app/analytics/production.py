@@ -56,7 +56,7 @@ def suggest_one(*, sku_id: int, sku_name: str, unit: str, case_pack: int, daily_
                       stores, network, suggested, case_pack, text)
 
 
-def production_suggestions(*, horizon_days: int = 30, safety_days: int = 7, include_stores: bool = False,
+def production_suggestions(*, horizon_days: int = 45, safety_days: int = 7, include_stores: bool = False,
                            history_days: int = DEFAULT_HISTORY_DAYS, alpha: float = DEFAULT_ALPHA) -> list[dict]:
     """Every active SKU's suggestion, biggest first."""
     skus = list(db.session.scalars(sa.select(Sku).where(Sku.is_active.is_(True)).order_by(Sku.id)))

@@ -38,8 +38,8 @@ class Period:
 
 
 def period(start: date | None, end: date | None, default_days: int = 28) -> Period:
-    """The period asked for, defaulting to the last `default_days` business days up to today."""
-    end = end or today_business()
+    """The period asked for, defaulting to the last `default_days` complete business days (up to yesterday)."""
+    end = end or today_business() - timedelta(days=1)
     start = start or end - timedelta(days=default_days - 1)
     if start > end:
         raise ValidationFailed("开始日期不能晚于结束日期", code="bad_period",
@@ -187,8 +187,11 @@ def daily_series(*, start: date, end: date, by: str = "city", sku_ids: list[int]
 
 def smoothed_rates(*, as_of: date | None = None, by: str = "city", history_days: int = DEFAULT_HISTORY_DAYS,
                    alpha: float = DEFAULT_ALPHA, **kw) -> dict[tuple[Any, int], float]:
-    """Exponentially smoothed units/day per (city or store, SKU) over the window ending `as_of`."""
-    end = as_of or today_business()
+    """Exponentially smoothed units/day per (city or store, SKU) over the window ending `as_of`.
+
+    The window ends yesterday by default: today is not over, and a half day would drag the rate down.
+    """
+    end = as_of or today_business() - timedelta(days=1)
     start = end - timedelta(days=history_days - 1)
     return {k: smoothed_rate(v, alpha) for k, v in daily_series(start=start, end=end, by=by, **kw).items()}
 
@@ -239,7 +242,7 @@ def sell_in_vs_through(principal: Principal, *, p: Period, group_by: str = "sku"
 
 
 def slow_stores(principal: Principal, *, p: Period, region: str | None = None, limit: int = 50) -> list[dict]:
-    """Stores with stock on their shelves that sold least in the period (fewest units per day first)."""
+    """Stores whose shelf stock sits longest at the period's selling pace (most days of cover first)."""
     from app.channel.queries import visible_stores_condition
 
     t = DailySales.__table__
@@ -269,7 +272,8 @@ def slow_stores(principal: Principal, *, p: Period, region: str | None = None, l
                      "units_per_day": round(per_day, 2),
                      "days_of_cover": None if per_day == 0 else round(int(on_hand) / per_day, 1),
                      "last_sale_day": last.isoformat() if last else None})
-    rows.sort(key=lambda r: (r["units_per_day"], -r["on_hand"]))
+    # Slow-moving = stock that sits: most days of cover first (nothing sold at all counts as infinite).
+    rows.sort(key=lambda r: (r["days_of_cover"] is not None, -(r["days_of_cover"] or 0), r["units_per_day"]))
     return rows[:limit]
 
 

@@ -32,44 +32,28 @@ def sell_events(from_day: date, to_day: date) -> Iterator[dict[str, Any]]:
 def _scan_event_rows(model, start, end) -> Iterator[dict[str, Any]]:
     """Sells count +quantity, returns −quantity, an undo the opposite of the event it corrects.
 
-    A case scan's event is the parent of its units' events: when an event has children, the children carry the
-    units and the parent is skipped, so a case is never counted twice. The amount is the store's tier price at
-    rebuild time (the scan events do not carry money; the signal's amount_fen is that same price).
+    An undo is dated like the scan it corrects (the sale it cancels happened that day), so its row is found
+    through the corrected event's time. The amount is the store's tier price, as the scans area prices a sale.
     """
     from app.catalog.models import SkuPrice
 
     sign = {"sell": 1, "return": -1}
-    child = sa.orm.aliased(model)
-    has_children = sa.exists().where(child.parent_event_id == model.id)
-    stmt = (sa.select(model.id, model.action, model.store_id, model.sku_id, model.quantity, model.event_time,
-                      model.corrects_event_id)
-            .where(model.action.in_(("sell", "return", "undo")), model.store_id.is_not(None),
-                   model.event_time >= start, model.event_time < end, ~has_children))
-    rows = db.session.execute(stmt).all()
-    corrected_ids = [r.corrects_event_id for r in rows if r.action == "undo" and r.corrects_event_id]
-    corrected: dict[int, tuple[str, int]] = {}
-    if corrected_ids:
-        for cid, action, qty in db.session.execute(
-                sa.select(model.id, model.action, model.quantity).where(model.id.in_(corrected_ids))):
-            corrected[cid] = (action, qty)
-        # An undone case: its units' quantities add up to what the undo takes back.
-        for pid, total in db.session.execute(
-                sa.select(model.parent_event_id, sa.func.sum(model.quantity))
-                .where(model.parent_event_id.in_(corrected_ids)).group_by(model.parent_event_id)):
-            corrected[pid] = (corrected[pid][0], int(total))
+    orig = sa.orm.aliased(model)
+    sells = (sa.select(model.store_id, model.sku_id, model.quantity, model.event_time, model.action, model.id)
+             .where(model.action.in_(("sell", "return")), model.store_id.is_not(None),
+                    model.event_time >= start, model.event_time < end))
+    undos = (sa.select(model.store_id, model.sku_id, model.quantity, orig.event_time, orig.action, model.id)
+             .join(orig, orig.id == model.corrects_event_id)
+             .where(model.action == "undo", orig.action.in_(("sell", "return")), model.store_id.is_not(None),
+                    orig.event_time >= start, orig.event_time < end))
     prices = {(store_id, sku_id): price for store_id, sku_id, price in db.session.execute(
         sa.select(Store.id, SkuPrice.sku_id, SkuPrice.price_fen)
         .join(SkuPrice, SkuPrice.price_tier_id == Store.price_tier_id))}
-    for r in rows:
-        if r.action == "undo":
-            action, qty = corrected.get(r.corrects_event_id, ("", 0))
-            if action not in sign:
-                continue
-            units = -sign[action] * qty
-        else:
-            units = sign[r.action] * (r.quantity or 1)
-        yield {"store_id": r.store_id, "sku_id": r.sku_id, "quantity": units, "at": r.event_time,
-               "amount_fen": units * prices.get((r.store_id, r.sku_id), 0), "event_id": r.id}
+    for stmt, direction in ((sells, 1), (undos, -1)):
+        for store_id, sku_id, qty, at, action, event_id in db.session.execute(stmt):
+            units = direction * sign[action] * (qty or 1)
+            yield {"store_id": store_id, "sku_id": sku_id, "quantity": units, "at": at,
+                   "amount_fen": units * prices.get((store_id, sku_id), 0), "event_id": event_id}
 
 
 def aggregate(events: Iterable[dict[str, Any]], from_day: date, to_day: date) -> dict[tuple[date, int, int], list]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 
@@ -69,7 +69,7 @@ def create_plan(*, target_cover_days: int, user_id: int | None, history_days: in
                 alpha: float = allocation.DEFAULT_ALPHA, sku_ids: list[int] | None = None,
                 note: str = "") -> AllocationPlan:
     """Compute a draft plan from today's sell-through and stock; lines with nothing to send are kept out."""
-    as_of = today_business()
+    as_of = today_business() - timedelta(days=1)  # the last complete day
     with transaction():
         central, _subs, _skus, data = build_plan_inputs(as_of=as_of, history_days=history_days, alpha=alpha,
                                                         sku_ids=sku_ids)

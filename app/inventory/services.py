@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.clock import now_utc
-from app.errors import AppError, ValidationFailed
+from app.errors import AppError, Conflict, ValidationFailed
 from app.extensions import db
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity
 
@@ -24,7 +24,7 @@ MOVEMENT_KINDS = frozenset({
 })
 
 
-class InsufficientStock(AppError):  # noqa: N818  (names match app.errors)
+class InsufficientStock(AppError):
     status, code, message = 409, "insufficient_stock", "库存不足"
 
 
@@ -162,9 +162,15 @@ def create_warehouse(*, code: str, name: str, kind: str, city_code: str, serves:
     """A warehouse with its stock location; a sub-warehouse lists the cities it serves."""
     if kind not in ("central", "sub"):
         raise ValidationFailed("仓库类型只能是 central 或 sub")
+    serves = list(serves or [])
+    if len(set(serves)) != len(serves) or (serves and db.session.scalar(
+            sa.select(WarehouseCity.id).where(WarehouseCity.city_code.in_(serves)).limit(1))):
+        raise Conflict("有城市已经由别的分仓服务", code="city_already_served")
+    if db.session.scalar(sa.select(Warehouse.id).where(Warehouse.code == code)):
+        raise Conflict("仓库编号已存在", code="warehouse_code_taken")
     loc = create_location(kind="warehouse", name=name, city_code=city_code)
     wh = Warehouse(code=code, name=name, kind=kind, city_code=city_code, location_id=loc.id)
-    for city in serves or []:
+    for city in serves:
         wh.cities.append(WarehouseCity(city_code=city))
     db.session.add(wh)
     db.session.flush()

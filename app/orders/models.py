@@ -1,4 +1,4 @@
-"""Orders and everything that hangs off them: lines, status history, shipments, payments, refunds, credit, commission."""
+"""Orders and what hangs off them: lines, status history, shipments, payments, refunds, credit, commission."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.catalog.models import Sku
 from app.core.clock import now_utc
 from app.core.types import BigId, UTCDateTime
 from app.extensions import db
@@ -88,6 +89,7 @@ class OrderLine(db.Model):
     received_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
 
     order: Mapped[Order] = relationship(back_populates="lines")
+    sku: Mapped[Sku] = relationship(lazy="joined", viewonly=True)
 
 
 class OrderEvent(db.Model):

@@ -18,7 +18,7 @@ from app.errors import NotFound
 blp = Blueprint("hq_analytics", __name__, description="Sell-through, stock cover, allocation and production")
 
 
-class PeriodArgs(Schema):
+class DashboardArgs(Schema):
     from_ = fields.Date(data_key="from", load_default=None)
     to = fields.Date(load_default=None)
     sku_id = fields.Integer(load_default=None)
@@ -28,20 +28,62 @@ class PeriodArgs(Schema):
     page_size = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
 
 
-class SellThroughArgs(PeriodArgs):
+class SellThroughArgs(DashboardArgs):
     group_by = fields.String(load_default="day", validate=validate.OneOf(queries.GROUPS))
 
 
-class SellInArgs(PeriodArgs):
+class SellInArgs(DashboardArgs):
     group_by = fields.String(load_default="sku", validate=validate.OneOf(queries.GROUPS))
 
 
-class TableOut(Schema):
+class DashboardTableOut(Schema):
     items = fields.List(fields.Dict())
     page = fields.Integer()
     page_size = fields.Integer()
     total = fields.Integer()
     period = fields.Dict()
+    group_by = fields.String()
+
+
+class DashboardOverviewOut(Schema):
+    from_ = fields.String(data_key="from", attribute="from")
+    to = fields.String()
+    totals = fields.Dict()
+    trend = fields.List(fields.Dict())
+    top_skus = fields.List(fields.Dict())
+    top_provinces = fields.List(fields.Dict())
+    top_cities = fields.List(fields.Dict())
+
+
+class TransferOrderOut(Schema):
+    id = fields.Integer()
+    plan_id = fields.Integer(allow_none=True)
+    status = fields.String()
+    from_warehouse_id = fields.Integer()
+    from_warehouse_name = fields.String()
+    to_warehouse_id = fields.Integer()
+    to_warehouse_name = fields.String()
+    created_at = fields.String()
+    received_at = fields.String(allow_none=True)
+    lines = fields.List(fields.Dict())
+    total_units = fields.Integer()
+
+
+class PlanOut(Schema):
+    id = fields.Integer()
+    status = fields.String()
+    target_cover_days = fields.Integer()
+    alpha = fields.Float()
+    history_days = fields.Integer()
+    as_of = fields.String()
+    note = fields.String()
+    created_at = fields.String()
+    approved_at = fields.String(allow_none=True)
+    total_units = fields.Integer()
+    line_count = fields.Integer()
+    central_warehouse = fields.Dict()
+    lines = fields.List(fields.Dict())
+    transfers = fields.List(fields.Nested(TransferOrderOut))
 
 
 def _table(name: str, rows: list[dict], args: dict, extra: dict | None = None):
@@ -78,7 +120,7 @@ def _period(args):
 
 @blp.route("/sell-through", methods=["GET"])
 @blp.arguments(SellThroughArgs, location="query")
-@blp.response(200, TableOut)
+@blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
 def sell_through(args):
     """Units and fen sold, grouped by day, SKU, province, city, distributor or store, with the previous period."""
@@ -96,8 +138,8 @@ def _period_info(p):
 
 
 @blp.route("/store-stock", methods=["GET"])
-@blp.arguments(PeriodArgs, location="query")
-@blp.response(200, TableOut)
+@blp.arguments(DashboardArgs, location="query")
+@blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
 def store_stock(args):
     """On hand per store and SKU with the smoothed daily rate and days of cover (null when nothing sells)."""
@@ -107,7 +149,7 @@ def store_stock(args):
 
 @blp.route("/sell-in", methods=["GET"])
 @blp.arguments(SellInArgs, location="query")
-@blp.response(200, TableOut)
+@blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
 def sell_in(args):
     """Units shipped to stores (sell-in) beside units they sold (sell-through), per group."""
@@ -119,8 +161,8 @@ def sell_in(args):
 
 
 @blp.route("/slow-stores", methods=["GET"])
-@blp.arguments(PeriodArgs, location="query")
-@blp.response(200, TableOut)
+@blp.arguments(DashboardArgs, location="query")
+@blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
 def slow_stores(args):
     """Stores holding stock that sold least in the period."""
@@ -131,8 +173,8 @@ def slow_stores(args):
 
 
 @blp.route("/distributor-ranking", methods=["GET"])
-@blp.arguments(PeriodArgs, location="query")
-@blp.response(200, TableOut)
+@blp.arguments(DashboardArgs, location="query")
+@blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
 def distributor_ranking(args):
     """Distributors ranked by units their stores sold, with the previous period."""
@@ -143,8 +185,8 @@ def distributor_ranking(args):
 
 
 @blp.route("/overview", methods=["GET"])
-@blp.arguments(PeriodArgs, location="query")
-@blp.response(200, fields.Dict())
+@blp.arguments(DashboardArgs, location="query")
+@blp.response(200, DashboardOverviewOut)
 @blp.doc(security=[{"bearer": []}])
 def overview(args):
     """Key figures this period vs the previous one, the daily trend, top SKUs, provinces and cities."""
@@ -162,12 +204,12 @@ class PlanBody(Body):
     note = fields.String(load_default="", validate=validate.Length(max=255))
 
 
-class LineBody(Body):
+class PlanLineBody(Body):
     quantity = Int(required=True, validate=validate.Range(min=0, max=10_000_000))
 
 
 class ProductionArgs(Schema):
-    horizon_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=365))
+    horizon_days = fields.Integer(load_default=45, validate=validate.Range(min=1, max=365))
     safety_days = fields.Integer(load_default=7, validate=validate.Range(min=0, max=180))
     include_stores = fields.Boolean(load_default=False)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "xlsx", "csv"]))
@@ -175,7 +217,7 @@ class ProductionArgs(Schema):
 
 @blp.route("/allocation-plans", methods=["POST"])
 @blp.arguments(PlanBody)
-@blp.response(201, fields.Dict())
+@blp.response(201, PlanOut)
 @blp.doc(security=[{"bearer": []}])
 def create_plan(body):
     """Compute a draft allocation plan (central → sub-warehouses) from smoothed city sell-through."""
@@ -186,7 +228,7 @@ def create_plan(body):
 
 @blp.route("/allocation-plans", methods=["GET"])
 @blp.arguments(PageArgs, location="query")
-@blp.response(200, TableOut)
+@blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
 def get_plans(args):
     """Allocation plans, newest first."""
@@ -195,7 +237,7 @@ def get_plans(args):
 
 
 @blp.route("/allocation-plans/<int:plan_id>", methods=["GET"])
-@blp.response(200, fields.Dict())
+@blp.response(200, PlanOut)
 @blp.doc(security=[{"bearer": []}])
 def get_plan(plan_id):
     """One plan with its lines: rate, stock, in transit, suggested and planned quantity, cover after."""
@@ -204,8 +246,8 @@ def get_plan(plan_id):
 
 
 @blp.route("/allocation-plans/<int:plan_id>/lines/<int:line_id>", methods=["PATCH"])
-@blp.arguments(LineBody)
-@blp.response(200, fields.Dict())
+@blp.arguments(PlanLineBody)
+@blp.response(200, PlanOut)
 @blp.doc(security=[{"bearer": []}])
 def edit_line(body, plan_id, line_id):
     """Change one line's quantity (whole cases) while the plan is a draft."""
@@ -215,7 +257,7 @@ def edit_line(body, plan_id, line_id):
 
 
 @blp.route("/allocation-plans/<int:plan_id>/approve", methods=["POST"])
-@blp.response(200, fields.Dict())
+@blp.response(200, PlanOut)
 @blp.doc(security=[{"bearer": []}])
 def approve_plan(plan_id):
     """Approve the plan: transfer orders are created and the stock leaves central (in transit)."""
@@ -224,13 +266,13 @@ def approve_plan(plan_id):
     return plan_detail(plan_id)
 
 
-class TransferArgs(PageArgs):
+class TransferListArgs(PageArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(["in_transit", "received"]))
 
 
 @blp.route("/transfers", methods=["GET"])
-@blp.arguments(TransferArgs, location="query")
-@blp.response(200, TableOut)
+@blp.arguments(TransferListArgs, location="query")
+@blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
 def get_transfers(args):
     """Transfer orders between warehouses, newest first."""
@@ -239,7 +281,7 @@ def get_transfers(args):
 
 
 @blp.route("/transfers/<int:transfer_id>/receive", methods=["POST"])
-@blp.response(200, fields.Dict())
+@blp.response(200, TransferOrderOut)
 @blp.doc(security=[{"bearer": []}])
 def receive_transfer(transfer_id):
     """The sub-warehouse confirms receipt: the goods move from transit into its stock."""
@@ -254,7 +296,7 @@ def receive_transfer(transfer_id):
 
 @blp.route("/production-suggestions", methods=["GET"])
 @blp.arguments(ProductionArgs, location="query")
-@blp.response(200, TableOut)
+@blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
 def production_suggestions(args):
     """Per SKU: forecast over the horizon plus safety stock minus the network's stock, each line explained."""

@@ -7,7 +7,7 @@ from app.catalog import services
 from app.catalog.models import PriceTier, Product, Sku
 from app.catalog.queries import list_skus
 from app.core.pagination import PageArgs, page_schema, paginate
-from app.core.schemas import Body, Int
+from app.core.schemas import Body, Bool, Int
 from app.core.security import require
 from app.core.tx import transaction
 from app.errors import NotFound
@@ -70,7 +70,7 @@ class SkuBody(Body):
     unit = fields.String(load_default="件", validate=validate.Length(min=1, max=16))
     case_pack = Int(load_default=1, validate=validate.Range(min=1, max=10_000))
     min_order_quantity = Int(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    serialized = fields.Boolean(load_default=True)
+    serialized = Bool(load_default=True)
     prices = fields.List(fields.Nested(PriceIn), load_default=list)
 
 
@@ -81,8 +81,8 @@ class SkuPatch(Body):
     unit = fields.String(validate=validate.Length(min=1, max=16))
     case_pack = Int(validate=validate.Range(min=1, max=10_000))
     min_order_quantity = Int(validate=validate.Range(min=1, max=1_000_000))
-    serialized = fields.Boolean()
-    is_active = fields.Boolean()
+    serialized = Bool()
+    is_active = Bool()
     prices = fields.List(fields.Nested(PriceIn))
 
 

@@ -8,10 +8,10 @@ from app.channel import regions
 from app.core.schemas import Body
 from app.core.security import require
 from app.core.tx import transaction
-from app.errors import Conflict, ValidationFailed
+from app.errors import ValidationFailed
 from app.extensions import db
 from app.inventory import services
-from app.inventory.models import StockLevel, Warehouse, WarehouseCity
+from app.inventory.models import StockLevel, Warehouse
 
 blp = Blueprint("hq_warehouses", __name__, description="Warehouses and the cities they serve")
 
@@ -50,10 +50,6 @@ def create_warehouse(body):
     for code in [body["city_code"], *body["serves"]]:
         if not regions.is_valid(code, "city"):
             raise ValidationFailed("城市代码不对", code="unknown_region", details={"region_code": code})
-    if db.session.scalar(sa.select(WarehouseCity.id).where(WarehouseCity.city_code.in_(body["serves"]))):
-        raise Conflict("有城市已经由别的分仓服务", code="city_already_served")
-    if db.session.scalar(sa.select(Warehouse.id).where(Warehouse.code == body["code"])):
-        raise Conflict("仓库编号已存在", code="warehouse_code_taken")
     with transaction():
         return services.create_warehouse(**body)
 

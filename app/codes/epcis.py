@@ -1,0 +1,70 @@
+"""A period's scan events as a GS1 EPCIS 2.0 JSON-LD document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+
+from app.codes.parse import code_url
+from app.codes.queries import events_between
+
+CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+
+
+def _epc(gtin: str, serial: str) -> str:
+    return code_url(current_app.config["CODE_URL_BASE"], gtin, serial)
+
+
+def _class(gtin: str) -> str:
+    return f"{current_app.config['CODE_URL_BASE'].rstrip('/')}/01/{gtin}"
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat()
+
+
+def document(since: datetime, until: datetime) -> dict[str, Any]:
+    """ObjectEvents for shipping/receiving/selling/returning, AggregationEvents for packing, and an
+    errorDeclaration on every event that was undone."""
+    rows = events_between(since, until)
+    by_id: dict[int, dict] = {}
+    out: list[dict] = []
+    base = current_app.config["CODE_URL_BASE"].rstrip("/")
+    for e, serial, _kind, gtin, _loc_name, _loc_kind in rows:
+        if e.action == "undo":
+            target = by_id.get(e.corrects_event_id)
+            if target is not None:
+                target["errorDeclaration"] = {"declarationTime": _time(e.recorded_at),
+                                              "reason": "incorrect_data",
+                                              "correctiveEventIDs": [f"urn:uuid:scan-{e.id}"]}
+            continue
+        ev: dict[str, Any] = {
+            "type": "ObjectEvent", "eventID": f"urn:uuid:scan-{e.id}", "eventTime": _time(e.event_time),
+            "eventTimeZoneOffset": "+08:00", "recordTime": _time(e.recorded_at), "action": "OBSERVE",
+            "bizStep": e.biz_step, "disposition": e.disposition,
+        }
+        if serial:
+            ev["epcList"] = [_epc(gtin, serial)]
+        else:
+            ev["quantityList"] = [{"epcClass": _class(gtin), "quantity": e.quantity}]
+        if e.action == "commission":
+            ev["action"] = "ADD"
+        if e.action == "pack" and serial:
+            ev = {**ev, "type": "AggregationEvent", "action": "ADD", "parentID": ev.pop("epcList")[0],
+                  "childEPCs": []}
+        if e.location_id:
+            ev["bizLocation"] = {"id": f"{base}/location/{e.location_id}"}
+            ev["readPoint"] = {"id": f"{base}/location/{e.location_id}"}
+        if e.order_id:
+            ev["bizTransactionList"] = [{"type": "po", "bizTransaction": f"{base}/order/{e.order_id}"}]
+        if e.user_id:
+            ev["ext:userId"] = e.user_id
+        by_id[e.id] = ev
+        out.append(ev)
+    return {
+        "@context": [CONTEXT, {"ext": f"{base}/epcis/ext#"}],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": _time(until),
+        "epcisBody": {"eventList": out},
+    }

@@ -1,0 +1,108 @@
+"""Reads about codes: find codes, one code's full trace, a period's events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import aliased
+
+from app.accounts.models import User
+from app.catalog.models import Sku
+from app.channel.models import Store
+from app.codes.models import Code, CodeBatch
+from app.codes.parse import ScanParseError, code_url, grouped, parse_scan
+from app.extensions import db
+from app.inventory.models import Location
+from app.scans.models import ScanEvent
+
+
+def url_for_code(gtin: str, serial: str) -> str:
+    """What the QR holds."""
+    return code_url(current_app.config["CODE_URL_BASE"], gtin, serial)
+
+
+def get_batch(batch_id: int) -> CodeBatch | None:
+    return db.session.get(CodeBatch, batch_id)
+
+
+def list_codes(*, state: str | None = None, store_id: int | None = None, sku_id: int | None = None,
+               batch_id: int | None = None, kind: str | None = None) -> sa.Select:
+    """Codes with their SKU's GTIN, filtered."""
+    stmt = sa.select(Code, Sku.gtin).join(Sku, Sku.id == Code.sku_id)
+    if state:
+        stmt = stmt.where(Code.state == state)
+    if store_id is not None:
+        stmt = stmt.where(Code.store_id == store_id)
+    if sku_id is not None:
+        stmt = stmt.where(Code.sku_id == sku_id)
+    if batch_id is not None:
+        stmt = stmt.where(Code.batch_id == batch_id)
+    if kind:
+        stmt = stmt.where(Code.kind == kind)
+    return stmt.order_by(Code.id)
+
+
+def code_item(code: Code, gtin: str) -> dict[str, Any]:
+    return {"serial": code.serial, "serial_grouped": grouped(code.serial), "url": url_for_code(gtin, code.serial),
+            "sku_id": code.sku_id, "kind": code.kind, "state": code.state, "store_id": code.store_id,
+            "location_id": code.location_id, "batch_id": code.batch_id, "case_id": code.case_id,
+            "order_id": code.order_id, "destination_store_id": code.destination_store_id,
+            "destination_distributor_id": code.destination_distributor_id,
+            "destination_region": code.destination_region, "sold_at": code.sold_at,
+            "first_verified_at": code.first_verified_at, "verify_count": code.verify_count}
+
+
+def find_code(text: str) -> Code | None:
+    """A code by serial (any accepted spelling) or printed URL; None when it is not one of ours."""
+    try:
+        scanned = parse_scan(text)
+    except ScanParseError:
+        return None
+    if not scanned.serial:
+        return None
+    return db.session.scalar(sa.select(Code).where(Code.serial == scanned.serial))
+
+
+def trace(code: Code) -> dict[str, Any]:
+    """One code's product, state, location, case and contents, and every event in time order."""
+    sku = db.session.get(Sku, code.sku_id)
+    item = code_item(code, sku.gtin)
+    item["sku"] = {"sku_id": sku.id, "code": sku.code, "name": sku.name, "gtin": sku.gtin, "unit": sku.unit}
+    item["location_name"] = db.session.scalar(sa.select(Location.name).where(Location.id == code.location_id)) \
+        if code.location_id else None
+    item["case_serial"] = db.session.scalar(sa.select(Code.serial).where(Code.id == code.case_id)) \
+        if code.case_id else None
+    item["units"] = list(db.session.scalars(sa.select(Code.serial).where(Code.case_id == code.id).order_by(Code.id))) \
+        if code.kind == "case" else []
+    undo = aliased(ScanEvent)
+    rows = db.session.execute(
+        sa.select(ScanEvent, Store.name, User.display_name, undo.id)
+        .outerjoin(Store, Store.id == ScanEvent.store_id).outerjoin(User, User.id == ScanEvent.user_id)
+        .outerjoin(undo, undo.corrects_event_id == ScanEvent.id)
+        .where(ScanEvent.code_id == code.id).order_by(ScanEvent.event_time, ScanEvent.id)
+    ).all()
+    item["events"] = [event_dict(e, store_name, user_name, undone_by) for e, store_name, user_name, undone_by in rows]
+    return item
+
+
+def event_dict(e: ScanEvent, store_name: str | None = None, user_name: str | None = None,
+               undone_by: int | None = None) -> dict[str, Any]:
+    return {"id": e.id, "action": e.action, "biz_step": e.biz_step, "disposition": e.disposition,
+            "quantity": e.quantity, "store_id": e.store_id, "store_name": store_name, "location_id": e.location_id,
+            "event_time": e.event_time, "recorded_at": e.recorded_at, "user_id": e.user_id, "user_name": user_name,
+            "order_id": e.order_id, "lat": e.lat, "lng": e.lng, "parent_event_id": e.parent_event_id,
+            "corrects_event_id": e.corrects_event_id, "undone_by_event_id": undone_by, "diverted": e.diverted}
+
+
+def events_between(since: datetime, until: datetime, limit: int = 100_000) -> list[tuple]:
+    """Events recorded in [since, until) with their code's serial and SKU GTIN, for the EPCIS export."""
+    return db.session.execute(
+        sa.select(ScanEvent, Code.serial, Code.kind, Sku.gtin, Location.name, Location.kind)
+        .outerjoin(Code, Code.id == ScanEvent.code_id).join(Sku, Sku.id == ScanEvent.sku_id)
+        .outerjoin(Location, Location.id == ScanEvent.location_id)
+        .where(ScanEvent.recorded_at >= since, ScanEvent.recorded_at < until)
+        .order_by(ScanEvent.id).limit(limit)
+    ).all()

@@ -1,0 +1,226 @@
+"""HQ's orders: the list, allocation to a warehouse, shipping, refunds, offline payments, credit and commission."""
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.core.pagination import PageArgs, page_schema, paginate
+from app.core.schemas import AwareDateTime, Body, Int
+from app.core.security import require
+from app.orders import queries, services, states
+from miniprogram_api.orders.schemas import LineIn, OrderDetailOut, OrderOut, ShipmentOut
+
+blp = Blueprint("hq_orders", __name__, description="Orders: allocation, shipping, refunds, credit, commission")
+
+
+class HqOrderArgs(PageArgs):
+    store_id = Int(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(states.STATUSES))
+    partner_id = Int(load_default=None)
+    warehouse_id = Int(load_default=None)
+    number = fields.String(load_default=None, validate=validate.Length(max=20))
+    created_from = AwareDateTime(load_default=None, data_key="from")
+    created_to = AwareDateTime(load_default=None, data_key="to")
+
+
+class AllocateBody(Body):
+    warehouse_id = Int(load_default=None, allow_none=True, validate=validate.Range(min=1))
+
+
+class ShipBody(Body):
+    case_codes = fields.List(fields.String(validate=validate.Length(min=1, max=128)), load_default=list,
+                             validate=validate.Length(max=500))
+    # Goods without codes, by quantity; left out, whatever remains of them ships.
+    lines = fields.List(fields.Nested(LineIn), load_default=None, validate=validate.Length(max=100))
+
+
+class RefundBody(Body):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=80))
+
+
+class OfflinePaymentBody(Body):
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    amount_fen = Int(required=True, validate=validate.Range(min=1))
+
+
+class CreditBody(Body):
+    limit_fen = Int(required=True, validate=validate.Range(min=0, max=10**12))
+
+
+class RepayBody(Body):
+    amount_fen = Int(required=True, validate=validate.Range(min=1, max=10**12))
+
+
+class CreditLedgerOut(Schema):
+    kind = fields.String()
+    delta_fen = fields.Integer()
+    balance_after_fen = fields.Integer()
+    order_id = fields.Integer(allow_none=True)
+    created_at = AwareDateTime()
+
+
+class CreditOut(Schema):
+    store_id = fields.Integer()
+    limit_fen = fields.Integer()
+    balance_fen = fields.Integer()
+    available_fen = fields.Function(lambda a: a.limit_fen - a.balance_fen)
+    ledger = fields.Function(lambda a: CreditLedgerOut(many=True).dump(queries.credit_ledger(a.id)))
+
+
+class RuleBody(Body):
+    margin_bp = Int(required=True, validate=validate.Range(min=0, max=10000))
+    bringer_share_bp = Int(required=True, validate=validate.Range(min=0, max=10000))
+
+
+class CommissionRuleOut(Schema):
+    id = fields.Integer()
+    margin_bp = fields.Integer()
+    bringer_share_bp = fields.Integer()
+    created_at = AwareDateTime()
+
+
+class CommissionArgs(Schema):
+    partner_id = Int(load_default=None)
+    date_from = AwareDateTime(load_default=None, data_key="from")
+    date_to = AwareDateTime(load_default=None, data_key="to")
+
+
+class CommissionEntryOut(Schema):
+    id = fields.Integer()
+    order_id = fields.Integer()
+    order_number = fields.String()
+    partner_id = fields.Integer()
+    role = fields.String()
+    base_fen = fields.Integer()
+    share_bp = fields.Integer()
+    amount_fen = fields.Integer()
+    created_at = AwareDateTime()
+
+
+class PartnerCommissionOut(Schema):
+    partner_id = fields.Integer()
+    partner_name = fields.String()
+    entries = fields.Integer()
+    amount_fen = fields.Integer()
+
+
+class CommissionReportOut(Schema):
+    total_fen = fields.Integer()
+    partners = fields.List(fields.Nested(PartnerCommissionOut))
+    entries = fields.List(fields.Nested(CommissionEntryOut))
+
+
+@blp.route("/orders", methods=["GET"])
+@blp.arguments(HqOrderArgs, location="query")
+@blp.response(200, page_schema(OrderOut, "HqOrderPage"))
+def list_orders(args):
+    """Orders in the caller's region, newest first, filtered by store, status, partner, warehouse, number, time."""
+    principal = require("order.read", kind="hq")
+    page, page_size = args.pop("page"), args.pop("page_size")
+    return paginate(queries.list_orders(principal, **args), page=page, page_size=page_size)
+
+
+@blp.route("/orders/<int:order_id>", methods=["GET"])
+@blp.response(200, OrderDetailOut)
+def get_order(order_id):
+    """One order with its lines, history, shipments and refunds."""
+    return queries.get_order_for(require("order.read", kind="hq"), order_id)
+
+
+@blp.route("/orders/<int:order_id>/allocate", methods=["POST"])
+@blp.arguments(AllocateBody)
+@blp.response(200, OrderDetailOut)
+def allocate_order(body, order_id):
+    """Reserve a paid order's goods: the city sub-warehouse if it has everything, else central, or the one given."""
+    principal = require("warehouse.operate", kind="hq")
+    return services.allocate_order(principal, order_id, warehouse_id=body["warehouse_id"])
+
+
+@blp.route("/orders/<int:order_id>/ship", methods=["POST"])
+@blp.arguments(ShipBody)
+@blp.response(201, ShipmentOut)
+def ship_order(body, order_id):
+    """Ship (part of) an allocated order with its case codes; goods without codes ship by quantity."""
+    principal = require("warehouse.operate", kind="hq")
+    return services.ship_order(principal, order_id, case_codes=body["case_codes"], lines=body["lines"])
+
+
+@blp.route("/orders/<int:order_id>/refund", methods=["POST"])
+@blp.arguments(RefundBody)
+@blp.response(200, OrderDetailOut)
+def refund_order(body, order_id):
+    """Refund a paid order that has not shipped: it is cancelled and its reservations released."""
+    principal = require("hq.write", kind="hq")
+    return services.refund_order(principal, order_id, reason=body["reason"])
+
+
+@blp.route("/orders/<int:order_id>/offline-payments", methods=["POST"])
+@blp.arguments(OfflinePaymentBody)
+@blp.response(200, OrderDetailOut)
+def offline_payment(body, order_id):
+    """Record money received outside WeChat Pay (bank transfer, cash) with its reference."""
+    principal = require("order.offline_pay", kind="hq")
+    return services.record_offline_payment(principal, order_id, **body)
+
+
+@blp.route("/stores/<int:store_id>/credit", methods=["PUT"])
+@blp.arguments(CreditBody)
+@blp.response(200, CreditOut)
+def set_credit(body, store_id):
+    """Set a store's credit limit (never below what it owes)."""
+    principal = require("hq.write", kind="hq")
+    return services.set_credit_limit(principal, store_id, limit_fen=body["limit_fen"])
+
+
+@blp.route("/stores/<int:store_id>/credit", methods=["GET"])
+@blp.response(200, CreditOut)
+def get_credit(store_id):
+    """A store's credit line and its latest ledger lines."""
+    from app.core.security import authorize_store
+    from app.errors import NotFound
+
+    principal = require("hq.read", kind="hq")
+    authorize_store(principal, "order.read", store_id)
+    account = queries.get_credit_account(store_id)
+    if account is None:
+        raise NotFound("这家门店没有赊账额度", code="no_credit_line")
+    return account
+
+
+@blp.route("/stores/<int:store_id>/credit/repayments", methods=["POST"])
+@blp.arguments(RepayBody)
+@blp.response(200, CreditOut)
+def repay_credit(body, store_id):
+    """Record a store paying back credit."""
+    principal = require("hq.write", kind="hq")
+    return services.repay_credit(principal, store_id, amount_fen=body["amount_fen"])
+
+
+@blp.route("/commission-rule", methods=["PUT"])
+@blp.arguments(RuleBody)
+@blp.response(200, CommissionRuleOut)
+def set_rule(body):
+    """Set the split rule: margin on an order, and the bringing partner's share of it (basis points)."""
+    principal = require("hq.write", kind="hq")
+    return services.set_commission_rule(principal, **body)
+
+
+@blp.route("/commission-rule", methods=["GET"])
+@blp.response(200, CommissionRuleOut)
+def get_rule():
+    """The split rule in force."""
+    from app.errors import NotFound
+
+    require("hq.read", kind="hq")
+    rule = queries.current_commission_rule()
+    if rule is None:
+        raise NotFound("还没有设置分成规则", code="no_commission_rule")
+    return rule
+
+
+@blp.route("/commissions", methods=["GET"])
+@blp.arguments(CommissionArgs, location="query")
+@blp.response(200, CommissionReportOut)
+def commissions(args):
+    """Commission per partner over a period, with its entries."""
+    require("hq.read", kind="hq")
+    return queries.commission_report(**args)

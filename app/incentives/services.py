@@ -1,0 +1,31 @@
+"""HQ sets scan incentive rules; credits are written by the scans themselves (see app.scans.services)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.catalog.models import Sku
+from app.core.clock import now_utc
+from app.core.tx import transaction
+from app.errors import NotFound
+from app.extensions import db
+from app.incentives.models import IncentiveRule
+
+
+def set_rules(rules: list[dict]) -> list[IncentiveRule]:
+    """Create or replace the rules given (sku_id, step, points, amount_fen, is_active)."""
+    with transaction():
+        out = []
+        for r in rules:
+            if db.session.get(Sku, r["sku_id"]) is None:
+                raise NotFound("找不到这个商品", code="sku_not_found", details={"sku_id": r["sku_id"]})
+            rule = db.session.scalar(sa.select(IncentiveRule).where(IncentiveRule.sku_id == r["sku_id"],
+                                                                    IncentiveRule.step == r["step"]))
+            if rule is None:
+                rule = IncentiveRule(sku_id=r["sku_id"], step=r["step"])
+                db.session.add(rule)
+            rule.points, rule.amount_fen = r.get("points", 0), r.get("amount_fen", 0)
+            rule.is_active, rule.updated_at = r.get("is_active", True), now_utc()
+            out.append(rule)
+        db.session.flush()
+    return out

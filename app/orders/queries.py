@@ -1,0 +1,102 @@
+"""Reads about orders, always inside the caller's scope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.catalog.models import Sku
+from app.channel.models import Partner, Store
+from app.channel.queries import visible_stores_condition
+from app.core.security import Principal, authorize_store
+from app.errors import NotFound
+from app.extensions import db
+from app.orders.models import CommissionEntry, CommissionRule, CreditAccount, CreditLedger, Order, Refund
+
+
+def get_order_for(principal: Principal, order_id: int, action: str = "order.read") -> Order:
+    """The order if it exists (404) and the caller may `action` on its store (403 out_of_scope)."""
+    order = db.session.get(Order, order_id)
+    if order is None:
+        raise NotFound("找不到这个订单", code="order_not_found")
+    authorize_store(principal, action, order.store_id)
+    return order
+
+
+def list_orders(principal: Principal, *, store_id: int | None = None, status: str | None = None,
+                partner_id: int | None = None, number: str | None = None, warehouse_id: int | None = None,
+                created_from: datetime | None = None, created_to: datetime | None = None) -> sa.Select:
+    """Orders of the stores the caller may see, newest first, with optional filters."""
+    stmt = (sa.select(Order).join(Store, Store.id == Order.store_id)
+            .where(visible_stores_condition(principal, "order.read"))
+            .order_by(Order.created_at.desc(), Order.id.desc()))
+    if store_id is not None:
+        authorize_store(principal, "order.read", store_id)
+        stmt = stmt.where(Order.store_id == store_id)
+    if status:
+        stmt = stmt.where(Order.status == status)
+    if partner_id is not None:
+        stmt = stmt.where(sa.or_(Order.routed_partner_id == partner_id, Order.bringing_partner_id == partner_id))
+    if number:
+        stmt = stmt.where(Order.number == number.replace("-", "").replace(" ", ""))
+    if warehouse_id is not None:
+        stmt = stmt.where(Order.warehouse_id == warehouse_id)
+    if created_from is not None:
+        stmt = stmt.where(Order.created_at >= created_from)
+    if created_to is not None:
+        stmt = stmt.where(Order.created_at < created_to)
+    return stmt
+
+
+def sku_names(sku_ids: list[int]) -> dict[int, tuple[str, str, bool]]:
+    """Name, unit and whether coded, per SKU, for order lines."""
+    rows = db.session.execute(sa.select(Sku.id, Sku.name, Sku.unit, Sku.serialized).where(Sku.id.in_(sku_ids)))
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def refunds_of(order_id: int) -> list[Refund]:
+    return list(db.session.scalars(sa.select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)))
+
+
+def get_credit_account(store_id: int) -> CreditAccount | None:
+    return db.session.scalar(sa.select(CreditAccount).where(CreditAccount.store_id == store_id))
+
+
+def credit_ledger(account_id: int, limit: int = 50) -> list[CreditLedger]:
+    return list(db.session.scalars(sa.select(CreditLedger).where(CreditLedger.account_id == account_id)
+                                   .order_by(CreditLedger.id.desc()).limit(limit)))
+
+
+def current_commission_rule() -> CommissionRule | None:
+    return db.session.scalar(sa.select(CommissionRule).order_by(CommissionRule.created_at.desc(),
+                                                                CommissionRule.id.desc()))
+
+
+def commission_report(*, partner_id: int | None, date_from: datetime | None,
+                      date_to: datetime | None) -> dict[str, Any]:
+    """Commission per partner over a period (by entry time), with the entries."""
+    cond = []
+    if partner_id is not None:
+        cond.append(CommissionEntry.partner_id == partner_id)
+    if date_from is not None:
+        cond.append(CommissionEntry.created_at >= date_from)
+    if date_to is not None:
+        cond.append(CommissionEntry.created_at < date_to)
+    totals = db.session.execute(
+        sa.select(CommissionEntry.partner_id, Partner.name, sa.func.count(CommissionEntry.id),
+                  sa.func.sum(CommissionEntry.amount_fen))
+        .join(Partner, Partner.id == CommissionEntry.partner_id).where(*cond)
+        .group_by(CommissionEntry.partner_id, Partner.name).order_by(CommissionEntry.partner_id)).all()
+    entries = db.session.execute(
+        sa.select(CommissionEntry, Order.number).join(Order, Order.id == CommissionEntry.order_id).where(*cond)
+        .order_by(CommissionEntry.id).limit(1000)).all()
+    return {
+        "partners": [{"partner_id": r[0], "partner_name": r[1], "entries": r[2], "amount_fen": int(r[3] or 0)}
+                     for r in totals],
+        "total_fen": sum(int(r[3] or 0) for r in totals),
+        "entries": [{"id": e.id, "order_id": e.order_id, "order_number": number, "partner_id": e.partner_id,
+                     "role": e.role, "base_fen": e.base_fen, "share_bp": e.share_bp, "amount_fen": e.amount_fen,
+                     "created_at": e.created_at} for e, number in entries],
+    }

@@ -1,0 +1,1 @@
+"""WeChat Pay callbacks: the HTTP edge WeChat Pay calls back on."""

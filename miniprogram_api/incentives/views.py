@@ -1,0 +1,50 @@
+"""A store's scan incentive ledger and balance."""
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.core.schemas import AwareDateTime, Int
+from app.core.security import authorize_store, current_principal, default_store_id
+from app.incentives.queries import store_ledger
+
+blp = Blueprint("mp_incentives", __name__, description="Scan incentives (扫码奖励)")
+
+
+class IncentiveLedgerArgs(Schema):
+    store_id = Int(load_default=None)
+    page = Int(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = Int(load_default=20, validate=validate.Range(min=1, max=200))
+
+
+class IncentiveCreditOut(Schema):
+    id = fields.Integer()
+    serial = fields.String()
+    sku_id = fields.Integer()
+    sku_name = fields.String()
+    step = fields.String()
+    points = fields.Integer()
+    amount_fen = fields.Integer()
+    event_id = fields.Integer(allow_none=True)
+    created_at = AwareDateTime()
+
+
+class IncentiveLedgerOut(Schema):
+    store_id = fields.Integer()
+    balance_points = fields.Integer()
+    balance_fen = fields.Integer()
+    items = fields.List(fields.Nested(IncentiveCreditOut))
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()
+
+
+@blp.route("/incentives", methods=["GET"])
+@blp.arguments(IncentiveLedgerArgs, location="query")
+@blp.response(200, IncentiveLedgerOut)
+@blp.doc(security=[{"bearer": []}])
+def ledger(args):
+    """The store's scan rewards, newest first, and the balance."""
+    principal = current_principal()
+    store_id = default_store_id(principal, args["store_id"])
+    authorize_store(principal, "incentive.read", store_id)
+    return store_ledger(store_id, page=args["page"], page_size=args["page_size"])

@@ -1,0 +1,78 @@
+"""Store scans: receive, sell, return (one or an offline batch), undo, and the store's recent scans."""
+
+from flask import current_app
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from app.core.security import authorize_store, current_principal, default_store_id, require
+from app.errors import AppError
+from app.scans import queries
+from app.scans.services import ScanInput, scan, scan_batch, undo_scan
+from miniprogram_api.scans.schemas import (
+    ScanAnswer,
+    ScanBatchAnswer,
+    ScanBatchBody,
+    ScanBody,
+    ScanListArgs,
+    ScanPage,
+    ScanUndoAnswer,
+)
+
+blp = Blueprint("mp_scans", __name__, description="Scans at the store (扫码入库、出库、退货)")
+
+_scan_body = ScanBody()
+
+
+@blp.route("/scans", methods=["POST"])
+@blp.arguments(ScanBody)
+@blp.response(200, ScanAnswer)
+@blp.doc(security=[{"bearer": []}])
+def create_scan(body):
+    """Scan one code (or a GTIN with a quantity): receive, sell or return; a replayed request_id answers as before."""
+    return scan(current_principal(), ScanInput(**body))
+
+
+@blp.route("/scans/batch", methods=["POST"])
+@blp.arguments(ScanBatchBody)
+@blp.response(200, ScanBatchAnswer)
+@blp.doc(security=[{"bearer": []}])
+def create_scan_batch(body):
+    """Upload an offline queue of up to SCAN_BATCH_MAX scans; each item is answered on its own, in order."""
+    principal = require("scan")
+    limit = current_app.config["SCAN_BATCH_MAX"]
+    if len(body["items"]) > limit:
+        raise AppError(f"一次最多上传 {limit} 条扫码", code="batch_too_large", status=413,
+                       details={"max": limit, "got": len(body["items"])})
+    items: list = []
+    for raw in body["items"]:
+        try:
+            items.append(ScanInput(**_scan_body.load(raw)))
+        except ValidationError as err:
+            request_id = raw.get("request_id") if isinstance(raw.get("request_id"), str) else None
+            items.append({"request_id": request_id, "status": "refused", "reason": "validation_failed",
+                          "message": "扫码内容不完整", "action": raw.get("action"), "serial": None,
+                          "code_state": None, "sku": None, "quantity": 0, "stock": None, "alerts": [],
+                          "event_id": None, "store_id": None, "details": {"fields": err.messages}})
+    answers = scan_batch(principal, items)
+    counts = {k: sum(1 for a in answers if a["status"] == k) for k in ("accepted", "duplicate", "refused")}
+    return {"items": answers, **counts}
+
+
+@blp.route("/scans/<int:event_id>/undo", methods=["POST"])
+@blp.response(200, ScanUndoAnswer)
+@blp.doc(security=[{"bearer": []}])
+def undo(event_id):
+    """Undo one's own scan within the undo window: a correcting event, never a delete."""
+    return undo_scan(require("scan"), event_id)
+
+
+@blp.route("/scans", methods=["GET"])
+@blp.arguments(ScanListArgs, location="query")
+@blp.response(200, ScanPage)
+@blp.doc(security=[{"bearer": []}])
+def list_scans(args):
+    """The store's recent scans, newest first."""
+    principal = current_principal()
+    store_id = default_store_id(principal, args["store_id"])
+    authorize_store(principal, "store.read", store_id)
+    return queries.store_scans(store_id, page=args["page"], page_size=args["page_size"])

@@ -1,0 +1,206 @@
+"""Every role against every object route: allowed inside its scope, 403 outside.
+
+To add a route, append a `Route` to ROUTES: its path (with `{store}`, `{partner}`, `{invite}`, `{sku}` filled from
+the target), the targets to try, and `allowed(actor, target)`. Helpers below express the usual rules:
+`stores(...)` for store-owned objects, `partners(...)` for partner-owned ones, `hq(...)` for HQ-only routes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.catalog.gtin import make_gtin
+from app.catalog.models import PriceTier, Sku
+from app.channel.models import Partner, Store
+from app.extensions import db
+from tests.conftest import hq_login, mp_login
+
+# Who each actor is (mini-program openid or HQ username) ...
+ACTORS = {
+    "owner_s1": ("mp", "demo_store_owner"),
+    "clerk_s1": ("mp", "demo_store_clerk"),
+    "owner_s2": ("mp", "demo_store_owner_2"),
+    "staff_d1": ("mp", "demo_distributor"),
+    "staff_d2": ("mp", "demo_distributor_2"),
+    "staff_a1": ("mp", "demo_agent"),
+    "hq_admin": ("hq", "admin"),
+    "hq_analyst": ("hq", "analyst"),
+    "warehouse": ("hq", "warehouse"),
+}
+HQ_STAFF = {"hq_admin", "hq_analyst", "warehouse"}
+ALL_STORES = {f"S{i}" for i in range(1, 11)}
+ALL_PARTNERS = {"HQ", "A1", "A2", "D1", "D2", "D3", "D4", "D5"}
+
+# ... and what lies in their scope (the demo: D1 serves S1 S3 S4; D3 (S5) is also under A1; D2 serves S2 S6).
+STORE_SCOPE = {
+    "owner_s1": {"S1"}, "clerk_s1": {"S1"}, "owner_s2": {"S2"},
+    "staff_d1": {"S1", "S3", "S4"}, "staff_d2": {"S2", "S6"}, "staff_a1": {"S1", "S3", "S4", "S5"},
+    "hq_admin": ALL_STORES, "hq_analyst": ALL_STORES, "warehouse": ALL_STORES,
+}
+PARTNER_SCOPE = {
+    "staff_d1": {"D1"}, "staff_d2": {"D2"}, "staff_a1": {"A1", "D1", "D3"},
+    "hq_admin": ALL_PARTNERS, "hq_analyst": ALL_PARTNERS,
+}
+
+
+def stores(*actors: str) -> Callable[[str, str], bool]:
+    """Allowed for these actors on the stores in their scope."""
+    return lambda actor, target: actor in actors and target in STORE_SCOPE.get(actor, set())
+
+
+def partners(*actors: str) -> Callable[[str, str], bool]:
+    return lambda actor, target: actor in actors and target in PARTNER_SCOPE.get(actor, set())
+
+
+def hq(*actors: str) -> Callable[[str, str], bool]:
+    return lambda actor, target: actor in actors
+
+
+STORE_READERS = ("owner_s1", "clerk_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst")
+INVITERS = ("owner_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin")
+_counter = itertools.count()
+
+
+@dataclass
+class Route:
+    name: str
+    method: str
+    path: str
+    allowed: Callable[[str, str], bool]
+    targets: tuple[str, ...] = ("-",)
+    body: Callable[[dict, str], Any] | None = None
+    ok: int = 200
+    # Optional check of an allowed answer (e.g. a list shows only what is in scope).
+    check: Callable[[str, Any], None] | None = None
+    setup: Callable[[Any, dict], None] | None = field(default=None)
+
+
+def _visible_stores(actor: str, body: Any) -> None:
+    assert {s["code"] for s in body["items"]} == STORE_SCOPE[actor] & ALL_STORES, actor
+
+
+def _visible_partners(actor: str, body: Any) -> None:
+    assert {p["code"] for p in body["items"]} == PARTNER_SCOPE.get(actor, set()), actor
+
+
+ROUTES: list[Route] = [
+    Route("mp stock", "GET", "/api/mp/v1/stock?store_id={store}", stores(*STORE_READERS), ("S1", "S2", "S5")),
+    Route("mp catalog", "GET", "/api/mp/v1/catalog?store_id={store}", stores(*STORE_READERS), ("S1", "S2", "S5")),
+    Route("hq store", "GET", "/api/hq/v1/stores/{store}", stores(*STORE_READERS, "warehouse"), ("S1", "S2", "S5")),
+    Route("hq store list", "GET", "/api/hq/v1/stores?page_size=200", hq(*STORE_READERS, "warehouse"),
+          check=_visible_stores),
+    Route("hq partner", "GET", "/api/hq/v1/partners/{partner}",
+          partners("staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst"), ("A1", "D1", "D2", "D3")),
+    Route("hq partner list", "GET", "/api/hq/v1/partners?page_size=200",
+          hq("staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst"), check=_visible_partners),
+    Route("invite a clerk", "POST", "/api/hq/v1/invites", stores(*INVITERS), ("S1", "S2", "S5"),
+          body=lambda ids, t: {"role": "store_clerk", "store_id": ids["stores"][t]}, ok=201),
+    Route("invite partner staff", "POST", "/api/hq/v1/invites",
+          partners("staff_d1", "staff_d2", "staff_a1", "hq_admin"), ("D1", "D2", "D3"),
+          body=lambda ids, t: {"role": "distributor_staff", "partner_id": ids["partners"][t]}, ok=201),
+    Route("invite QR", "GET", "/api/hq/v1/invites/{invite}/qr.png", stores(*INVITERS), ("S1", "S2", "S5")),
+    Route("revoke invite", "POST", "/api/hq/v1/invites/{invite}/revoke", stores(*INVITERS), ("S1", "S2", "S5")),
+    Route("hq me", "GET", "/api/hq/v1/me", hq(*HQ_STAFF)),
+    Route("warehouses", "GET", "/api/hq/v1/warehouses", hq(*HQ_STAFF)),
+    Route("sku list", "GET", "/api/hq/v1/skus", hq(*HQ_STAFF)),
+    Route("sku", "GET", "/api/hq/v1/skus/{sku}", hq(*HQ_STAFF), ("MILK250",)),
+    Route("products", "GET", "/api/hq/v1/products", hq(*HQ_STAFF)),
+    Route("price tiers", "GET", "/api/hq/v1/price-tiers", hq(*HQ_STAFF)),
+    Route("create store", "POST", "/api/hq/v1/stores", partners("hq_admin"), ("D1", "D2"), ok=201,
+          body=lambda ids, t: {"code": f"M{next(_counter)}", "name": "矩阵店", "region_code": "330106",
+                               "distributor_id": ids["partners"][t], "price_tier_id": ids["tiers"]["retail"]}),
+    Route("create partner", "POST", "/api/hq/v1/partners", partners("hq_admin"), ("A1", "A2"), ok=201,
+          body=lambda ids, t: {"code": f"M{next(_counter)}", "name": "矩阵分销", "kind": "distributor",
+                               "parent_id": ids["partners"][t]}),
+    Route("patch sku", "PATCH", "/api/hq/v1/skus/{sku}", hq("hq_admin"), ("MILK250",),
+          body=lambda ids, t: {"name": "山泉纯牛奶"}),
+    Route("create product", "POST", "/api/hq/v1/products", hq("hq_admin"), ok=201,
+          body=lambda ids, t: {"name": "矩阵产品"}),
+    Route("create sku", "POST", "/api/hq/v1/skus", hq("hq_admin"), ok=201,
+          body=lambda ids, t: {"product_id": 1, "code": f"M{next(_counter)}", "name": "矩阵 SKU",
+                               "gtin": make_gtin(f"69088{next(_counter):07d}")}),
+    Route("create tier", "POST", "/api/hq/v1/price-tiers", hq("hq_admin"), ok=201,
+          body=lambda ids, t: {"code": f"m{next(_counter)}", "name": "矩阵价"}),
+    Route("create warehouse", "POST", "/api/hq/v1/warehouses", hq("hq_admin"), ok=201,
+          body=lambda ids, t: {"code": f"WH-M{next(_counter)}", "name": "矩阵仓", "kind": "central",
+                               "city_code": "510100"}),
+]
+
+
+@pytest.fixture()
+def world(app, client, demo):
+    """Ids by demo code, one token per actor, and one invite per store (made by HQ)."""
+    with app.app_context():
+        ids = {
+            "stores": dict(db.session.execute(sa.select(Store.code, Store.id)).all()),
+            "partners": dict(db.session.execute(sa.select(Partner.code, Partner.id)).all()),
+            "tiers": dict(db.session.execute(sa.select(PriceTier.code, PriceTier.id)).all()),
+            "skus": dict(db.session.execute(sa.select(Sku.code, Sku.id)).all()),
+        }
+    headers = {name: (mp_login(client, who) if kind == "mp" else hq_login(client, who))
+               for name, (kind, who) in ACTORS.items()}
+    ids["invites"] = {}
+    for code in ("S1", "S2", "S5"):
+        resp = client.post("/api/hq/v1/invites", json={"role": "store_clerk", "store_id": ids["stores"][code]},
+                           headers=headers["hq_admin"])
+        ids["invites"][code] = resp.get_json()["id"]
+    return ids, headers
+
+
+def _fill(path: str, ids: dict, target: str) -> str:
+    return path.format(store=ids["stores"].get(target), partner=ids["partners"].get(target),
+                       invite=ids["invites"].get(target), sku=ids["skus"].get(target))
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+def test_scope_matrix(client, world, route):
+    ids, headers = world
+    wrong = []
+    for actor, target in itertools.product(ACTORS, route.targets):
+        kwargs = {"headers": headers[actor]}
+        if route.body is not None:
+            kwargs["json"] = route.body(ids, target)
+        resp = client.open(_fill(route.path, ids, target), method=route.method, **kwargs)
+        expected = route.ok if route.allowed(actor, target) else 403
+        if resp.status_code != expected:
+            wrong.append(f"{actor:>10} → {target:<7} expected {expected}, got {resp.status_code} "
+                         f"{(resp.get_json(silent=True) or {}).get('error', {}).get('code', '')}")
+        elif expected == 403:
+            assert set(resp.get_json()["error"]) == {"code", "message", "details"}
+        elif route.check is not None:
+            route.check(actor, resp.get_json())
+    assert not wrong, f"{route.method} {route.path}:\n" + "\n".join(wrong)
+
+
+def test_every_object_route_is_in_the_matrix(app):
+    """A new /api/ route must be added to ROUTES here (or to NOT_OBJECT_ROUTES with the reason)."""
+    covered = {(r.method, r.path.split("?")[0]) for r in ROUTES}
+    not_object_routes = {
+        ("POST", "/api/mp/v1/sessions"), ("POST", "/api/hq/v1/sessions"),  # login
+        ("GET", "/api/mp/v1/me"), ("POST", "/api/mp/v1/me/phone"),        # the caller themself
+        ("POST", "/api/mp/v1/invites/{token}/redeem"),                     # anyone holding the invite
+        ("GET", "/api/hq/v1/regions"),                                     # public reference data
+        ("GET", "/api/openapi.json"), ("GET", "/api/docs"),
+    }
+    import re
+
+    registered = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        path = (path.replace("{store_id}", "{store}").replace("{partner_id}", "{partner}")
+                .replace("{invite_id}", "{invite}").replace("{sku_id}", "{sku}"))
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            registered.add((method, path))
+    foundation = {r for r in registered if r[1].split("/")[4:5] and r[1].split("/")[4] in {
+        "stock", "catalog", "stores", "partners", "invites", "warehouses", "skus", "products", "price-tiers", "me",
+        "sessions", "regions"}}
+    missing = foundation - covered - not_object_routes
+    assert not missing, f"add these routes to ROUTES: {sorted(missing)}"

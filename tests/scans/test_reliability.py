@@ -1,0 +1,180 @@
+"""Reliability on PostgreSQL with real threads: concurrent sells, exact ledgers, no half-applied scans."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from app.accounts.roles import STORE_OWNER
+from app.codes.models import Code, CodeBatch
+from app.codes.services import generate_batch
+from app.core.security import Binding, Principal
+from app.core.tx import transaction
+from app.extensions import db
+from app.inventory.models import StockMovement
+from app.inventory.services import move_stock, verify_ledger
+from app.scans import services as scan_services
+from app.scans.models import ScanEvent, ScanRequest
+from app.scans.services import ScanInput, scan, scan_batch
+from tests.scans.helpers import codes_in, on_hand, store
+
+
+def _principal(store_code: str, user_openid: str = "demo_store_owner") -> Principal:
+    from app.accounts.models import User
+
+    uid = db.session.scalar(sa.select(User.id).where(User.openid == user_openid))
+    return Principal(user_id=uid, kind="mp", bindings=(Binding(role=STORE_OWNER, store_id=store(store_code).id),))
+
+
+def _input(serial: str, action: str = "sell") -> ScanInput:
+    return ScanInput(request_id=uuid.uuid4().hex, code=serial, action=action, scanned_at=datetime.now(UTC))
+
+
+def _run_threads(app, n, target):
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+    errors: list = []
+
+    def work(i):
+        with app.app_context():
+            try:
+                barrier.wait()
+                results[i] = target(i)
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+def test_fifty_concurrent_sells_of_one_code(postgres, demo):
+    code = codes_in("S1")[0]
+    serial, sku_id = code.serial, code.sku_id
+    principal = _principal("S1")
+    before = on_hand("S1", sku_id)
+    db.session.remove()
+    answers = _run_threads(postgres, 50, lambda i: scan(principal, _input(serial)))
+    statuses = sorted(a["status"] for a in answers)
+    assert statuses.count("accepted") == 1 and statuses.count("duplicate") == 49
+    assert on_hand("S1", sku_id) == before - 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent).where(
+        ScanEvent.action == "sell")) == 1
+    assert verify_ledger() == []
+
+
+def test_concurrent_replays_of_one_request(postgres, demo):
+    code = codes_in("S1")[0]
+    principal = _principal("S1")
+    data = _input(code.serial)
+    before = on_hand("S1", code.sku_id)
+    db.session.remove()
+    answers = _run_threads(postgres, 10, lambda i: scan(principal, ScanInput(**vars(data))))
+    assert {a["status"] for a in answers} == {"accepted"}
+    assert len({a["event_id"] for a in answers}) == 1
+    assert on_hand("S1", code.sku_id) == before - 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ScanRequest)) >= 1
+
+
+def _stock_store_with_codes(store_code: str, sku_id: int, n: int) -> list[str]:
+    """n fresh codes of a SKU in the store's stock (issued, then booked straight in for the test)."""
+    with transaction():
+        batch = CodeBatch(sku_id=sku_id, quantity=n, status="pending")
+        db.session.add(batch)
+    generate_batch(batch.id)
+    s = store(store_code)
+    with transaction():
+        db.session.execute(sa.update(Code).where(Code.batch_id == batch.id).values(
+            state="in_store", store_id=s.id, location_id=s.location_id, destination_store_id=s.id,
+            destination_distributor_id=s.distributor_id, destination_region=s.city_code))
+        move_stock(location_id=s.location_id, sku_id=sku_id, on_hand=n, kind="receive", reason="test")
+    return list(db.session.scalars(sa.select(Code.serial).where(Code.batch_id == batch.id).order_by(Code.id)))
+
+
+def test_eight_workers_selling_distinct_codes(postgres, demo):
+    sku_id = codes_in("S1")[0].sku_id
+    serials = _stock_store_with_codes("S1", sku_id, 8 * 500)
+    before = on_hand("S1", sku_id)
+    moves_before = db.session.scalar(sa.select(sa.func.count()).select_from(StockMovement))
+    principal = _principal("S1")
+    db.session.remove()
+
+    def worker(i):
+        mine = serials[i * 500:(i + 1) * 500]
+        # Half as single scans, half as one batch: both paths under contention on the same stock row.
+        singles = [scan(principal, _input(s))["status"] for s in mine[:20]]
+        batch = [a["status"] for a in scan_batch(principal, [_input(s) for s in mine[20:]])]
+        return singles + batch
+
+    results = _run_threads(postgres, 8, worker)
+    assert all(s == "accepted" for r in results for s in r)
+    assert on_hand("S1", sku_id) == before - 4000
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Code).where(
+        Code.serial.in_(serials), Code.state == "sold")) == 4000
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(StockMovement)) > moves_before
+    assert verify_ledger() == []
+
+
+def test_failure_after_first_write_leaves_nothing(postgres, demo, monkeypatch):
+    code = codes_in("S1")[0]
+    code_id, sku_id, serial = code.id, code.sku_id, code.serial
+    principal = _principal("S1")
+    before = on_hand("S1", sku_id)
+    events_before = db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent))
+    requests_before = db.session.scalar(sa.select(sa.func.count()).select_from(ScanRequest))
+
+    def boom(**kwargs):
+        raise sa.exc.OperationalError("injected", {}, Exception("db went away"))
+
+    monkeypatch.setattr(scan_services, "move_stock", boom)
+    with pytest.raises(sa.exc.OperationalError):
+        scan(principal, _input(serial))
+    db.session.remove()
+    assert db.session.get(Code, code_id).state == "in_store"
+    assert on_hand("S1", sku_id) == before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent)) == events_before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ScanRequest)) == requests_before
+
+
+def test_http_failure_is_500_without_trace_and_nothing_changes(postgres, client, owner, monkeypatch):
+    from tests.scans.helpers import body
+
+    code = codes_in("S1")[0]
+    code_id, sku_id = code.id, code.sku_id
+    before = on_hand("S1", sku_id)
+
+    def boom(*args, **kwargs):
+        raise sa.exc.OperationalError("injected", {}, Exception("db went away"))
+
+    monkeypatch.setattr(scan_services, "_add_event", boom)
+    r = client.post("/api/mp/v1/scans", json=body(code.serial), headers=owner)
+    assert r.status_code == 500 and r.get_json()["error"]["code"] == "internal_error"
+    db.session.remove()
+    assert db.session.get(Code, code_id).state == "in_store"
+    assert on_hand("S1", sku_id) == before
+
+
+def test_batch_with_a_bad_item_in_the_middle(postgres, demo):
+    units = [(u.id, u.serial) for u in codes_in("S1", n=6)]
+    principal = _principal("S1")
+    items = [_input(serial) for _, serial in units]
+    bad = units[3][1]
+    items[3] = _input(bad[:-1] + ("0" if bad[-1] != "0" else "1"))
+    answers = scan_batch(principal, items)
+    assert [a["status"] for a in answers] == ["accepted"] * 3 + ["refused"] + ["accepted"] * 2
+    db.session.remove()
+    states = {c.serial: c.state for c in db.session.scalars(sa.select(Code).where(
+        Code.id.in_([i for i, _ in units])))}
+    assert states[bad] == "in_store"
+    assert sum(1 for s in states.values() if s == "sold") == 5
+    assert verify_ledger() == []
