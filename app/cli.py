@@ -26,8 +26,22 @@ def stock_verify() -> None:
     click.echo("ok: every stock level equals the sum of its ledger")
 
 
+# Areas with their own commands expose `register_cli(app)` in these modules.
+AREA_CLIS = ("app.orders.cli", "app.analytics.cli", "app.codes.cli")
+
+
 def register_cli(app: Flask) -> None:
+    import importlib
+
     app.cli.add_command(stock_cli)
+    for name in AREA_CLIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register_cli(app)
 
     @app.cli.command("seed-demo")
     @click.option("--if-empty", is_flag=True, help="Only seed when the database has no users.")

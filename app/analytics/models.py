@@ -37,6 +37,30 @@ class DailySales(db.Model):
     amount_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
+class DailyCitySales(db.Model):
+    """`daily_sales` summed over the stores of a city: what region dashboards read at tens of millions of scans.
+
+    Kept by the same receivers in the same transaction; `rollups.refresh_city_rollup` recomputes it from
+    `daily_sales` for a range of days (after a rebuild or a bulk load).
+    """
+
+    __tablename__ = "daily_city_sales"
+    __table_args__ = (
+        sa.UniqueConstraint("day", "sku_id", "city_code"),
+        # Covering index: a period × city (× SKU) read is an index-only scan.
+        sa.Index("ix_daily_city_sales_day_city", "day", "city_code", "sku_id", "units", "amount_fen",
+                 "province_code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date)
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"))
+    city_code: Mapped[str] = mapped_column(sa.String(12))
+    province_code: Mapped[str] = mapped_column(sa.String(12))
+    units: Mapped[int] = mapped_column(sa.Integer, default=0)
+    amount_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 class DailySellIn(db.Model):
     """Units shipped to stores (sell-in) per business day, SKU and store."""
 

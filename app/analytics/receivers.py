@@ -7,7 +7,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.analytics.models import DailySales, DailySellIn
+from app.analytics.models import DailyCitySales, DailySales, DailySellIn
 from app.channel.models import Store
 from app.core.clock import business_day
 from app.core.events import units_shipped, units_sold
@@ -27,7 +27,7 @@ def _store_dims(store_id: int) -> tuple[str, str, int]:
 
 
 def add_sales(*, day: date, store_id: int, sku_id: int, units: int, amount_fen: int) -> None:
-    """Add to one (day, SKU, store) cell with one atomic upsert (concurrent sales never lose an update)."""
+    """Add to one (day, SKU, store) cell and its city cell, each with one atomic upsert (no lost updates)."""
     province, city, distributor = _store_dims(store_id)
     table = DailySales.__table__
     stmt = _insert()(table).values(day=day, sku_id=sku_id, store_id=store_id, province_code=province,
@@ -35,6 +35,13 @@ def add_sales(*, day: date, store_id: int, sku_id: int, units: int, amount_fen: 
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.day, table.c.sku_id, table.c.store_id],
         set_={"units": table.c.units + units, "amount_fen": table.c.amount_fen + amount_fen})
+    db.session.execute(stmt)
+    ct = DailyCitySales.__table__
+    stmt = _insert()(ct).values(day=day, sku_id=sku_id, city_code=city, province_code=province, units=units,
+                                amount_fen=amount_fen)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[ct.c.day, ct.c.sku_id, ct.c.city_code],
+        set_={"units": ct.c.units + units, "amount_fen": ct.c.amount_fen + amount_fen})
     db.session.execute(stmt)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.analytics.models import DailySales
+from app.analytics.models import DailyCitySales, DailySales
 from app.channel.models import Store
 from app.core.clock import business_day, business_day_start
 from app.extensions import db
@@ -84,4 +84,17 @@ def rebuild(from_day: date, to_day: date, events: Iterable[dict[str, Any]] | Non
             for (day, sku, store), (u, a) in cells.items()]
     for i in range(0, len(rows), 5000):
         db.session.execute(sa.insert(DailySales.__table__), rows[i:i + 5000])
+    refresh_city_rollup(from_day, to_day)
     return len(rows)
+
+
+def refresh_city_rollup(from_day: date, to_day: date) -> None:
+    """Recompute `daily_city_sales` for a range of days from `daily_sales` (one INSERT ... SELECT)."""
+    t = DailySales.__table__
+    db.session.execute(sa.delete(DailyCitySales).where(DailyCitySales.day >= from_day, DailyCitySales.day <= to_day))
+    summed = (sa.select(t.c.day, t.c.sku_id, t.c.city_code, sa.func.min(t.c.province_code), sa.func.sum(t.c.units),
+                        sa.func.sum(t.c.amount_fen))
+              .where(t.c.day >= from_day, t.c.day <= to_day).group_by(t.c.day, t.c.sku_id, t.c.city_code))
+    ct = DailyCitySales.__table__
+    db.session.execute(sa.insert(ct).from_select(
+        [ct.c.day, ct.c.sku_id, ct.c.city_code, ct.c.province_code, ct.c.units, ct.c.amount_fen], summed))

@@ -62,6 +62,21 @@ def visible_stores_condition(principal: Principal, action: str = "store.read") -
     return sa.or_(*clauses) if clauses else sa.false()
 
 
+def visible_partners_condition(principal: Principal, action: str = "partner.read") -> sa.ColumnElement[bool]:
+    """A WHERE clause over `Partner` for the partners `authorize(..., partner_path=)` would let the caller see."""
+    from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PARTNER_ROLES, PERMISSIONS
+
+    clauses: list[sa.ColumnElement[bool]] = []
+    for b in principal.bindings:
+        if action not in PERMISSIONS.get(b.role, ()):
+            continue
+        if b.role in PARTNER_ROLES and b.partner_path:
+            clauses.append(Partner.path.startswith(b.partner_path))
+        elif b.role in (HQ_ADMIN, HQ_ANALYST) and b.region_code is None:
+            return sa.true()
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
 def list_stores(principal: Principal, *, region: str | None = None) -> sa.Select:
     stmt = sa.select(Store).where(visible_stores_condition(principal)).order_by(Store.id)
     if region:

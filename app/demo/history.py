@@ -17,6 +17,7 @@ from flask import current_app
 
 from app.analytics.models import DailySales, DailySellIn
 from app.analytics.receivers import add_sales, add_sell_in
+from app.analytics.rollups import refresh_city_rollup
 from app.catalog.models import SkuPrice
 from app.core.clock import today_business
 from app.core.tx import transaction
@@ -93,6 +94,7 @@ def seed(ctx) -> None:
         if fresh:
             db.session.execute(sa.insert(DailySellIn.__table__), fresh)
         _shelf_stock(ctx, recent)
+        refresh_city_rollup(today - timedelta(days=days), today)
 
 
 # Days of cover on the shelves of the stores that have no scanned stock in the demo: a spread from nearly empty

@@ -351,7 +351,11 @@ def _refund_all(order: Order, *, user_id: int | None, reason: str) -> None:
             _after_commit("refund", refund.id)
             continue
         if payment.method == "credit":
-            _credit_move(order.store_id, -amount, kind="refund", order_id=order.id, user_id=user_id)
+            # What the store still owes is forgiven; anything it already repaid goes back by hand, like offline.
+            owed = db.session.scalar(sa.select(CreditAccount.balance_fen).where(
+                CreditAccount.store_id == order.store_id).with_for_update()) or 0
+            if min(amount, owed):
+                _credit_move(order.store_id, -min(amount, owed), kind="refund", order_id=order.id, user_id=user_id)
         # Offline money goes back by hand; recording the refund is what the books need.
         refund.status, refund.completed_at = "succeeded", now
         order.refunded_fen += amount
@@ -497,6 +501,9 @@ def _credit_move(store_id: int, delta_fen: int, *, kind: str, order_id: int | No
         account = db.session.scalar(sa.select(CreditAccount).where(CreditAccount.store_id == store_id))
         if account is None:
             raise Conflict("这家门店没有赊账额度", code="no_credit_line")
+        if delta_fen < 0:
+            raise Conflict("还款超过了欠款", code="repayment_exceeds_balance",
+                           details={"balance_fen": account.balance_fen})
         raise Conflict("赊账额度不够", code="credit_limit_exceeded",
                        details={"limit_fen": account.limit_fen, "balance_fen": account.balance_fen})
     db.session.add(CreditLedger(account_id=row[0], kind=kind, delta_fen=delta_fen, balance_after_fen=row[1],

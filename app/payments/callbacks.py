@@ -38,11 +38,15 @@ def _handle() -> tuple[Response, int] | tuple[str, int]:
     from app.orders import services
 
     try:
-        note = get_wechatpay().parse_notification(request.headers, request.get_data(cache=False))
+        gateway = get_wechatpay()
+        note = gateway.parse_notification(request.headers, request.get_data(cache=False))
     except AppError as exc:  # InvalidNotification (400) or PayUnavailable (not configured)
         log.warning("pay notify refused: %s %s", exc.code, exc.details)
         return _fail(400 if exc.status < 500 else 500)
     resource, event = note["resource"], note["event_type"]
+    if resource.get("mchid", gateway.mchid) != gateway.mchid or resource.get("appid", gateway.appid) != gateway.appid:
+        log.warning("pay notify %s for another merchant or app refused", note["id"])
+        return _fail(400)
     try:
         if event == "TRANSACTION.SUCCESS":
             if resource.get("trade_state") != "SUCCESS":

@@ -222,12 +222,80 @@ def scan(principal: Principal, data: ScanInput) -> dict[str, Any]:
     data.store_id = store_id
     try:
         with transaction():
-            answer = _apply(principal.user_id, data)
-            if not _save_request(principal.user_id, answer):
+            answer = _sell_hot(principal.user_id, data) if data.action == "sell" and _is_pg() else None
+            if answer is None:
+                answer = _apply(principal.user_id, data)
+                saved = _save_request(principal.user_id, answer)
+            else:
+                saved = answer.pop("_saved")
+            if not saved:
                 raise _Replayed()
     except _Replayed:
         stored = _stored_answer(principal.user_id, data.request_id)
         return _replay(stored)
+    return answer
+
+
+# The common sell, on PostgreSQL, in four statements: this guarded UPDATE (the code must be in this store's
+# stock and shipped to it; the row lock serializes racing sells of the same code) joined with what the answer
+# needs, move_stock's two, and _HOT_RECORD. Anything else (duplicate, diversion, wrong GTIN) finds no row here
+# and takes the general path, which re-reads the code under a lock.
+_HOT_UPDATE = sa.text(
+    "WITH u AS (UPDATE codes SET state = 'sold', location_id = NULL, sold_at = :at, updated_at = :now"
+    " WHERE serial = :serial AND kind = 'unit' AND state IN ('in_store', 'returned') AND store_id = :store_id"
+    " AND destination_store_id = :store_id"
+    " AND (CAST(:gtin AS varchar) IS NULL OR sku_id = (SELECT id FROM skus WHERE gtin = :gtin))"
+    " RETURNING id, sku_id, order_id)"
+    " SELECT u.id, u.sku_id, u.order_id, k.name, k.unit, k.gtin, st.location_id, p.price_fen"
+    " FROM u JOIN skus k ON k.id = u.sku_id JOIN stores st ON st.id = :store_id"
+    " LEFT JOIN sku_prices p ON p.sku_id = u.sku_id AND p.price_tier_id = st.price_tier_id")
+
+# The event, the incentive credit (when the SKU has a rule) and the idempotency row, in one statement.
+_HOT_RECORD = sa.text(
+    "WITH e AS (INSERT INTO scan_events (code_id, sku_id, quantity, action, biz_step, disposition, store_id,"
+    " location_id, event_time, recorded_at, user_id, order_id, lat, lng, diverted)"
+    " VALUES (:code_id, :sku_id, 1, 'sell', :step, :disposition, :store_id, :location_id, :at, :now, :user_id,"
+    " :order_id, :lat, :lng, false) RETURNING id),"
+    " c AS (INSERT INTO incentive_credits (store_id, code_id, sku_id, step, points, amount_fen, event_id, created_at)"
+    " SELECT :store_id, :code_id, :sku_id, 'sell', r.points, r.amount_fen, e.id, :now FROM e"
+    " JOIN incentive_rules r ON r.sku_id = :sku_id AND r.step = 'sell' AND r.is_active"
+    " ON CONFLICT (code_id, step) DO NOTHING),"
+    " q AS (INSERT INTO scan_requests (user_id, request_id, answer, created_at)"
+    " SELECT :user_id, :request_id, CAST(jsonb_set(CAST(:answer AS jsonb), '{event_id}', to_jsonb(e.id)) AS json),"
+    " :now FROM e ON CONFLICT (user_id, request_id) DO NOTHING RETURNING id)"
+    " SELECT e.id, (SELECT count(*) FROM q) AS saved FROM e")
+
+
+def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
+    """The common sell in four statements, or None when this scan needs the general path."""
+    now = now_utc()
+    if as_utc(data.scanned_at) > now + FUTURE_SLACK:
+        return None
+    try:
+        scanned = parse_scan(data.code)
+    except ScanParseError:
+        return None
+    if scanned.serial is None:
+        return None
+    row = db.session.execute(_HOT_UPDATE, {"at": data.scanned_at, "now": now, "serial": scanned.serial,
+                                           "store_id": data.store_id, "gtin": scanned.gtin}).first()
+    if row is None:
+        return None
+    level = move_stock(location_id=row.location_id, sku_id=row.sku_id, on_hand=-1, kind="sell", ref_type="code",
+                       ref_id=row.id, user_id=user_id)
+    answer = _answer("accepted", scan=data, message=messages.sold(row.name, 1, row.unit, level.on_hand),
+                     code_state="sold", serial=scanned.serial, sku=_sku_dict(row.sku_id, row.name, row.unit, row.gtin),
+                     quantity=1, on_hand=level.on_hand, store_id=data.store_id)
+    step, disposition = BIZ_STEPS["sell"]
+    event_id, saved = db.session.execute(_HOT_RECORD, {
+        "code_id": row.id, "sku_id": row.sku_id, "step": step, "disposition": disposition, "store_id": data.store_id,
+        "location_id": row.location_id, "at": data.scanned_at, "now": now, "user_id": user_id,
+        "order_id": row.order_id, "lat": data.lat, "lng": data.lng, "request_id": data.request_id,
+        "answer": json.dumps(answer, ensure_ascii=False)}).one()
+    answer["event_id"] = event_id
+    events.units_sold.send(None, store_id=data.store_id, sku_id=row.sku_id, quantity=1, at=data.scanned_at,
+                           amount_fen=row.price_fen or 0, event_id=event_id)
+    answer["_saved"] = bool(saved)
     return answer
 
 
@@ -564,10 +632,12 @@ def _save_requests(user_id: int, answers: list[dict]) -> None:
     if _is_pg():
         db.session.execute(sa.text(
             "INSERT INTO scan_requests (user_id, request_id, answer, created_at)"
-            " SELECT :user_id, r.request_id, CAST(r.answer AS json), :now"
-            " FROM unnest(CAST(:request_ids AS varchar[]), CAST(:answers AS text[])) AS r(request_id, answer)"),
+            " SELECT :user_id, r.request_id, a.answer, :now"
+            " FROM unnest(CAST(:request_ids AS varchar[])) WITH ORDINALITY AS r(request_id, n)"
+            " JOIN json_array_elements(CAST(:answers AS json)) WITH ORDINALITY AS a(answer, n) USING (n)"),
+            # One JSON array, not a text[] of JSON strings: psycopg escapes every array element with a regex.
             {"user_id": user_id, "now": now, "request_ids": [a["request_id"] for a in answers],
-             "answers": [json.dumps(a, ensure_ascii=False, default=str) for a in answers]})
+             "answers": json.dumps(answers, ensure_ascii=False, default=str)})
         return
     db.session.execute(sa.insert(R), [{"user_id": user_id, "request_id": a["request_id"], "answer": a,
                                        "created_at": now} for a in answers])

@@ -1,6 +1,8 @@
 """Store scans: receive, sell, return (one or an offline batch), undo, and the store's recent scans."""
 
-from flask import current_app
+from datetime import datetime
+
+from flask import current_app, jsonify
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
@@ -21,6 +23,25 @@ from miniprogram_api.scans.schemas import (
 blp = Blueprint("mp_scans", __name__, description="Scans at the store (扫码入库、出库、退货)")
 
 _scan_body = ScanBody()
+_ACTIONS = frozenset(("receive", "sell", "return"))
+
+
+def _load_item(raw: dict) -> ScanInput:
+    """One batch item: a plain, well-formed item is taken as is; anything else goes through the schema (and its
+    field errors). The shortcut exists because the schema costs more than the sell itself in a 500-item batch."""
+    if (isinstance(raw.get("request_id"), str) and 0 < len(raw["request_id"]) <= 64
+            and isinstance(raw.get("code"), str) and 0 < len(raw["code"]) <= 512 and raw.get("action") in _ACTIONS
+            and isinstance(raw.get("scanned_at"), str) and raw.keys() <= {"request_id", "code", "action",
+                                                                         "scanned_at", "store_id"}
+            and (raw.get("store_id") is None or type(raw["store_id"]) is int)):
+        try:
+            at = datetime.fromisoformat(raw["scanned_at"])
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is not None:
+            return ScanInput(request_id=raw["request_id"], code=raw["code"], action=raw["action"], scanned_at=at,
+                             store_id=raw.get("store_id"))
+    return ScanInput(**_scan_body.load(raw))
 
 
 @blp.route("/scans", methods=["POST"])
@@ -46,7 +67,7 @@ def create_scan_batch(body):
     items: list = []
     for raw in body["items"]:
         try:
-            items.append(ScanInput(**_scan_body.load(raw)))
+            items.append(_load_item(raw))
         except ValidationError as err:
             request_id = raw.get("request_id") if isinstance(raw.get("request_id"), str) else None
             items.append({"request_id": request_id, "status": "refused", "reason": "validation_failed",
@@ -55,7 +76,8 @@ def create_scan_batch(body):
                           "event_id": None, "store_id": None, "details": {"fields": err.messages}})
     answers = scan_batch(principal, items)
     counts = {k: sum(1 for a in answers if a["status"] == k) for k in ("accepted", "duplicate", "refused")}
-    return {"items": answers, **counts}
+    # The answers are plain JSON already; skipping the response schema's per-item dump halves a batch's time.
+    return jsonify({"items": answers, **counts})
 
 
 @blp.route("/scans/<int:event_id>/undo", methods=["POST"])

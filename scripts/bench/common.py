@@ -80,3 +80,28 @@ def owner_token(app, user_id: int) -> str:
 
     with app.app_context():
         return token_for(db.session.get(User, user_id), "mp")["token"]
+
+
+def store_owner_tokens(app, store_codes: list[str]) -> dict[str, str]:
+    """A store-owner token per store (a bench user bound to each store that has no owner yet)."""
+    import sqlalchemy as sa
+
+    from app.accounts.models import Membership, User
+    from app.channel.models import Store
+    from app.core.tx import transaction
+    from app.extensions import db
+
+    out = {}
+    with app.app_context():
+        for code in store_codes:
+            store = db.session.scalar(sa.select(Store).where(Store.code == code))
+            user_id = db.session.scalar(sa.select(Membership.user_id).where(
+                Membership.store_id == store.id, Membership.role == "store_owner"))
+            if user_id is None:
+                with transaction():
+                    user = User(openid=f"bench_owner_{code}", display_name=f"bench {code}")
+                    user.memberships.append(Membership(role="store_owner", store_id=store.id))
+                    db.session.add(user)
+                user_id = user.id
+            out[code] = user_id
+    return {code: owner_token(app, uid) for code, uid in out.items()}

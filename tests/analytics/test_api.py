@@ -102,7 +102,7 @@ def _sub_stock(code):
     db.session.remove()
     wh = db.session.scalar(sa.select(Warehouse).where(Warehouse.code == code))
     return dict(db.session.execute(
-        sa.select(StockLevel.sku_id, StockLevel.on_hand).where(StockLevel.location_id == wh.location_id)))
+        sa.select(StockLevel.sku_id, StockLevel.on_hand).where(StockLevel.location_id == wh.location_id)).all())
 
 
 def test_plan_create_edit_approve_receive(client, admin):

@@ -25,6 +25,15 @@ def cells(start, end):
         .where(DailySales.day >= start, DailySales.day <= end)))
 
 
+def city_cells(day):
+    from app.analytics.models import DailyCitySales
+
+    db.session.remove()
+    return sorted(tuple(r) for r in db.session.execute(
+        sa.select(DailyCitySales.sku_id, DailyCitySales.city_code, DailyCitySales.units, DailyCitySales.amount_fen)
+        .where(DailyCitySales.day == day)))
+
+
 def _store(code):
     return db.session.execute(sa.select(Store.id, Store.distributor_id).where(Store.code == code)).one()
 
@@ -141,6 +150,9 @@ def test_incremental_during_scans_matches_rebuild(client, demo):
     today = today_business()
     with transaction():  # start today from zero so that the receivers alone fill it
         db.session.execute(sa.delete(DailySales).where(DailySales.day == today))
+        from app.analytics.rollups import refresh_city_rollup
+
+        refresh_city_rollup(today, today)
     serials = list(db.session.scalars(sa.select(Code.serial).where(Code.store_id == s1.id, Code.state == "in_store",
                                                                    Code.kind == "unit").order_by(Code.id).limit(3)))
     answers = [_scan(client, owner, code=s, action="sell", store_id=s1.id) for s in serials]
@@ -150,6 +162,28 @@ def test_incremental_during_scans_matches_rebuild(client, demo):
     _scan(client, owner, code=bisc.gtin, action="sell", store_id=s1.id, quantity=2)
     incremental = cells(today, today)
     assert incremental
+    city_before = city_cells(today)
     with transaction():
         rebuild(today, today)
     assert cells(today, today) == incremental
+    assert city_cells(today) == city_before
+
+
+def test_city_rollup_is_the_sum_of_the_store_rollup(demo):
+    """The demo history, the receivers and a rebuild all keep daily_city_sales = daily_sales summed by city."""
+    from app.analytics.models import DailyCitySales
+
+    s2 = _store("S2")
+    with transaction():
+        units_sold.send(None, store_id=s2.id, sku_id=3, quantity=4, at=now_utc(), amount_fen=400, event_id=9)
+
+    def by_city():
+        stores = {(d, k, c): int(u) for d, k, c, u in db.session.execute(
+            sa.select(DailySales.day, DailySales.sku_id, DailySales.city_code, sa.func.sum(DailySales.units))
+            .group_by(DailySales.day, DailySales.sku_id, DailySales.city_code))}
+        cities = {(d, k, c): u for d, k, c, u in db.session.execute(
+            sa.select(DailyCitySales.day, DailyCitySales.sku_id, DailyCitySales.city_code, DailyCitySales.units))}
+        return stores, cities
+
+    stores, cities = by_city()
+    assert stores and stores == cities

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from app.accounts.services import create_hq_user
 from app.catalog.gtin import make_gtin
 from app.catalog.models import PriceTier, Sku
 from app.channel.models import Partner, Store
+from app.core.tx import transaction
 from app.extensions import db
 from tests.conftest import hq_login, mp_login
 
@@ -32,8 +34,9 @@ ACTORS = {
     "hq_admin": ("hq", "admin"),
     "hq_analyst": ("hq", "analyst"),
     "warehouse": ("hq", "warehouse"),
+    "analyst_zj": ("hq", "analyst_zj"),  # an HQ analyst limited to Zhejiang (330000); made by the fixture
 }
-HQ_STAFF = {"hq_admin", "hq_analyst", "warehouse"}
+HQ_STAFF = {"hq_admin", "hq_analyst", "warehouse", "analyst_zj"}
 ALL_STORES = {f"S{i}" for i in range(1, 11)}
 ALL_PARTNERS = {"HQ", "A1", "A2", "D1", "D2", "D3", "D4", "D5"}
 
@@ -42,6 +45,7 @@ STORE_SCOPE = {
     "owner_s1": {"S1"}, "clerk_s1": {"S1"}, "owner_s2": {"S2"},
     "staff_d1": {"S1", "S3", "S4"}, "staff_d2": {"S2", "S6"}, "staff_a1": {"S1", "S3", "S4", "S5"},
     "hq_admin": ALL_STORES, "hq_analyst": ALL_STORES, "warehouse": ALL_STORES,
+    "analyst_zj": {"S1", "S3", "S4", "S5"},
 }
 PARTNER_SCOPE = {
     "staff_d1": {"D1"}, "staff_d2": {"D2"}, "staff_a1": {"A1", "D1", "D3"},
@@ -62,7 +66,8 @@ def hq(*actors: str) -> Callable[[str, str], bool]:
     return lambda actor, target: actor in actors
 
 
-STORE_READERS = ("owner_s1", "clerk_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst")
+STORE_READERS = ("owner_s1", "clerk_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst",
+                 "analyst_zj")
 INVITERS = ("owner_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin")
 _counter = itertools.count()
 
@@ -96,9 +101,10 @@ ROUTES: list[Route] = [
     Route("hq store list", "GET", "/api/hq/v1/stores?page_size=200", hq(*STORE_READERS, "warehouse"),
           check=_visible_stores),
     Route("hq partner", "GET", "/api/hq/v1/partners/{partner}",
-          partners("staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst"), ("A1", "D1", "D2", "D3")),
+          partners("staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst", "analyst_zj"),
+          ("A1", "D1", "D2", "D3")),
     Route("hq partner list", "GET", "/api/hq/v1/partners?page_size=200",
-          hq("staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst"), check=_visible_partners),
+          hq("staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst", "analyst_zj"), check=_visible_partners),
     Route("invite a clerk", "POST", "/api/hq/v1/invites", stores(*INVITERS), ("S1", "S2", "S5"),
           body=lambda ids, t: {"role": "store_clerk", "store_id": ids["stores"][t]}, ok=201),
     Route("invite partner staff", "POST", "/api/hq/v1/invites",
@@ -143,6 +149,8 @@ def world(app, client, demo):
             "tiers": dict(db.session.execute(sa.select(PriceTier.code, PriceTier.id)).all()),
             "skus": dict(db.session.execute(sa.select(Sku.code, Sku.id)).all()),
         }
+    with app.app_context(), transaction():
+        create_hq_user(username="analyst_zj", password="admin", role="hq_analyst", region_code="330000")
     headers = {name: (mp_login(client, who) if kind == "mp" else hq_login(client, who))
                for name, (kind, who) in ACTORS.items()}
     ids["invites"] = {}

@@ -19,7 +19,7 @@ from app.inventory.models import Warehouse
 from app.inventory.services import InsufficientStock, get_level, transit_location_id, verify_ledger
 from app.orders import services
 from app.orders.models import CommissionEntry, Order
-from tests.conftest import hq_login
+from tests.conftest import hq_login, mp_login
 from tests.orders.conftest import HQ, MP, place, rid
 
 
@@ -203,6 +203,12 @@ def test_cross_region_routing_and_commission(app, client, demo_ids):
         order_id = order.id
         assert (order.bringing_partner_id, order.routed_partner_id) == (d1.id, demo_ids["partners"]["D2"])
         db.session.remove()
+    # The partner it was routed to sees it (read only); another region's partner does not.
+    dist2 = mp_login(client, "demo_distributor_2")
+    assert client.get(f"{MP}/orders/{order_id}", headers=dist2).status_code == 200
+    assert order_id in [o["id"] for o in client.get(f"{MP}/orders", headers=dist2).get_json()["items"]]
+    assert client.post(f"{MP}/orders/{order_id}/cancel", json={}, headers=dist2).status_code == 403
+    assert client.get(f"{MP}/orders/{order_id}", headers=mp_login(client, "demo_store_owner_2")).status_code == 403
     assert client.put(f"{HQ}/commission-rule", json={"margin_bp": 2000, "bringer_share_bp": 3000},
                       headers=admin).status_code == 200
     with app.app_context():

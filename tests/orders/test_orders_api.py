@@ -251,3 +251,19 @@ def test_openapi_lists_the_order_routes(client):
                  "/api/hq/v1/commissions", "/api/wechat/pay/notify"):
         assert path in spec["paths"], path
     assert spec["paths"]["/api/mp/v1/orders"]["post"]["summary"]
+
+
+def test_credit_refund_after_repayment(client, owner, demo_ids):
+    admin = hq_login(client)
+    s1, milk = demo_ids["stores"]["S1"], demo_ids["skus"]["MILK250"]
+    client.put(f"{HQ}/stores/{s1}/credit", json={"limit_fen": 100_000}, headers=admin)
+    order = place(client, owner, s1, [{"sku_id": milk, "quantity": 6}]).get_json()  # 28,800
+    assert client.post(f"{MP}/orders/{order['id']}/payments", json={"method": "credit"}, headers=owner
+                       ).status_code == 200
+    resp = client.post(f"{HQ}/stores/{s1}/credit/repayments", json={"amount_fen": 20_000}, headers=admin)
+    assert resp.status_code == 200 and resp.get_json()["balance_fen"] == 8_800
+    over = client.post(f"{HQ}/stores/{s1}/credit/repayments", json={"amount_fen": 20_000}, headers=admin)
+    assert over.status_code == 409 and over.get_json()["error"]["code"] == "repayment_exceeds_balance"
+    resp = client.post(f"{HQ}/orders/{order['id']}/refund", json={"reason": "缺货"}, headers=admin)
+    assert resp.status_code == 200 and resp.get_json()["status"] == "refunded"
+    assert client.get(f"{HQ}/stores/{s1}/credit", headers=admin).get_json()["balance_fen"] == 0

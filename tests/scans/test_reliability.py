@@ -156,7 +156,7 @@ def test_http_failure_is_500_without_trace_and_nothing_changes(postgres, client,
     def boom(*args, **kwargs):
         raise sa.exc.OperationalError("injected", {}, Exception("db went away"))
 
-    monkeypatch.setattr(scan_services, "_add_event", boom)
+    monkeypatch.setattr(scan_services, "move_stock", boom)  # after the code UPDATE
     r = client.post("/api/mp/v1/scans", json=body(code.serial), headers=owner)
     assert r.status_code == 500 and r.get_json()["error"]["code"] == "internal_error"
     db.session.remove()

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 from app.accounts.roles import ALL_ROLES
 from app.channel import flows, regions, services
 from app.channel.models import Partner, Store
-from app.channel.queries import list_stores
+from app.channel.queries import list_stores, visible_partners_condition
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Int
 from app.core.security import authorize, authorize_store, current_principal, require
@@ -122,11 +122,7 @@ def create_partner(body):
 def list_partners(args):
     """Partners the caller may see (a partner sees its own subtree)."""
     principal = require("partner.read")
-    paths = [b.partner_path for b in principal.bindings if b.partner_path]
-    stmt = sa.select(Partner).order_by(Partner.path)
-    if not principal.can("hq.read"):
-        stmt = stmt.where(sa.or_(*(Partner.path.startswith(p) for p in paths)) if paths else sa.false())
-    return paginate(stmt, **args)
+    return paginate(sa.select(Partner).where(visible_partners_condition(principal)).order_by(Partner.path), **args)
 
 
 @blp.route("/partners/<int:partner_id>", methods=["GET"])
@@ -190,8 +186,9 @@ def invite_qr(invite_id):
 
 
 @blp.route("/invites/<int:invite_id>/revoke", methods=["POST"])
+@blp.arguments(Body)
 @blp.response(200, InviteOut)
-def revoke_invite(invite_id):
+def revoke_invite(_body, invite_id):
     """Withdraw an invite that has not been used."""
     return flows.revoke_invite(current_principal(), invite_id)
 

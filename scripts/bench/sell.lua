@@ -1,0 +1,33 @@
+-- wrk script: each request sells the next unsold code from the file of "token serial" lines (threads take
+-- disjoint slices), as that store's owner.
+local serials = {}
+for line in io.lines(os.getenv("SERIALS_FILE")) do serials[#serials + 1] = line end
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads)
+  thread:set("nthreads", tonumber(os.getenv("WRK_THREADS")))
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counter = 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  local i = counter * nthreads + tid + 1
+  counter = counter + 1
+  local token, serial = serials[((i - 1) % #serials) + 1]:match("(%S+) (%S+)")
+  wrk.headers["Authorization"] = "Bearer " .. token
+  local body = string.format('{"request_id":"w%d-%d","code":"%s","action":"sell","scanned_at":"%s"}',
+    tid, counter, serial, os.getenv("SCANNED_AT"))
+  return wrk.format(nil, nil, nil, body)
+end
+
+local statuses = {}
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
