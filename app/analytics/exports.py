@@ -57,13 +57,10 @@ _STYLES = (
     '</styleSheet>')
 
 
-def _col_letter(i: int) -> str:
-    out = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        out = chr(65 + r) + out
-    return out
+def sheet_title(name: str) -> str:
+    """Excel refuses []:*?/\\ in sheet names and more than 31 characters."""
+    clean = "".join("_" if ch in '[]:*?/\\' else ch for ch in name).strip("'")
+    return (clean or "Sheet1")[:31]
 
 
 def _cell(value: Any, style: str = "") -> str:
@@ -79,7 +76,7 @@ def _cell(value: Any, style: str = "") -> str:
 def to_xlsx(rows: Iterable[dict[str, Any]], columns: Columns, *, sheet: str = "Sheet1") -> bytes:
     """An .xlsx workbook of one sheet: a bold header row, then one row per dict, streamed."""
     keys = [k for k, _ in columns]
-    name = escape(sheet[:31], {'"': "&quot;"})
+    name = escape(sheet_title(sheet), {'"': "&quot;"})
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         z.writestr("[Content_Types].xml", _CONTENT_TYPES)
@@ -115,7 +112,7 @@ def to_xlsx_openpyxl(rows: Iterable[dict[str, Any]], columns: Columns, *, sheet:
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title=sheet[:31])
+    ws = wb.create_sheet(title=sheet_title(sheet))
     ws.append([title for _, title in columns])
     keys = [k for k, _ in columns]
     for row in rows:

@@ -82,7 +82,7 @@ def trace(code: Code) -> dict[str, Any]:
         sa.select(ScanEvent, Store.name, User.display_name, undo.id)
         .outerjoin(Store, Store.id == ScanEvent.store_id).outerjoin(User, User.id == ScanEvent.user_id)
         .outerjoin(undo, undo.corrects_event_id == ScanEvent.id)
-        .where(ScanEvent.code_id == code.id).order_by(ScanEvent.event_time, ScanEvent.id)
+        .where(ScanEvent.code_id == code.id).order_by(ScanEvent.id)
     ).all()
     item["events"] = [event_dict(e, store_name, user_name, undone_by) for e, store_name, user_name, undone_by in rows]
     return item

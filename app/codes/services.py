@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 import sqlalchemy as sa
 from flask import current_app
 
@@ -25,7 +26,7 @@ from app.scans.models import BIZ_STEPS, ScanEvent
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1_000_000
-CHUNK = 5_000  # units per transaction of the job: progress moves, and a crash loses at most one chunk
+CHUNK = 10_000  # units per transaction of the job: progress moves, and a crash loses at most one chunk
 
 
 def create_batch(*, sku_id: int, quantity: int, case_size: int | None, user_id: int | None) -> CodeBatch:
@@ -87,22 +88,52 @@ def _make_chunk(batch: CodeBatch) -> None:
                     case_rows = [{"serial": s, "kind": "case", "sku_id": batch.sku_id, "batch_id": batch.id,
                                   "state": "issued", "verify_count": 0, "created_at": now, "updated_at": now}
                                  for s in new_serials(n_cases)]
-                    case_ids = list(db.session.scalars(
-                        sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), case_rows))
+                    if db.session.get_bind().dialect.name == "postgresql":
+                        case_ids = _copy_cases(case_rows)
+                    else:
+                        case_ids = list(db.session.scalars(
+                            sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), case_rows))
                 state = "packed" if case_size else "issued"
-                unit_rows = [{"serial": s, "kind": "unit", "sku_id": batch.sku_id, "batch_id": batch.id,
-                              "case_id": case_ids[i // case_size] if case_size else None, "state": state,
-                              "verify_count": 0, "created_at": now, "updated_at": now}
-                             for i, s in enumerate(new_serials(units))]
-                db.session.execute(sa.insert(table), unit_rows)
+                serials = new_serials(units)
+                if db.session.get_bind().dialect.name == "postgresql":
+                    _copy_units(batch, serials, case_ids, case_size, state, now)
+                else:
+                    db.session.execute(sa.insert(table), [
+                        {"serial": s, "kind": "unit", "sku_id": batch.sku_id, "batch_id": batch.id,
+                         "case_id": case_ids[i // case_size] if case_size else None, "state": state,
+                         "verify_count": 0, "created_at": now, "updated_at": now} for i, s in enumerate(serials)])
                 db.session.execute(sa.update(CodeBatch).where(CodeBatch.id == batch.id).values(
                     units_made=CodeBatch.units_made + units, cases_made=CodeBatch.cases_made + len(case_ids)))
             db.session.refresh(batch)
             return
-        except sa.exc.IntegrityError:
+        except (sa.exc.IntegrityError, psycopg.errors.IntegrityError):
             # 65 random bits make a clash all but impossible; if one happens, draw the chunk again.
             if attempt == 2:
                 raise
+
+
+def _copy_cases(rows: list[dict]) -> list[int]:
+    """Case rows by COPY; their ids read back by serial, in the order given."""
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    with cursor.copy("COPY codes (serial, kind, sku_id, batch_id, state, verify_count, created_at, updated_at)"
+                     " FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row((r["serial"], "case", r["sku_id"], r["batch_id"], r["state"], 0, r["created_at"],
+                            r["updated_at"]))
+    serials = [r["serial"] for r in rows]
+    ids = dict(db.session.execute(sa.select(Code.serial, Code.id).where(Code.serial.in_(serials))).all())
+    return [ids[s] for s in serials]
+
+
+def _copy_units(batch: CodeBatch, serials: list[str], case_ids: list[int], case_size: int | None, state: str,
+                now) -> None:
+    """Unit rows by COPY on PostgreSQL: several times faster than a multi-row INSERT for 100,000 codes."""
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    columns = "serial, kind, sku_id, batch_id, case_id, state, verify_count, created_at, updated_at"
+    with cursor.copy(f"COPY codes ({columns}) FROM STDIN") as copy:
+        for i, serial in enumerate(serials):
+            copy.write_row((serial, "unit", batch.sku_id, batch.id, case_ids[i // case_size] if case_size else None,
+                            state, 0, now, now))
 
 
 def _serials_to_units(serials: list[str], *, lock: bool = True) -> tuple[list[Code], list[dict]]:

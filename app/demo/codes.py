@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import sqlalchemy as sa
 
 from app.accounts.roles import STORE_OWNER
@@ -16,7 +14,9 @@ from app.extensions import db
 from app.inventory.services import move_stock, transit_location_id
 from app.scans.services import ScanInput, scan
 
-CASES_PER_SKU = 12  # per SKU: 5 to Hangzhou (3 received by S1, 2 on the way), 4 to Shenzhen (3 received by S2)
+# Per SKU, in cases: 7 into the Hangzhou sub-warehouse (3 received by S1, 2 on their way to S1, 2 left to ship),
+# 4 into Shenzhen (3 received by S2, 1 left), 3 into the central warehouse, 2 still unplaced (packed).
+CASES_PER_SKU = 16
 
 
 def _issue(sku, user_id) -> list[str]:
@@ -47,17 +47,18 @@ def seed(ctx) -> None:
     hz, sz = ctx.warehouses["WH-HZ"], ctx.warehouses["WH-SZ"]
     s1, s2 = ctx.stores["S1"], ctx.stores["S2"]
     owners = {s1.id: ctx.users["demo_store_owner"].id, s2.id: ctx.users["demo_store_owner_2"].id}
-    received_at = now_utc() - timedelta(days=2)
+    received_at = now_utc()
     for sku in ctx.skus.values():
         if not sku.serialized:
             continue
         cases = _issue(sku, admin)
         # The warehouses' opening stock already counts these units: put away without booking stock again.
-        codes.put_away(serials=cases[:5], warehouse_id=hz.id, user_id=admin)
-        codes.put_away(serials=cases[5:9], warehouse_id=sz.id, user_id=admin)
+        codes.put_away(serials=cases[:7], warehouse_id=hz.id, user_id=admin)
+        codes.put_away(serials=cases[7:11], warehouse_id=sz.id, user_id=admin)
+        codes.put_away(serials=cases[11:14], warehouse_id=ctx.warehouses["central"].id, user_id=admin)
         _ship(cases[:5], hz, s1, admin, sku)
-        _ship(cases[5:8], sz, s2, admin, sku)
-        for store, batch in ((s1, cases[:3]), (s2, cases[5:8])):
+        _ship(cases[7:10], sz, s2, admin, sku)
+        for store, batch in ((s1, cases[:3]), (s2, cases[7:10])):
             principal = Principal(user_id=owners[store.id], kind="mp",
                                   bindings=(Binding(role=STORE_OWNER, store_id=store.id),))
             for serial in batch:

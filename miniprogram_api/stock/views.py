@@ -1,11 +1,13 @@
 """A store's stock."""
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
-from app.core.schemas import AwareDateTime, Int
+from app.core.pagination import PageArgs, page_schema, paginate
+from app.core.schemas import AwareDateTime, Body, Int
 from app.core.security import authorize_store, current_principal, default_store_id
-from app.inventory.queries import store_stock
+from app.inventory.queries import movements, store_stock
+from app.scans import stocktake
 
 blp = Blueprint("mp_stock", __name__, description="Stock levels")
 
@@ -40,3 +42,102 @@ def stock(args):
     store_id = default_store_id(principal, args["store_id"])
     authorize_store(principal, "stock.read", store_id)
     return {"store_id": store_id, "items": store_stock(store_id)}
+
+
+class CountLine(Body):
+    sku_id = Int(required=True)
+    counted = Int(required=True, validate=validate.Range(min=0, max=10_000_000))
+
+
+class CountBody(Body):
+    store_id = Int(load_default=None)
+    lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=500))
+    reason = fields.String(load_default="盘点", validate=validate.Length(min=1, max=255))
+
+
+class CountLineOut(Schema):
+    sku_id = fields.Integer()
+    before = fields.Integer()
+    counted = fields.Integer()
+    delta = fields.Integer()
+    on_hand = fields.Integer()
+
+
+class CountOut(Schema):
+    store_id = fields.Integer()
+    lines = fields.List(fields.Nested(CountLineOut))
+
+
+class AdjustmentBody(Body):
+    store_id = Int(load_default=None)
+    sku_id = Int(required=True)
+    delta = Int(required=True, validate=validate.Range(min=-1_000_000, max=1_000_000))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=255))
+
+
+class AdjustmentOut(Schema):
+    store_id = fields.Integer()
+    sku_id = fields.Integer()
+    delta = fields.Integer()
+    on_hand = fields.Integer()
+    reason = fields.String()
+
+
+class MovementArgs(PageArgs):
+    store_id = Int(load_default=None)
+    sku_id = Int(load_default=None)
+
+
+class MovementOut(Schema):
+    id = fields.Integer()
+    sku_id = fields.Integer()
+    delta_on_hand = fields.Integer()
+    delta_reserved = fields.Integer()
+    kind = fields.String()
+    reason = fields.String(allow_none=True)
+    ref_type = fields.String(allow_none=True)
+    ref_id = fields.String(allow_none=True)
+    user_id = fields.Integer(allow_none=True)
+    created_at = AwareDateTime()
+
+
+@blp.route("/stock/counts", methods=["POST"])
+@blp.arguments(CountBody)
+@blp.response(201, CountOut)
+@blp.doc(security=[{"bearer": []}])
+def count(body):
+    """Stocktake: bring each counted SKU's on hand to the count, with a reason the ledger keeps."""
+    principal = current_principal()
+    store_id = default_store_id(principal, body["store_id"])
+    authorize_store(principal, "stock.adjust", store_id)
+    lines = stocktake.record_count(store_id=store_id, lines=body["lines"], user_id=principal.user_id,
+                                   reason=body["reason"])
+    return {"store_id": store_id, "lines": lines}
+
+
+@blp.route("/stock/adjustments", methods=["POST"])
+@blp.arguments(AdjustmentBody)
+@blp.response(201, AdjustmentOut)
+@blp.doc(security=[{"bearer": []}])
+def adjustment(body):
+    """Add or remove units of a SKU with a reason (never below zero)."""
+    principal = current_principal()
+    store_id = default_store_id(principal, body["store_id"])
+    authorize_store(principal, "stock.adjust", store_id)
+    result = stocktake.adjust(store_id=store_id, sku_id=body["sku_id"], delta=body["delta"],
+                              user_id=principal.user_id, reason=body["reason"])
+    return {"store_id": store_id, **result}
+
+
+@blp.route("/stock/movements", methods=["GET"])
+@blp.arguments(MovementArgs, location="query")
+@blp.response(200, page_schema(MovementOut, "StoreMovementPage"))
+@blp.doc(security=[{"bearer": []}])
+def list_movements(args):
+    """The store's stock ledger, newest first."""
+
+    principal = current_principal()
+    store_id = default_store_id(principal, args["store_id"])
+    authorize_store(principal, "stock.read", store_id)
+    return paginate(movements(stocktake.store_location(store_id), args["sku_id"]), page=args["page"],
+                    page_size=args["page_size"])

@@ -8,10 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from flask import Flask, jsonify  # noqa: E402
-from werkzeug.middleware.dispatcher import DispatcherMiddleware  # noqa: E402
+from flask import Flask, jsonify
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from wsgi import app as real_app  # noqa: E402
+from wsgi import app as real_app
 
 bare = Flask("bare")
 

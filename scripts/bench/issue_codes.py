@@ -8,19 +8,20 @@ Uses its own PostgreSQL database (BENCH_PG, BENCH_DB; default bench_codes), drop
 import sys
 import time
 
-from common import fresh_database, make_app, setup_demo  # noqa: I001  (scripts/bench on sys.path)
+from common import fresh_database, make_app, setup_demo
 
 
 def main() -> None:
     quantity = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     app = make_app(fresh_database())
     setup_demo(app)
+    import sqlalchemy as sa
+
     from app.catalog.models import Sku
     from app.codes.models import CodeBatch
     from app.codes.services import generate_batch
     from app.core.tx import transaction
     from app.extensions import db
-    import sqlalchemy as sa
 
     with app.app_context():
         sku_id = db.session.scalar(sa.select(Sku.id).where(Sku.serialized.is_(True)).order_by(Sku.id))

@@ -187,3 +187,14 @@ def test_city_rollup_is_the_sum_of_the_store_rollup(demo):
 
     stores, cities = by_city()
     assert stores and stores == cities
+
+
+def test_rebuild_command(app, demo):
+    from app.analytics.cli import register_cli
+
+    if "analytics" not in app.cli.commands:
+        register_cli(app)
+    day = today_business().isoformat()
+    result = app.test_cli_runner().invoke(args=["analytics", "rebuild", "--from", day, "--to", day])
+    assert result.exit_code == 0, result.output
+    assert "rebuilt daily_sales" in result.output

@@ -10,9 +10,6 @@ from app.core.security import issue_token
 from tests.conftest import mp_login
 from tests.helpers import assert_error
 
-pytestmark = pytest.mark.usefixtures("demo")
-
-
 # --- validation -------------------------------------------------------------------------------------------
 
 def test_missing_field(client):
@@ -104,7 +101,7 @@ def test_413(app, client):
     assert_error(resp, 413, "payload_too_large")
 
 
-def test_429_rate_limit(make_app):
+def test_429_rate_limit(make_app, clean_db):
     limited = make_app(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://")
     c = limited.test_client()
     statuses = [c.post("/api/hq/v1/sessions", json={"username": "nobody", "password": "x"}).status_code
@@ -115,7 +112,7 @@ def test_429_rate_limit(make_app):
     assert err["message"]
 
 
-def test_rate_limit_restored_after_make_app(client):
+def test_rate_limit_restored_after_make_app(client, clean_db):
     """The session app (limits off) is not left rate limited by the test above."""
     for _ in range(25):
         assert client.post("/api/hq/v1/sessions", json={"username": "nobody", "password": "x"}).status_code == 401
@@ -165,7 +162,7 @@ def test_request_ids_differ(client):
     assert client.get("/healthz").headers["X-Request-ID"] != client.get("/healthz").headers["X-Request-ID"]
 
 
-def test_log_lines_carry_the_request_id(client, caplog):
+def test_log_lines_carry_the_request_id(client, clean_db, caplog):
     with caplog.at_level(logging.WARNING):
         resp = client.post("/api/mp/v1/sessions", json={"code": "bogus"}, headers={"X-Request-ID": "trace-me-0001"})
     assert resp.status_code == 400
@@ -176,5 +173,5 @@ def test_log_lines_carry_the_request_id(client, caplog):
     assert any("%(request_id)s" in (h.formatter._fmt if h.formatter else "") for h in handler_fmt)
 
 
-def test_successful_login_still_works_after_errors(client):
+def test_successful_login_still_works_after_errors(client, clean_db):
     assert mp_login(client, "demo_store_owner")
