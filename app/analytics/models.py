@@ -61,6 +61,23 @@ class DailyCitySales(db.Model):
     amount_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
+class DailyCityTotal(db.Model):
+    """All SKUs of a city per day: the region dashboards with no SKU filter read a few thousand rows from here."""
+
+    __tablename__ = "daily_city_totals"
+    __table_args__ = (
+        sa.UniqueConstraint("day", "city_code"),
+        sa.Index("ix_daily_city_totals_day_city", "day", "city_code", "units", "amount_fen", "province_code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date)
+    city_code: Mapped[str] = mapped_column(sa.String(12))
+    province_code: Mapped[str] = mapped_column(sa.String(12))
+    units: Mapped[int] = mapped_column(sa.Integer, default=0)
+    amount_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 class DailySellIn(db.Model):
     """Units shipped to stores (sell-in) per business day, SKU and store."""
 

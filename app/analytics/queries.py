@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.analytics.allocation import DEFAULT_ALPHA, DEFAULT_HISTORY_DAYS, cover_days, smoothed_rate
-from app.analytics.models import DailyCitySales, DailySales, DailySellIn
+from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, DailySellIn
 from app.catalog.models import Sku
 from app.channel.models import Partner, Store
 from app.channel.regions import region_name
@@ -74,10 +74,12 @@ def _is_district(code: str | None) -> bool:
     return bool(code) and not code[:6].endswith("00")
 
 
-def sales_table(principal: Principal, group_by: str, region: str | None):
-    """The city rollup when it can answer (far fewer rows), else the store rollup."""
+def sales_table(principal: Principal, group_by: str, region: str | None, sku_id: int | None = None):
+    """The smallest rollup that can answer: city totals, city × SKU, else store × SKU."""
     if group_by in ("day", "sku", "province", "city") and not _is_district(region) and not any(
             _is_district(b.region_code) for b in principal.bindings):
+        if sku_id is None and group_by != "sku":
+            return DailyCityTotal.__table__
         return DailyCitySales.__table__
     return DailySales.__table__
 
@@ -126,7 +128,7 @@ def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_
     """Units and fen sold per group in the period, with the previous period of the same length beside it."""
     if group_by not in GROUPS:
         raise ValidationFailed("分组方式不对", code="bad_group_by", details={"group_by": group_by})
-    t = sales_table(principal, group_by, region)
+    t = sales_table(principal, group_by, region, sku_id)
     now = _grouped(principal, t, p, group_by, sku_id, region)
     rows: list[dict[str, Any]] = []
     if group_by == "day":
@@ -153,7 +155,7 @@ def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_
 
 def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region: str | None = None) -> dict:
     """Units, fen and selling stores in the period and the previous one."""
-    t = sales_table(principal, "city", region)
+    t = sales_table(principal, "city", region, sku_id)
     st = DailySales.__table__
 
     def one(pp: Period) -> tuple[int, int, int]:
@@ -243,7 +245,7 @@ def sell_in_vs_through(principal: Principal, *, p: Period, group_by: str = "sku"
     """Units shipped to stores beside units sold by them, per group."""
     if group_by not in GROUPS:
         raise ValidationFailed("分组方式不对", code="bad_group_by", details={"group_by": group_by})
-    sold = _grouped(principal, sales_table(principal, group_by, region), p, group_by, sku_id, region)
+    sold = _grouped(principal, sales_table(principal, group_by, region, sku_id), p, group_by, sku_id, region)
     shipped = _grouped(principal, DailySellIn.__table__, p, group_by, sku_id, region, with_amount=False)
     keys = set(sold) | set(shipped)
     names = labels(group_by, list(keys))

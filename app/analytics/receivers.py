@@ -7,7 +7,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.analytics.models import DailyCitySales, DailySales, DailySellIn
+from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, DailySellIn
 from app.channel.models import Store
 from app.core.clock import business_day
 from app.core.events import units_shipped, units_sold
@@ -42,6 +42,12 @@ def add_sales(*, day: date, store_id: int, sku_id: int, units: int, amount_fen: 
     stmt = stmt.on_conflict_do_update(
         index_elements=[ct.c.day, ct.c.sku_id, ct.c.city_code],
         set_={"units": ct.c.units + units, "amount_fen": ct.c.amount_fen + amount_fen})
+    db.session.execute(stmt)
+    tt = DailyCityTotal.__table__
+    stmt = _insert()(tt).values(day=day, city_code=city, province_code=province, units=units, amount_fen=amount_fen)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[tt.c.day, tt.c.city_code],
+        set_={"units": tt.c.units + units, "amount_fen": tt.c.amount_fen + amount_fen})
     db.session.execute(stmt)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.analytics.models import DailyCitySales, DailySales
+from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales
 from app.channel.models import Store
 from app.core.clock import business_day, business_day_start
 from app.extensions import db
@@ -89,7 +89,7 @@ def rebuild(from_day: date, to_day: date, events: Iterable[dict[str, Any]] | Non
 
 
 def refresh_city_rollup(from_day: date, to_day: date) -> None:
-    """Recompute `daily_city_sales` for a range of days from `daily_sales` (one INSERT ... SELECT)."""
+    """Recompute `daily_city_sales` and `daily_city_totals` for a range of days from `daily_sales`."""
     t = DailySales.__table__
     db.session.execute(sa.delete(DailyCitySales).where(DailyCitySales.day >= from_day, DailyCitySales.day <= to_day))
     summed = (sa.select(t.c.day, t.c.sku_id, t.c.city_code, sa.func.min(t.c.province_code), sa.func.sum(t.c.units),
@@ -98,3 +98,10 @@ def refresh_city_rollup(from_day: date, to_day: date) -> None:
     ct = DailyCitySales.__table__
     db.session.execute(sa.insert(ct).from_select(
         [ct.c.day, ct.c.sku_id, ct.c.city_code, ct.c.province_code, ct.c.units, ct.c.amount_fen], summed))
+    db.session.execute(sa.delete(DailyCityTotal).where(DailyCityTotal.day >= from_day, DailyCityTotal.day <= to_day))
+    totals = (sa.select(ct.c.day, ct.c.city_code, sa.func.min(ct.c.province_code), sa.func.sum(ct.c.units),
+                        sa.func.sum(ct.c.amount_fen))
+              .where(ct.c.day >= from_day, ct.c.day <= to_day).group_by(ct.c.day, ct.c.city_code))
+    tt = DailyCityTotal.__table__
+    db.session.execute(sa.insert(tt).from_select(
+        [tt.c.day, tt.c.city_code, tt.c.province_code, tt.c.units, tt.c.amount_fen], totals))

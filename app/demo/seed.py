@@ -69,8 +69,8 @@ SUB_WAREHOUSES = [
 ]
 
 
-def seed(*, only_if_empty: bool = False) -> str:
-    """Load the demo into this database unless it is already there."""
+def seed(*, only_if_empty: bool = False, extras: bool = True) -> str:
+    """Load the demo into this database unless it is already there (`extras=False`: the foundation's part only)."""
     if db.session.scalar(sa.select(Partner.id).where(Partner.code == HQ_CODE)):
         return "demo data already present: nothing changed"
     if only_if_empty and db.session.scalar(sa.select(sa.func.count(User.id))):
@@ -78,7 +78,7 @@ def seed(*, only_if_empty: bool = False) -> str:
     ctx = DemoContext()
     with transaction():
         _seed_foundation(ctx)
-    for name in EXTRA_SEEDS:
+    for name in EXTRA_SEEDS if extras else ():
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--group-by", default="city")
+    ap.add_argument("--sku-id", type=int, default=None, help="filter one SKU (reads the city × SKU rollup)")
     args = ap.parse_args()
 
     import sqlalchemy as sa
@@ -37,24 +38,25 @@ def main() -> None:
     app = create_app({"RATELIMIT_ENABLED": False})
     with app.app_context():
         counts = {t: db.session.scalar(sa.text(f"SELECT count(*) FROM {t}"))
-                  for t in ("scan_events", "daily_sales", "daily_city_sales")}
+                  for t in ("scan_events", "daily_sales", "daily_city_sales", "daily_city_totals")}
         end = db.session.scalar(sa.select(sa.func.max(DailySales.day)))
         p = queries.Period(end - timedelta(days=args.days - 1), end)
         admin = Principal(user_id=0, kind="hq", bindings=(Binding("hq_admin"),))
+        sku_id = args.sku_id
         for _ in range(3):
-            rows = queries.sell_through(admin, p=p, group_by=args.group_by)
+            rows = queries.sell_through(admin, p=p, group_by=args.group_by, sku_id=sku_id)
         times = []
         for _ in range(args.runs):
             db.session.remove()
             t = time.perf_counter()
-            rows = queries.sell_through(admin, p=p, group_by=args.group_by)
+            rows = queries.sell_through(admin, p=p, group_by=args.group_by, sku_id=sku_id)
             times.append((time.perf_counter() - t) * 1000)
         times.sort()
         p95 = times[max(0, round(0.95 * len(times)) - 1)]
         in_range = db.session.scalar(sa.select(sa.func.count()).select_from(DailyCitySales)
                                      .where(DailyCitySales.day >= p.start, DailyCitySales.day <= p.end))
         print(f"database: {db.engine.dialect.name}; rows: {counts}")
-        print(f"{args.days}-day sell-through by {args.group_by} ({p.start}..{p.end}), {len(rows)} groups, "
+        print(f"{args.days}-day sell-through by {args.group_by} ({p.start}..{p.end}), sku_id={sku_id}, {len(rows)} groups, "
               f"{in_range:,} city-rollup rows in the period")
         print(f"runs={args.runs} p50={statistics.median(times):.1f} ms p95={p95:.1f} ms max={times[-1]:.1f} ms")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -84,7 +84,10 @@ class Route:
     ok: int = 200
     # Optional check of an allowed answer (e.g. a list shows only what is in scope).
     check: Callable[[str, Any], None] | None = None
-    setup: Callable[[Any, dict], None] | None = field(default=None)
+    # Optional: make the objects the route needs (client, ids, headers by actor) and add their ids to `ids`.
+    setup: Callable[[Any, dict, dict], None] | None = None
+    # Optional: more path placeholders from (ids, target), e.g. {"order": ids["orders"][target]}.
+    fill: Callable[[dict, str], dict] | None = None
 
 
 def _visible_stores(actor: str, body: Any) -> None:
@@ -162,20 +165,25 @@ def world(app, client, demo):
     return ids, headers
 
 
-def _fill(path: str, ids: dict, target: str) -> str:
-    return path.format(store=ids["stores"].get(target), partner=ids["partners"].get(target),
-                       invite=ids["invites"].get(target), sku=ids["skus"].get(target))
+def _fill(route: Route, ids: dict, target: str) -> str:
+    values = {"store": ids["stores"].get(target), "partner": ids["partners"].get(target),
+              "invite": ids["invites"].get(target), "sku": ids["skus"].get(target)}
+    if route.fill is not None:
+        values.update(route.fill(ids, target))
+    return route.path.format(**values)
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_scope_matrix(client, world, route):
     ids, headers = world
+    if route.setup is not None:
+        route.setup(client, ids, headers)
     wrong = []
     for actor, target in itertools.product(ACTORS, route.targets):
         kwargs = {"headers": headers[actor]}
         if route.body is not None:
             kwargs["json"] = route.body(ids, target)
-        resp = client.open(_fill(route.path, ids, target), method=route.method, **kwargs)
+        resp = client.open(_fill(route, ids, target), method=route.method, **kwargs)
         expected = route.ok if route.allowed(actor, target) else 403
         if resp.status_code != expected:
             wrong.append(f"{actor:>10} → {target:<7} expected {expected}, got {resp.status_code} "

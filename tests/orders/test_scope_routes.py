@@ -3,17 +3,67 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from tests.api.test_scope_matrix import (  # noqa: F401  (world is a fixture)
-    ACTORS,
-    STORE_READERS,
-    Route,
-    _fill,
-    stores,
-    world,
-)
+from app.accounts.services import create_hq_user
+from app.catalog.models import Sku
+from app.channel.models import Store
+from app.core.tx import transaction
+from app.extensions import db
+from tests.conftest import hq_login, mp_login
+
+# The same actors and scopes as tests/api/test_scope_matrix.py, kept here so this file stands on its own.
+ACTORS = {
+    "owner_s1": ("mp", "demo_store_owner"), "clerk_s1": ("mp", "demo_store_clerk"),
+    "owner_s2": ("mp", "demo_store_owner_2"), "staff_d1": ("mp", "demo_distributor"),
+    "staff_d2": ("mp", "demo_distributor_2"), "staff_a1": ("mp", "demo_agent"), "hq_admin": ("hq", "admin"),
+    "hq_analyst": ("hq", "analyst"), "warehouse": ("hq", "warehouse"), "analyst_zj": ("hq", "analyst_zj"),
+}
+ALL = {"S1", "S2", "S5"}
+STORE_SCOPE = {
+    "owner_s1": {"S1"}, "clerk_s1": {"S1"}, "owner_s2": {"S2"}, "staff_d1": {"S1"}, "staff_d2": {"S2"},
+    "staff_a1": {"S1", "S5"}, "hq_admin": ALL, "hq_analyst": ALL, "warehouse": ALL, "analyst_zj": {"S1", "S5"},
+}
+STORE_READERS = ("owner_s1", "clerk_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst",
+                 "analyst_zj")
+
+
+@dataclass
+class Route:
+    name: str
+    method: str
+    path: str
+    allowed: Callable[[str, str], bool]
+    targets: tuple[str, ...]
+    body: Callable[[dict, str], Any] | None = None
+    ok: int = 200
+
+
+def stores(*actors: str) -> Callable[[str, str], bool]:
+    return lambda actor, target: actor in actors and target in STORE_SCOPE.get(actor, set())
+
+
+@pytest.fixture()
+def world(app, client, demo):
+    with app.app_context():
+        ids = {"stores": dict(db.session.execute(sa.select(Store.code, Store.id)).all()),
+               "skus": dict(db.session.execute(sa.select(Sku.code, Sku.id)).all())}
+        with transaction():
+            create_hq_user(username="analyst_zj", password="admin", role="hq_analyst", region_code="330000")
+        db.session.remove()
+    headers = {name: (mp_login(client, who) if kind == "mp" else hq_login(client, who))
+               for name, (kind, who) in ACTORS.items()}
+    return ids, headers
+
+
+def _fill(path: str, ids: dict, target: str) -> str:
+    return path.format(store=ids["stores"].get(target))
+
 
 _n = itertools.count()
 TARGETS = ("S1", "S2", "S5")
@@ -43,7 +93,7 @@ ORDER_ROUTES = [
 
 
 @pytest.mark.parametrize("route", ORDER_ROUTES, ids=lambda r: r.name)
-def test_order_routes_scope(client, world, route):  # noqa: F811
+def test_order_routes_scope(client, world, route):
     ids, headers = world
     wrong = []
     for actor, target in itertools.product(ACTORS, route.targets):
@@ -58,7 +108,7 @@ def test_order_routes_scope(client, world, route):  # noqa: F811
     assert not wrong, f"{route.method} {route.path}:\n" + "\n".join(wrong)
 
 
-def test_order_object_routes_by_store(client, world):  # noqa: F811
+def test_order_object_routes_by_store(client, world):
     """An order of S1 (placed by its owner): who may read it, confirm it, cancel it, allocate it."""
     ids, headers = world
     order = client.post("/api/mp/v1/orders", json=_order_body(ids, "S1"), headers=headers["owner_s1"]).get_json()
