@@ -50,6 +50,8 @@ class DailyCitySales(db.Model):
         # Covering index: a period × city (× SKU) read is an index-only scan.
         sa.Index("ix_daily_city_sales_day_city", "day", "city_code", "sku_id", "units", "amount_fen",
                  "province_code"),
+        # One SKU's period (the SKU filter) without walking every other SKU's rows.
+        sa.Index("ix_daily_city_sales_sku_day", "sku_id", "day", "city_code", "units", "amount_fen", "province_code"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

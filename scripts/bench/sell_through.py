@@ -56,7 +56,8 @@ def main() -> None:
         in_range = db.session.scalar(sa.select(sa.func.count()).select_from(DailyCitySales)
                                      .where(DailyCitySales.day >= p.start, DailyCitySales.day <= p.end))
         print(f"database: {db.engine.dialect.name}; rows: {counts}")
-        print(f"{args.days}-day sell-through by {args.group_by} ({p.start}..{p.end}), sku_id={sku_id}, {len(rows)} groups, "
+        print(f"{args.days}-day sell-through by {args.group_by} ({p.start}..{p.end}), sku_id={sku_id}, "
+              f"{len(rows)} groups, "
               f"{in_range:,} city-rollup rows in the period")
         print(f"runs={args.runs} p50={statistics.median(times):.1f} ms p95={p95:.1f} ms max={times[-1]:.1f} ms")
 

@@ -187,6 +187,14 @@ def test_city_rollup_is_the_sum_of_the_store_rollup(demo):
 
     stores, cities = by_city()
     assert stores and stores == cities
+    from app.analytics.models import DailyCityTotal
+
+    per_day: dict = {}
+    for (d, _k, c), u in stores.items():
+        per_day[(d, c)] = per_day.get((d, c), 0) + u
+    totals = {(d, c): u for d, c, u in db.session.execute(
+        sa.select(DailyCityTotal.day, DailyCityTotal.city_code, DailyCityTotal.units))}
+    assert totals == per_day
 
 
 def test_rebuild_command(app, demo):
