@@ -4,6 +4,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
+from marshmallow import Schema, fields
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -24,5 +25,22 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True)
-api = Api()
+class ErrorDetail(Schema):
+    code = fields.String(metadata={"description": "stable snake_case code for the app"})
+    message = fields.String(metadata={"description": "a short sentence for a person, Chinese by default"})
+    details = fields.Dict()
+
+
+class Error(Schema):
+    """Every error answer: `{"error": {"code", "message", "details"}}`."""
+
+    error = fields.Nested(ErrorDetail)
+
+
+class ChannelApi(Api):
+    # The OpenAPI document describes our error shape, not flask-smorest's default one.
+    ERROR_SCHEMA = Error
+
+
+api = ChannelApi()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
