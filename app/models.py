@@ -1,11 +1,33 @@
 """Import every domain's models so the metadata is complete (Alembic, create_all)."""
 
 from app.accounts.models import Membership, User  # noqa: F401
+from app.analytics.models import (  # noqa: F401
+    AllocationLine,
+    AllocationPlan,
+    DailyCitySales,
+    DailyCityTotal,
+    DailySales,
+    DailySellIn,
+    TransferLine,
+    TransferOrder,
+)
 from app.catalog.models import PriceTier, Product, Sku, SkuPrice  # noqa: F401
 from app.channel.models import Invite, Partner, Store, Territory  # noqa: F401
-from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401
-from app.analytics.models import AllocationLine, AllocationPlan, DailyCitySales, DailyCityTotal, DailySales, DailySellIn, TransferLine, TransferOrder  # noqa: F401,E501
-from app.orders.models import CommissionEntry, CommissionRule, CreditAccount, CreditLedger, Order, OrderEvent, OrderLine, Payment, PaymentNotification, Refund, Shipment, ShipmentLine  # noqa: F401,E501
 from app.codes.models import Code, CodeBatch  # noqa: F401
-from app.scans.models import DiversionAlert, ScanEvent, ScanPolicy, ScanRequest  # noqa: F401
 from app.incentives.models import IncentiveCredit, IncentiveRule  # noqa: F401
+from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401
+from app.orders.models import (  # noqa: F401
+    CommissionEntry,
+    CommissionRule,
+    CreditAccount,
+    CreditLedger,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Payment,
+    PaymentNotification,
+    Refund,
+    Shipment,
+    ShipmentLine,
+)
+from app.scans.models import DiversionAlert, ScanEvent, ScanPolicy, ScanRequest  # noqa: F401

@@ -60,27 +60,27 @@ class WeChatError(AppError):
         self.errmsg = errmsg
 
 
-class WeChatUnavailable(WeChatError):  # noqa: N818  (names match app.errors)
+class WeChatUnavailable(WeChatError):
     """WeChat timed out, could not be reached, or said it is busy (errcode -1)."""
 
     status, code, message = 503, "wechat_unavailable", "微信服务暂时不可用，请稍后再试"
     retryable = True
 
 
-class WeChatInvalidCode(WeChatError):  # noqa: N818  (names match app.errors)
+class WeChatInvalidCode(WeChatError):
     """The code from wx.login / getPhoneNumber is invalid, used, expired or blocked."""
 
     status, code, message = 400, "wechat_invalid_code", "微信授权已失效，请重试"
 
 
-class WeChatRateLimited(WeChatError):  # noqa: N818  (names match app.errors)
+class WeChatRateLimited(WeChatError):
     """WeChat's per-minute quota for this call is used up."""
 
     status, code, message = 429, "wechat_rate_limited", "微信接口调用太频繁，请稍后再试"
     retryable = True
 
 
-class WeChatNotSubscribed(WeChatError):  # noqa: N818  (names match app.errors)
+class WeChatNotSubscribed(WeChatError):
     """The user has not accepted (or has used up) this subscribe-message template: do not retry."""
 
     status, code, message = 409, "wechat_not_subscribed", "用户未订阅该消息"

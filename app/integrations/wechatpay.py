@@ -64,20 +64,20 @@ class PayError(AppError):
         self.pay_message = pay_message
 
 
-class PayUnavailable(PayError):  # noqa: N818  (names match app.errors)
+class PayUnavailable(PayError):
     """WeChat Pay timed out, could not be reached, is busy (5xx) or is not configured."""
 
     status, code, message = 503, "pay_unavailable", "微信支付暂时不可用，请稍后再试"
     retryable = True
 
 
-class PayOrderNotFound(PayError):  # noqa: N818  (names match app.errors)
+class PayOrderNotFound(PayError):
     """WeChat Pay has no such order (or refund)."""
 
     status, code, message = 404, "pay_order_not_found", "微信支付中找不到这笔订单"
 
 
-class InvalidNotification(AppError):  # noqa: N818  (names match app.errors)
+class InvalidNotification(AppError):
     """A callback that is not provably from WeChat Pay, is stale, or cannot be read; `details["reason"]` says why."""
 
     status, code, message = 400, "invalid_notification", "支付通知无效"
