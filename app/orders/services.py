@@ -704,11 +704,10 @@ def ship_order(principal: Principal, order_id: int, *, case_codes: list[str],
             for sku_id, units in shipped.items():
                 quantities[sku_id] = quantities.get(sku_id, 0) + units
         if lines is None:
-            if not case_codes:
-                # No codes and no lines: ship what remains of the goods that carry no codes.
-                for line in order.lines:
-                    if not skus[line.sku_id].serialized and line.quantity > line.shipped_quantity:
-                        quantities[line.sku_id] = line.quantity - line.shipped_quantity
+            # No lines given: what remains of the goods that carry no codes ships with the cases.
+            for line in order.lines:
+                if not skus[line.sku_id].serialized and line.quantity > line.shipped_quantity:
+                    quantities[line.sku_id] = line.quantity - line.shipped_quantity
         else:
             for item in lines:
                 sku = skus.get(item["sku_id"])

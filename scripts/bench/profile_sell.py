@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""Where a single sell's time goes: sequential sells through the Flask test client on PostgreSQL, with the
+statements of one sell listed, the mean wall and CPU time per sell, and optionally a pyinstrument profile.
+
+Usage: .venv/bin/python scripts/bench/profile_sell.py [sells] [--profile]
+Uses its own database (BENCH_DB, default bench_codes), made afresh.
+"""
+
+import sys
+import time
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from common import fresh_database, make_app, setup_demo, stock_codes, store_owner_tokens
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 500
+    profile = "--profile" in sys.argv
+    url = fresh_database()
+    app = make_app(url)
+    setup_demo(app)
+    token = store_owner_tokens(app, ["S1"])["S1"]
+    serials, _ = stock_codes(app, "S1", n + 50)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    at = datetime.now(UTC).isoformat()
+
+    def sell(i: int) -> dict:
+        r = client.post("/api/mp/v1/scans", headers=headers,
+                        json={"request_id": f"p{i}", "code": serials[i], "action": "sell", "scanned_at": at})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        return r.get_json()
+
+    for i in range(50):  # warm-up: caches, pool
+        sell(n + i)
+    statements: list[str] = []
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    answer = sell(0)
+    sa.event.remove(engine, "before_cursor_execute", record)
+    assert answer["status"] == "accepted", answer
+    print(f"statements in one sell: {len(statements)} (plus BEGIN/COMMIT from the driver)")
+    for s in statements:
+        print("  -", " ".join(s.split())[:150])
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0002)
+        profiler.start()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(1, n):
+        sell(i)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if profiler:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(f"{n - 1} sequential sells: {wall / (n - 1) * 1000:.2f} ms wall, {cpu / (n - 1) * 1000:.2f} ms CPU "
+          "(Python side) per sell")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,441 @@
+"""The scope matrix, part two: routes about orders, credit, scans, stock, codes and analytics (the full demo).
+
+Same actors, scopes and rules as `test_scope_matrix.py`. The demo (with codes, history and orders) is seeded once
+for the module; a route that changes an object names a `make` that builds a fresh one for each target, and with
+`consumes=True` a new one after every caller who was allowed to change it. So the specs do not depend on their order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.accounts.models import User
+from app.accounts.services import create_hq_user
+from app.catalog.models import Sku
+from app.channel.models import Partner, Store
+from app.codes.models import Code, CodeBatch
+from app.core.security import Binding, Principal, read_token
+from app.core.tx import transaction
+from app.extensions import db
+from app.inventory.models import Warehouse
+from tests.api.test_scope_matrix import ACTORS, PARTNER_SCOPE, STORE_READERS, STORE_SCOPE, hq, partners, stores
+from tests.conftest import _clear_tables, hq_login, mp_login
+
+HQ_READERS = ("hq_admin", "hq_analyst", "warehouse", "analyst_zj")
+ORDER_CREATORS = ("owner_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin")
+ORDER_CANCELLERS = ORDER_CREATORS
+OFFLINE_PAYERS = ("staff_d1", "staff_d2", "staff_a1", "hq_admin")
+OWNERS = ("owner_s1", "owner_s2")
+STORE_TARGETS = ("S1", "S2", "S5")
+_n = itertools.count()
+
+
+@dataclass
+class World:
+    app: Any
+    client: Any
+    ids: dict
+    headers: dict
+    principals: dict = field(default_factory=dict)
+
+
+@dataclass
+class Route:
+    name: str
+    method: str
+    path: str
+    allowed: Callable[[str, str], bool]
+    targets: tuple[str, ...] = ("-",)
+    # The request body from (world, target, placeholders).
+    body: Callable[[World, str, dict], Any] | None = None
+    ok: int = 200
+    # What a caller outside the rule gets: 403, or 404 where the object is not theirs to know of.
+    denied: tuple[int, ...] = (403,)
+    # Optional check of an allowed answer: (world, actor, target, body).
+    check: Callable[[World, str, str, Any], None] | None = None
+    # Build the object a target needs; answers more path placeholders (e.g. {"order_id": 7}).
+    make: Callable[[World, str], dict] | None = None
+    # The allowed call used the object up (cancelled, paid, received...): make a fresh one for the next caller.
+    consumes: bool = False
+
+
+# --- building objects through the services ------------------------------------------------------------------
+
+def _owner_of(w: World, store: str) -> Principal:
+    """A store owner of any demo store (S5 has no owner user; the order services only read the binding)."""
+    return Principal(w.ids["users"]["admin"], "mp", (Binding("store_owner", store_id=w.ids["stores"][store]),))
+
+
+def _admin(w: World) -> Principal:
+    return w.principals["hq_admin"]
+
+
+def _order(w: World, store: str, status: str = "awaiting_payment") -> dict:
+    """An order of `store` (ten packs of biscuits, no serials) brought to `status`."""
+    from app.orders import services
+
+    with w.app.app_context():
+        db.session.info["orders_silent"] = True
+        who = _admin(w) if status == "awaiting_confirmation" else _owner_of(w, store)
+        order = services.create_order(who, request_id=f"m-{next(_n)}", store_id=w.ids["stores"][store],
+                                      lines=[{"sku_id": w.ids["skus"]["BISC"], "quantity": 10}])
+        order_id = order.id
+        steps = ["paid", "allocated", "shipped"]
+        if status in steps:
+            services.record_offline_payment(_admin(w), order_id, reference=f"M{next(_n)}")
+        if status in steps[1:]:
+            services.allocate_order(_admin(w), order_id)
+        if status == "shipped":
+            services.ship_order(_admin(w), order_id, case_codes=[])
+        db.session.remove()
+    return {"order_id": order_id}
+
+
+def order_in(status: str) -> Callable[[World, str], dict]:
+    return lambda w, target: _order(w, target, status)
+
+
+def _scan_event(w: World, store: str) -> dict:
+    """A receive scan (biscuits by GTIN) by the owner of S1 or S2, for the undo route."""
+    from app.scans.services import ScanInput, scan
+
+    who = {"S1": "owner_s1", "S2": "owner_s2"}[store]
+    with w.app.app_context():
+        answer = scan(w.principals[who], ScanInput(
+            request_id=f"m-{next(_n)}", code=w.ids["gtins"]["BISC"], action="receive",
+            scanned_at=datetime.now(UTC), store_id=w.ids["stores"][store], quantity=1))
+        db.session.remove()
+    assert answer["status"] == "accepted", answer
+    return {"event_id": answer["event_id"]}
+
+
+def _batch(w: World, target: str) -> dict:
+    from app.codes import services
+
+    with w.app.app_context():
+        batch = services.create_batch(sku_id=w.ids["skus"]["MILK250"], quantity=2, case_size=None,
+                                      user_id=w.ids["users"]["admin"])
+        batch_id = batch.id
+        db.session.remove()
+    return {"batch_id": batch_id}
+
+
+def _plan(w: World, target: str) -> dict:
+    from app.analytics import services
+
+    with w.app.app_context():
+        plan = services.create_plan(target_cover_days=120, user_id=w.ids["users"]["admin"])
+        out = {"plan_id": plan.id, "line_id": plan.lines[0].id}
+        db.session.remove()
+    return out
+
+
+def _transfer(w: World, target: str) -> dict:
+    from app.analytics import services
+    from app.analytics.models import TransferOrder
+
+    with w.app.app_context():
+        plan = services.create_plan(target_cover_days=120, user_id=w.ids["users"]["admin"])
+        line = plan.lines[0]
+        # Whatever the plan suggests, send one case, so the approval makes a transfer.
+        services.edit_line(plan_id=plan.id, line_id=line.id,
+                           quantity=db.session.get(Sku, line.sku_id).case_pack)
+        services.approve_plan(plan_id=plan.id, user_id=w.ids["users"]["admin"])
+        transfer_id = db.session.scalar(sa.select(TransferOrder.id).where(TransferOrder.plan_id == plan.id)
+                                        .order_by(TransferOrder.id))
+        db.session.remove()
+    return {"transfer_id": transfer_id}
+
+
+def _credit_owed(w: World, store: str) -> dict:
+    """A credit line with something owed, so a repayment can go through."""
+    from app.orders import services
+
+    order_id = _order(w, store)["order_id"]
+    with w.app.app_context():
+        services.set_credit_limit(_admin(w), w.ids["stores"][store], limit_fen=10**9)
+        services.pay_with_credit(_owner_of(w, store), order_id)
+        db.session.remove()
+    return {}
+
+
+# --- checks of list answers -----------------------------------------------------------------------------------
+
+def _store_ids(w: World, actor: str) -> set[int]:
+    return {w.ids["stores"][s] for s in STORE_SCOPE.get(actor, set())}
+
+
+def _items_in_scope(key: str) -> Callable[[World, str, str, Any], None]:
+    """Every item's `key` (a store id) is a store in the caller's scope."""
+    def check(w: World, actor: str, target: str, body: Any) -> None:
+        outside = {item[key] for item in body["items"]} - _store_ids(w, actor)
+        assert not outside, f"{actor} sees stores {sorted(outside)}"
+    return check
+
+
+def _groups_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    outside = {int(item["key"]) for item in body["items"]} - _store_ids(w, actor)
+    assert not outside, f"{actor} sees stores {sorted(outside)}"
+
+
+def _distributors_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    if actor == "analyst_zj":
+        zj = {w.ids["partners"][p] for p in ("D1", "D3")}
+        outside = {int(item["key"]) for item in body["items"]} - zj
+        assert not outside, f"{actor} sees distributors {sorted(outside)}"
+
+
+def _provinces_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    if actor == "analyst_zj":
+        assert {p["key"] for p in body["top_provinces"]} <= {"330000"}, body["top_provinces"]
+
+
+def _codes_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    if actor == "analyst_zj":
+        seen = {c["store_id"] for c in body["items"]} | {c["destination_store_id"] for c in body["items"]}
+        outside = seen - _store_ids(w, actor) - {None}
+        assert not outside, f"{actor} sees codes of stores {sorted(outside)}"
+        assert all(c["store_id"] or c["destination_store_id"] for c in body["items"]), "codes outside any store"
+
+
+def _alerts_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    mine = _store_ids(w, actor)
+    for alert in body["items"]:
+        assert {alert["actual_store_id"], alert["expected_store_id"]} & mine, (actor, alert)
+
+
+def _epcis_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    if actor == "analyst_zj":
+        allowed_locations = {str(w.ids["locations"][s]) for s in STORE_SCOPE[actor]}
+        seen = {ev.get("bizLocation", {}).get("id", "none").rsplit("/", 1)[-1] for ev in body["epcisBody"]["eventList"]}
+        assert seen <= allowed_locations, f"{actor} sees events at locations {sorted(seen - allowed_locations)}"
+
+
+def _commissions_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    mine = {w.ids["partners"][p] for p in PARTNER_SCOPE.get(actor, set())}
+    outside = {p["partner_id"] for p in body["partners"]} - mine
+    assert not outside, f"{actor} sees commission of partners {sorted(outside)}"
+
+
+def _batch_scoped(w: World, actor: str, target: str, body: Any) -> None:
+    answers = body["items"]
+    expected_refused = target not in STORE_SCOPE.get(actor, set())
+    assert all((a.get("reason") == "out_of_scope") == expected_refused for a in answers), (actor, target, answers)
+
+
+def _order_body(w: World, target: str, values: dict) -> dict:
+    return {"request_id": f"matrix-{next(_n)}", "store_id": w.ids["stores"][target],
+            "lines": [{"sku_id": w.ids["skus"]["BISC"], "quantity": 10}]}
+
+
+def _scan_body(w: World, target: str, values: dict) -> dict:
+    return {"request_id": f"matrix-{next(_n)}", "code": w.ids["gtins"]["BISC"], "action": "receive", "quantity": 1,
+            "scanned_at": datetime.now(UTC).isoformat(), "store_id": w.ids["stores"][target]}
+
+
+def _epcis_period() -> str:
+    now = datetime.now(UTC)
+    return f"from={(now - timedelta(days=30)).isoformat()}&to={(now + timedelta(hours=1)).isoformat()}".replace(
+        "+", "%2B")
+
+
+HQ = "/api/hq/v1"
+MP = "/api/mp/v1"
+SCANNERS = ("owner_s1", "clerk_s1", "owner_s2")
+STOCK_READERS = STORE_READERS
+
+OBJECT_ROUTES: list[Route] = [
+    # --- mini-program orders -----------------------------------------------------------------------------------
+    Route("mp place order", "POST", f"{MP}/orders", stores(*ORDER_CREATORS), STORE_TARGETS, body=_order_body, ok=201),
+    Route("mp orders of a store", "GET", f"{MP}/orders?store_id={{store}}", stores(*STORE_READERS, "warehouse"),
+          STORE_TARGETS),
+    Route("mp order list", "GET", f"{MP}/orders?page_size=100", hq(*STORE_READERS, "warehouse"),
+          check=_items_in_scope("store_id")),
+    Route("mp order", "GET", f"{MP}/orders/{{order_id}}", stores(*STORE_READERS, "warehouse"), STORE_TARGETS,
+          make=order_in("awaiting_payment")),
+    Route("mp confirm", "POST", f"{MP}/orders/{{order_id}}/confirm", stores(*OWNERS), STORE_TARGETS,
+          body=lambda w, t, v: {}, make=order_in("awaiting_confirmation"), consumes=True),
+    Route("mp reject", "POST", f"{MP}/orders/{{order_id}}/reject", stores(*OWNERS), STORE_TARGETS,
+          body=lambda w, t, v: {"reason": "不要了"}, make=order_in("awaiting_confirmation"), consumes=True),
+    Route("mp cancel", "POST", f"{MP}/orders/{{order_id}}/cancel", stores(*ORDER_CANCELLERS), STORE_TARGETS,
+          body=lambda w, t, v: {"reason": "矩阵"}, make=order_in("awaiting_payment"), consumes=True),
+    Route("mp pay offline", "POST", f"{MP}/orders/{{order_id}}/payments", stores(*OFFLINE_PAYERS), STORE_TARGETS,
+          body=lambda w, t, v: {"method": "offline", "reference": f"M{next(_n)}"},
+          make=order_in("awaiting_payment"), consumes=True),
+    # No credit line: whoever may pay gets the business refusal (409), everyone else 403.
+    Route("mp pay on credit", "POST", f"{MP}/orders/{{order_id}}/payments", stores(*OWNERS, "hq_admin"),
+          STORE_TARGETS, body=lambda w, t, v: {"method": "credit"}, ok=409, make=order_in("awaiting_payment")),
+    Route("mp check payment", "POST", f"{MP}/orders/{{order_id}}/payments/check",
+          stores(*STORE_READERS, "warehouse"), STORE_TARGETS, make=order_in("awaiting_payment")),
+    Route("mp receive", "POST", f"{MP}/orders/{{order_id}}/receive", stores(*OWNERS, "clerk_s1"), STORE_TARGETS,
+          make=order_in("shipped"), consumes=True),
+    # --- scans, stock, incentives ------------------------------------------------------------------------------
+    Route("mp scan", "POST", f"{MP}/scans", stores(*SCANNERS), STORE_TARGETS, body=_scan_body),
+    Route("mp scan batch", "POST", f"{MP}/scans/batch", hq(*SCANNERS), STORE_TARGETS,
+          body=lambda w, t, v: {"items": [_scan_body(w, t, v)]}, check=_batch_scoped),
+    Route("mp scans of a store", "GET", f"{MP}/scans?store_id={{store}}", stores(*STORE_READERS, "warehouse"),
+          STORE_TARGETS),
+    Route("mp undo scan", "POST", f"{MP}/scans/{{event_id}}/undo",
+          lambda actor, target: (actor, target) in {("owner_s1", "S1"), ("owner_s2", "S2")}, ("S1", "S2"),
+          denied=(403, 404), make=_scan_event, consumes=True),
+    Route("mp stock movements", "GET", f"{MP}/stock/movements?store_id={{store}}", stores(*STOCK_READERS),
+          STORE_TARGETS),
+    Route("mp stock adjustment", "POST", f"{MP}/stock/adjustments", stores(*OWNERS, "hq_admin"), STORE_TARGETS,
+          ok=201, body=lambda w, t, v: {"store_id": w.ids["stores"][t], "sku_id": w.ids["skus"]["BISC"],
+                                        "delta": 1, "reason": "矩阵"}),
+    Route("mp stock count", "POST", f"{MP}/stock/counts", stores(*OWNERS, "hq_admin"), STORE_TARGETS, ok=201,
+          body=lambda w, t, v: {"store_id": w.ids["stores"][t], "lines": [
+              {"sku_id": w.ids["skus"]["BISC"], "counted": 40}]}),
+    Route("mp incentives", "GET", f"{MP}/incentives?store_id={{store}}", stores(*STORE_READERS), STORE_TARGETS),
+    # --- HQ orders and credit ----------------------------------------------------------------------------------
+    Route("hq orders of a store", "GET", f"{HQ}/orders?store_id={{store}}", stores(*HQ_READERS), STORE_TARGETS),
+    Route("hq order list", "GET", f"{HQ}/orders?page_size=100", hq(*HQ_READERS), check=_items_in_scope("store_id")),
+    Route("hq order", "GET", f"{HQ}/orders/{{order_id}}", stores(*HQ_READERS), STORE_TARGETS,
+          make=order_in("awaiting_payment")),
+    Route("hq allocate", "POST", f"{HQ}/orders/{{order_id}}/allocate", stores("hq_admin", "warehouse"), STORE_TARGETS,
+          body=lambda w, t, v: {}, make=order_in("paid"), consumes=True),
+    Route("hq ship", "POST", f"{HQ}/orders/{{order_id}}/ship", stores("hq_admin", "warehouse"), STORE_TARGETS,
+          ok=201, body=lambda w, t, v: {"case_codes": []}, make=order_in("allocated"), consumes=True),
+    Route("hq refund", "POST", f"{HQ}/orders/{{order_id}}/refund", stores("hq_admin"), STORE_TARGETS,
+          body=lambda w, t, v: {"reason": "矩阵"}, make=order_in("paid"), consumes=True),
+    Route("hq offline payment", "POST", f"{HQ}/orders/{{order_id}}/offline-payments", stores("hq_admin"),
+          STORE_TARGETS, body=lambda w, t, v: {"reference": f"M{next(_n)}", "amount_fen": 18000},
+          make=order_in("awaiting_payment"), consumes=True),
+    Route("hq credit line", "GET", f"{HQ}/stores/{{store}}/credit", stores(*HQ_READERS), STORE_TARGETS),
+    Route("hq set credit line", "PUT", f"{HQ}/stores/{{store}}/credit", stores("hq_admin"), STORE_TARGETS,
+          body=lambda w, t, v: {"limit_fen": 10**9}),
+    Route("hq credit repayment", "POST", f"{HQ}/stores/{{store}}/credit/repayments", stores("hq_admin"),
+          STORE_TARGETS, body=lambda w, t, v: {"amount_fen": 1}, make=_credit_owed),
+    Route("hq commission rule", "GET", f"{HQ}/commission-rule", hq(*HQ_READERS)),
+    Route("hq set commission rule", "PUT", f"{HQ}/commission-rule", hq("hq_admin"),
+          body=lambda w, t, v: {"margin_bp": 1000, "bringer_share_bp": 5000}),
+    Route("hq commissions", "GET", f"{HQ}/commissions", hq(*HQ_READERS), check=_commissions_in_scope),
+    Route("hq commissions of a partner", "GET", f"{HQ}/commissions?partner_id={{partner}}",
+          partners("hq_admin", "hq_analyst"), ("D1", "D2", "D3")),
+    # --- HQ codes ----------------------------------------------------------------------------------------------
+    Route("hq new code batch", "POST", f"{HQ}/code-batches", hq("hq_admin"), ok=202,
+          body=lambda w, t, v: {"sku_id": w.ids["skus"]["MILK250"], "quantity": 2}),
+    Route("hq code batch", "GET", f"{HQ}/code-batches/{{batch_id}}", hq(*HQ_READERS), make=_batch),
+    Route("hq labels csv", "GET", f"{HQ}/code-batches/{{batch_id}}/labels.csv", hq(*HQ_READERS), make=_batch),
+    Route("hq labels pdf", "GET", f"{HQ}/code-batches/{{batch_id}}/labels.pdf", hq(*HQ_READERS), make=_batch),
+    Route("hq put away", "POST", f"{HQ}/code-batches/{{batch_id}}/put-away", hq("hq_admin", "warehouse"),
+          body=lambda w, t, v: {"warehouse_id": w.ids["warehouses"]["WH-CENTRAL"]}, make=_batch, consumes=True),
+    Route("hq codes of a store", "GET", f"{HQ}/codes?store_id={{store}}&page_size=5", stores(*HQ_READERS),
+          ("S1", "S2")),
+    Route("hq code list", "GET", f"{HQ}/codes?page_size=200", hq(*HQ_READERS), check=_codes_in_scope),
+    Route("hq code trace", "GET", f"{HQ}/codes/{{code}}", stores(*HQ_READERS), ("S1", "S2"),
+          make=lambda w, t: {"code": w.ids["codes"][t]}),
+    Route("hq code png", "GET", f"{HQ}/codes/{{serial}}.png", stores(*HQ_READERS), ("S1", "S2"),
+          make=lambda w, t: {"serial": w.ids["codes"][t]}),
+    Route("hq diversion alerts", "GET", f"{HQ}/diversion-alerts", hq(*HQ_READERS), check=_alerts_in_scope),
+    Route("hq diversion alerts of a store", "GET", f"{HQ}/diversion-alerts?store_id={{store}}", stores(*HQ_READERS),
+          ("S1", "S2")),
+    Route("hq epcis", "GET", f"{HQ}/events/epcis?{_epcis_period()}", hq(*HQ_READERS), check=_epcis_in_scope),
+    Route("hq incentive rules", "GET", f"{HQ}/incentive-rules", hq(*HQ_READERS)),
+    Route("hq set incentive rules", "PUT", f"{HQ}/incentive-rules", hq("hq_admin"),
+          body=lambda w, t, v: {"rules": [{"sku_id": w.ids["skus"]["MILK250"], "step": "sell", "points": 1}]}),
+    Route("hq scan policy", "GET", f"{HQ}/scan-policy", hq(*HQ_READERS)),
+    Route("hq set scan policy", "PUT", f"{HQ}/scan-policy", hq("hq_admin"),
+          body=lambda w, t, v: {"diversion_policy": "alert"}),
+    # --- HQ analytics ------------------------------------------------------------------------------------------
+    Route("hq sell-through", "GET", f"{HQ}/sell-through?group_by=store", hq(*HQ_READERS), check=_groups_in_scope),
+    Route("hq sell-through by distributor", "GET", f"{HQ}/sell-through?group_by=distributor", hq(*HQ_READERS),
+          check=_distributors_in_scope),
+    Route("hq store stock", "GET", f"{HQ}/store-stock", hq(*HQ_READERS), check=_items_in_scope("store_id")),
+    Route("hq sell-in", "GET", f"{HQ}/sell-in?group_by=store", hq(*HQ_READERS), check=_groups_in_scope),
+    Route("hq slow stores", "GET", f"{HQ}/slow-stores", hq(*HQ_READERS), check=_items_in_scope("store_id")),
+    Route("hq distributor ranking", "GET", f"{HQ}/distributor-ranking", hq(*HQ_READERS),
+          check=_distributors_in_scope),
+    Route("hq overview", "GET", f"{HQ}/overview", hq(*HQ_READERS), check=_provinces_in_scope),
+    Route("hq production suggestions", "GET", f"{HQ}/production-suggestions", hq(*HQ_READERS)),
+    Route("hq new plan", "POST", f"{HQ}/allocation-plans", hq("hq_admin"), ok=201,
+          body=lambda w, t, v: {"target_cover_days": 30}),
+    Route("hq plans", "GET", f"{HQ}/allocation-plans", hq(*HQ_READERS)),
+    Route("hq plan", "GET", f"{HQ}/allocation-plans/{{plan_id}}", hq(*HQ_READERS), make=_plan),
+    Route("hq edit plan line", "PATCH", f"{HQ}/allocation-plans/{{plan_id}}/lines/{{line_id}}", hq("hq_admin"),
+          body=lambda w, t, v: {"quantity": 0}, make=_plan),
+    Route("hq approve plan", "POST", f"{HQ}/allocation-plans/{{plan_id}}/approve", hq("hq_admin"), make=_plan,
+          consumes=True),
+    Route("hq transfers", "GET", f"{HQ}/transfers", hq(*HQ_READERS)),
+    Route("hq receive transfer", "POST", f"{HQ}/transfers/{{transfer_id}}/receive", hq("hq_admin", "warehouse"),
+          make=_transfer, consumes=True),
+]
+
+
+@pytest.fixture(scope="module")
+def world(app):
+    """The full demo, seeded once for the module, plus a Zhejiang analyst and a diversion alert of S1 and of S2."""
+    from app.demo.seed import seed
+    from app.scans.models import DiversionAlert
+
+    with app.app_context():
+        _clear_tables()
+        seed()
+        with transaction():
+            create_hq_user(username="analyst_zj", password="admin", role="hq_analyst", region_code="330000")
+        ids = {
+            "stores": dict(db.session.execute(sa.select(Store.code, Store.id)).all()),
+            "locations": dict(db.session.execute(sa.select(Store.code, Store.location_id)).all()),
+            "partners": dict(db.session.execute(sa.select(Partner.code, Partner.id)).all()),
+            "skus": dict(db.session.execute(sa.select(Sku.code, Sku.id)).all()),
+            "gtins": dict(db.session.execute(sa.select(Sku.code, Sku.gtin)).all()),
+            "warehouses": dict(db.session.execute(sa.select(Warehouse.code, Warehouse.id)).all()),
+            "users": {"admin": db.session.scalar(sa.select(User.id).where(User.username == "admin"))},
+        }
+        ids["codes"] = {s: db.session.scalar(sa.select(Code.serial).where(
+            Code.store_id == ids["stores"][s], Code.kind == "unit").order_by(Code.id)) for s in ("S1", "S2")}
+        assert db.session.scalar(sa.select(sa.func.count(CodeBatch.id)))
+        with transaction():
+            for actual, expected in (("S1", "S2"), ("S2", "S6")):
+                code = db.session.scalar(sa.select(Code).where(Code.serial == ids["codes"][actual]))
+                db.session.add(DiversionAlert(
+                    code_id=code.id, sku_id=code.sku_id, source="sell", expected_store_id=ids["stores"][expected],
+                    actual_store_id=ids["stores"][actual], policy="alert"))
+        db.session.remove()
+    client = app.test_client()
+    headers = {name: (mp_login(client, who) if kind == "mp" else hq_login(client, who))
+               for name, (kind, who) in ACTORS.items()}
+    with app.app_context():
+        principals = {name: read_token(h["Authorization"][7:]) for name, h in headers.items()}
+    yield World(app, client, ids, headers, principals)
+    with app.app_context():
+        _clear_tables()
+
+
+def _path(route: Route, w: World, target: str, values: dict) -> str:
+    return route.path.format(store=w.ids["stores"].get(target), partner=w.ids["partners"].get(target), **values)
+
+
+@pytest.mark.parametrize("route", OBJECT_ROUTES, ids=lambda r: r.name)
+def test_object_scope_matrix(world, route):
+    w, wrong = world, []
+    for target in route.targets:
+        values = route.make(w, target) if route.make is not None else {}
+        for actor in ACTORS:
+            kwargs = {"headers": w.headers[actor]}
+            if route.body is not None:
+                kwargs["json"] = route.body(w, target, values)
+            elif route.method != "GET":
+                kwargs["json"] = {}
+            resp = w.client.open(_path(route, w, target, values), method=route.method, **kwargs)
+            allowed = route.allowed(actor, target)
+            if allowed and resp.status_code != route.ok or not allowed and resp.status_code not in route.denied:
+                wrong.append(f"{actor:>10} → {target:<3} expected {route.ok if allowed else route.denied}, got "
+                             f"{resp.status_code} {(resp.get_json(silent=True) or {}).get('error', {}).get('code', '')}")
+            elif not allowed:
+                assert set(resp.get_json()["error"]) == {"code", "message", "details"}
+            elif route.check is not None:
+                try:
+                    route.check(w, actor, target, resp.get_json())
+                except AssertionError as exc:
+                    wrong.append(f"{actor:>10} → {target:<3} answer out of scope: {str(exc)[:300]}")
+            if allowed and route.consumes and route.make is not None:
+                values = route.make(w, target)
+    assert not wrong, f"{route.method} {route.path}:\n" + "\n".join(wrong)
