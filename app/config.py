@@ -104,7 +104,10 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
     }
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            "pool_pre_ping": True,
+            # No pre-ping: it is a round trip before every request. Connections are recycled well inside any
+            # server or proxy idle timeout; one found dead (database restart, failover) invalidates the whole
+            # pool (SQLAlchemy's default), and the scan use cases run once more on a fresh connection.
+            "pool_recycle": _int(env, "DB_POOL_RECYCLE_SECONDS", 1800),
             "pool_size": _int(env, "DB_POOL_SIZE", 10),
             "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10),
         }

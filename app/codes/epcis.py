@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app
 
 from app.codes.parse import code_url
@@ -25,10 +26,10 @@ def _time(value: datetime) -> str:
     return value.isoformat()
 
 
-def document(since: datetime, until: datetime) -> dict[str, Any]:
+def document(since: datetime, until: datetime, store_ids: sa.Select | None = None) -> dict[str, Any]:
     """ObjectEvents for shipping/receiving/selling/returning, AggregationEvents for packing, and an
-    errorDeclaration on every event that was undone."""
-    rows = events_between(since, until)
+    errorDeclaration on every event that was undone (`store_ids`: only the events at those stores)."""
+    rows = events_between(since, until, store_ids=store_ids)
     by_id: dict[int, dict] = {}
     out: list[dict] = []
     base = current_app.config["CODE_URL_BASE"].rstrip("/")

@@ -10,10 +10,14 @@ from flask import current_app
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
+from app.accounts.roles import HQ_ROLES, PERMISSIONS
 from app.catalog.models import Sku
 from app.channel.models import Store
+from app.channel.queries import visible_stores_condition
 from app.codes.models import Code, CodeBatch
 from app.codes.parse import ScanParseError, code_url, grouped, parse_scan
+from app.core.security import Principal, authorize_store
+from app.errors import Forbidden
 from app.extensions import db
 from app.inventory.models import Location
 from app.scans.models import ScanEvent
@@ -24,14 +28,41 @@ def url_for_code(gtin: str, serial: str) -> str:
     return code_url(current_app.config["CODE_URL_BASE"], gtin, serial)
 
 
+def visible_store_ids(principal: Principal, action: str = "hq.read") -> sa.Select | None:
+    """The stores whose codes and events an HQ caller may read; None when they may read the whole network."""
+    if any(b.role in HQ_ROLES and not b.region_code and action in PERMISSIONS.get(b.role, ())
+           for b in principal.bindings):
+        return None
+    return sa.select(Store.id).where(visible_stores_condition(principal, action))
+
+
+def authorize_code(principal: Principal, code: Code, action: str = "hq.read") -> None:
+    """Raise Forbidden unless the caller may read this code: at, or bound for, a store in their scope."""
+    if visible_store_ids(principal, action) is None:
+        return
+    for store_id in {code.store_id, code.destination_store_id} - {None}:
+        try:
+            authorize_store(principal, action, store_id)
+            return
+        except Forbidden:
+            continue
+    raise Forbidden("这不在你的权限范围内", code="out_of_scope", details={"action": action})
+
+
 def get_batch(batch_id: int) -> CodeBatch | None:
     return db.session.get(CodeBatch, batch_id)
 
 
 def list_codes(*, state: str | None = None, store_id: int | None = None, sku_id: int | None = None,
-               batch_id: int | None = None, kind: str | None = None) -> sa.Select:
-    """Codes with their SKU's GTIN, filtered."""
+               batch_id: int | None = None, kind: str | None = None, principal: Principal | None = None) -> sa.Select:
+    """Codes with their SKU's GTIN, filtered; with `principal`, only the codes they may read."""
     stmt = sa.select(Code, Sku.gtin).join(Sku, Sku.id == Code.sku_id)
+    if principal is not None:
+        if store_id is not None:
+            authorize_store(principal, "hq.read", store_id)
+        stores = visible_store_ids(principal)
+        if stores is not None:
+            stmt = stmt.where(sa.or_(Code.store_id.in_(stores), Code.destination_store_id.in_(stores)))
     if state:
         stmt = stmt.where(Code.state == state)
     if store_id is not None:
@@ -97,12 +128,16 @@ def event_dict(e: ScanEvent, store_name: str | None = None, user_name: str | Non
             "corrects_event_id": e.corrects_event_id, "undone_by_event_id": undone_by, "diverted": e.diverted}
 
 
-def events_between(since: datetime, until: datetime, limit: int = 100_000) -> list[tuple]:
-    """Events recorded in [since, until) with their code's serial and SKU GTIN, for the EPCIS export."""
-    return db.session.execute(
-        sa.select(ScanEvent, Code.serial, Code.kind, Sku.gtin, Location.name, Location.kind)
-        .outerjoin(Code, Code.id == ScanEvent.code_id).join(Sku, Sku.id == ScanEvent.sku_id)
-        .outerjoin(Location, Location.id == ScanEvent.location_id)
-        .where(ScanEvent.recorded_at >= since, ScanEvent.recorded_at < until)
-        .order_by(ScanEvent.id).limit(limit)
-    ).all()
+def events_between(since: datetime, until: datetime, limit: int = 100_000,
+                   store_ids: sa.Select | None = None) -> list[tuple]:
+    """Events recorded in [since, until) with their code's serial and SKU GTIN, for the EPCIS export.
+
+    `store_ids` limits them to events at those stores (a region-bound caller); None means every event.
+    """
+    stmt = (sa.select(ScanEvent, Code.serial, Code.kind, Sku.gtin, Location.name, Location.kind)
+            .outerjoin(Code, Code.id == ScanEvent.code_id).join(Sku, Sku.id == ScanEvent.sku_id)
+            .outerjoin(Location, Location.id == ScanEvent.location_id)
+            .where(ScanEvent.recorded_at >= since, ScanEvent.recorded_at < until))
+    if store_ids is not None:
+        stmt = stmt.where(ScanEvent.store_id.in_(store_ids))
+    return db.session.execute(stmt.order_by(ScanEvent.id).limit(limit)).all()

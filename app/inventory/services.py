@@ -9,9 +9,10 @@ update, on PostgreSQL and SQLite alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from app.core.clock import now_utc
 from app.errors import AppError, Conflict, ValidationFailed
@@ -38,9 +39,27 @@ class Level:
         return self.on_hand - self.reserved
 
 
-def _insert_for_dialect():
-    name = db.session.get_bind().dialect.name
-    return postgresql.insert if name == "postgresql" else sqlite.insert
+# On PostgreSQL the level change and its ledger row are one statement (the ledger row is written only when the
+# guarded change went through); fixed texts, so neither Python nor the server builds them anew per movement.
+_PG_LEDGER = (
+    " m AS (INSERT INTO stock_movements (location_id, sku_id, delta_on_hand, delta_reserved, kind, ref_type,"
+    " ref_id, user_id, reason, created_at)"
+    " SELECT :location_id, :sku_id, :on_hand, :reserved, :kind, CAST(:ref_type AS varchar),"
+    " CAST(:ref_id AS varchar), CAST(:user_id AS bigint), CAST(:reason AS varchar), :now FROM l)"
+    " SELECT on_hand, reserved FROM l")
+_PG_CHANGE = sa.text(
+    "WITH l AS (UPDATE stock_levels SET on_hand = on_hand + :on_hand, reserved = reserved + :reserved,"
+    " updated_at = :now WHERE location_id = :location_id AND sku_id = :sku_id AND on_hand + :on_hand >= 0"
+    " AND reserved + :reserved >= 0 AND reserved + :reserved <= on_hand + :on_hand RETURNING on_hand, reserved),"
+    + _PG_LEDGER)
+_PG_GROW = sa.text(
+    "WITH l AS (INSERT INTO stock_levels (location_id, sku_id, on_hand, reserved, updated_at)"
+    " VALUES (:location_id, :sku_id, :on_hand, :reserved, :now) ON CONFLICT (location_id, sku_id) DO UPDATE"
+    " SET on_hand = stock_levels.on_hand + EXCLUDED.on_hand, reserved = stock_levels.reserved + EXCLUDED.reserved,"
+    " updated_at = EXCLUDED.updated_at"
+    " WHERE stock_levels.reserved + EXCLUDED.reserved <= stock_levels.on_hand + EXCLUDED.on_hand"
+    " RETURNING on_hand, reserved),"
+    + _PG_LEDGER)
 
 
 def move_stock(*, location_id: int, sku_id: int, on_hand: int = 0, reserved: int = 0, kind: str,
@@ -52,11 +71,20 @@ def move_stock(*, location_id: int, sku_id: int, on_hand: int = 0, reserved: int
     if on_hand == 0 and reserved == 0:
         raise ValueError("a stock movement must change something")
     now = now_utc()
+    # Growing (or reserving no more than arrives): an upsert can never break an invariant... except reserving
+    # beyond what is free, which the WHERE on the conflict branch refuses.
+    grows = on_hand >= 0 and reserved >= 0 and reserved <= on_hand
+    if db.session.get_bind().dialect.name == "postgresql":
+        row = db.session.execute(_PG_GROW if grows else _PG_CHANGE, {
+            "location_id": location_id, "sku_id": sku_id, "on_hand": on_hand, "reserved": reserved, "kind": kind,
+            "ref_type": ref_type, "ref_id": None if ref_id is None else str(ref_id), "user_id": user_id,
+            "reason": reason, "now": now}).first()
+        if row is None:
+            _refuse(location_id, sku_id, on_hand, reserved)
+        return Level(on_hand=row[0], reserved=row[1])
     table = StockLevel.__table__
-    if on_hand >= 0 and reserved >= 0 and reserved <= on_hand:
-        # Growing (or reserving no more than arrives): an upsert can never break an invariant... except
-        # reserving beyond what is free, which the WHERE on the conflict branch refuses.
-        insert = _insert_for_dialect()(table).values(
+    if grows:
+        insert = sqlite.insert(table).values(
             location_id=location_id, sku_id=sku_id, on_hand=on_hand, reserved=reserved, updated_at=now)
         stmt = insert.on_conflict_do_update(
             index_elements=[table.c.location_id, table.c.sku_id],
@@ -75,15 +103,19 @@ def move_stock(*, location_id: int, sku_id: int, on_hand: int = 0, reserved: int
         )
     row = db.session.execute(stmt).first()
     if row is None:
-        current = get_level(location_id=location_id, sku_id=sku_id)
-        raise InsufficientStock(details={"location_id": location_id, "sku_id": sku_id,
-                                         "on_hand": current.on_hand, "reserved": current.reserved,
-                                         "requested_on_hand": on_hand, "requested_reserved": reserved})
+        _refuse(location_id, sku_id, on_hand, reserved)
     db.session.execute(sa.insert(StockMovement.__table__).values(
         location_id=location_id, sku_id=sku_id, delta_on_hand=on_hand, delta_reserved=reserved, kind=kind,
         ref_type=ref_type, ref_id=None if ref_id is None else str(ref_id), user_id=user_id, reason=reason,
         created_at=now))
     return Level(on_hand=row[0], reserved=row[1])
+
+
+def _refuse(location_id: int, sku_id: int, on_hand: int, reserved: int) -> NoReturn:
+    current = get_level(location_id=location_id, sku_id=sku_id)
+    raise InsufficientStock(details={"location_id": location_id, "sku_id": sku_id, "on_hand": current.on_hand,
+                                     "reserved": current.reserved, "requested_on_hand": on_hand,
+                                     "requested_reserved": reserved})
 
 
 def get_level(*, location_id: int, sku_id: int) -> Level:

@@ -10,8 +10,8 @@ from sqlalchemy.orm import selectinload
 
 from app.accounts.roles import PARTNER_ROLES, PERMISSIONS
 from app.channel.models import Partner, Store
-from app.channel.queries import visible_stores_condition
-from app.core.security import Principal, authorize_store
+from app.channel.queries import visible_partners_condition, visible_stores_condition
+from app.core.security import Principal, authorize, authorize_store
 from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.orders.models import CommissionEntry, CommissionRule, CreditAccount, CreditLedger, Order, Refund
@@ -97,11 +97,15 @@ def current_commission_rule() -> CommissionRule | None:
                                                                 CommissionRule.id.desc()))
 
 
-def commission_report(*, partner_id: int | None, date_from: datetime | None,
+def commission_report(principal: Principal, *, partner_id: int | None, date_from: datetime | None,
                       date_to: datetime | None) -> dict[str, Any]:
-    """Commission per partner over a period (by entry time), with the entries."""
-    cond = []
+    """Commission per partner over a period (by entry time), with the entries: the partners the caller may see."""
+    cond = [CommissionEntry.partner_id.in_(sa.select(Partner.id).where(visible_partners_condition(principal)))]
     if partner_id is not None:
+        path = db.session.scalar(sa.select(Partner.path).where(Partner.id == partner_id))
+        if path is None:
+            raise NotFound("找不到这个合作方", code="partner_not_found")
+        authorize(principal, "partner.read", partner_path=path)
         cond.append(CommissionEntry.partner_id == partner_id)
     if date_from is not None:
         cond.append(CommissionEntry.created_at >= date_from)

@@ -22,7 +22,7 @@ from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Store
 from app.core.clock import business_day, now_utc
 from app.core.events import units_received, units_shipped
-from app.core.security import Principal, authorize_store
+from app.core.security import Principal, authorize, authorize_store
 from app.core.tx import transaction
 from app.errors import AppError, Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.extensions import db
@@ -653,6 +653,8 @@ def allocate_order(principal: Principal, order_id: int, *, warehouse_id: int | N
         if any(line.shipped_quantity for line in order.lines):
             raise Conflict("已经发过货，不能换仓库", code="already_shipping")
         if order.status == states.ALLOCATED:
+            # Moving the reservation: the caller must operate the warehouse it leaves as well as the one it goes to.
+            authorize(principal, "warehouse.operate", warehouse_id=order.warehouse_id)
             _release(order, user_id=principal.user_id)
         if warehouse_id is not None:
             wh = db.session.get(Warehouse, warehouse_id)
@@ -676,6 +678,8 @@ def allocate_order(principal: Principal, order_id: int, *, warehouse_id: int | N
             if wh is None:
                 wh = _central()
                 _reserve(order, wh, user_id=principal.user_id)
+        # An operator bound to one warehouse reserves only there (the transaction rolls back otherwise).
+        authorize(principal, "warehouse.operate", warehouse_id=wh.id)
         order.warehouse_id = wh.id
         order.allocated_at = now_utc()
         order.move_to(states.ALLOCATED, action="allocate", user_id=principal.user_id, note=wh.name)
@@ -689,6 +693,7 @@ def ship_order(principal: Principal, order_id: int, *, case_codes: list[str],
         order = _lock(order_id)
         authorize_store(principal, "warehouse.operate", order.store_id)
         states.check_move(order.status, states.SHIPPED, action="ship")
+        authorize(principal, "warehouse.operate", warehouse_id=order.warehouse_id)
         wh = db.session.get(Warehouse, order.warehouse_id)
         store = _store(order.store_id)
         by_sku = {line.sku_id: line for line in order.lines}

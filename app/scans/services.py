@@ -246,7 +246,8 @@ _HOT_UPDATE = sa.text(
     " AND destination_store_id = :store_id"
     " AND (CAST(:gtin AS varchar) IS NULL OR sku_id = (SELECT id FROM skus WHERE gtin = :gtin))"
     " RETURNING id, sku_id, order_id)"
-    " SELECT u.id, u.sku_id, u.order_id, k.name, k.unit, k.gtin, st.location_id, p.price_fen"
+    " SELECT u.id, u.sku_id, u.order_id, k.name, k.unit, k.gtin, st.location_id, p.price_fen, st.province_code,"
+    " st.city_code, st.distributor_id"
     " FROM u JOIN skus k ON k.id = u.sku_id JOIN stores st ON st.id = :store_id"
     " LEFT JOIN sku_prices p ON p.sku_id = u.sku_id AND p.price_tier_id = st.price_tier_id")
 
@@ -294,7 +295,8 @@ def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
         "answer": json.dumps(answer, ensure_ascii=False)}).one()
     answer["event_id"] = event_id
     events.units_sold.send(None, store_id=data.store_id, sku_id=row.sku_id, quantity=1, at=data.scanned_at,
-                           amount_fen=row.price_fen or 0, event_id=event_id)
+                           amount_fen=row.price_fen or 0, event_id=event_id,
+                           store_dims=(row.province_code, row.city_code, row.distributor_id))
     answer["_saved"] = bool(saved)
     return answer
 

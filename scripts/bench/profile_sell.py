@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from common import fresh_database, make_app, setup_demo, stock_codes, store_owner_tokens
+from scan_sell import _cpu_seconds, _db_pids
 
 
 def main() -> None:
@@ -43,28 +44,48 @@ def main() -> None:
     def record(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
+    timings: dict[str, list[float]] = {}
+    started: list[float] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        started.append(time.perf_counter())
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        timings.setdefault(statement, []).append(time.perf_counter() - started.pop())
+
     sa.event.listen(engine, "before_cursor_execute", record)
     answer = sell(0)
     sa.event.remove(engine, "before_cursor_execute", record)
     assert answer["status"] == "accepted", answer
-    print(f"statements in one sell: {len(statements)} (plus BEGIN/COMMIT from the driver)")
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    for i in range(1, 201):
+        sell(i)
+    sa.event.remove(engine, "before_cursor_execute", before)
+    sa.event.remove(engine, "after_cursor_execute", after)
+    print(f"statements in one sell: {len(statements)} (plus BEGIN/COMMIT from the driver); "
+          "mean time in the driver over 200 sells:")
     for s in statements:
-        print("  -", " ".join(s.split())[:150])
+        spent = timings.get(s, [0])
+        print(f"  {sum(spent) / len(spent) * 1000:6.3f} ms", " ".join(s.split())[:110])
     profiler = None
     if profile:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.0002)
         profiler.start()
-    wall, cpu = time.perf_counter(), time.process_time()
-    for i in range(1, n):
+    db_pids = _db_pids(url)
+    wall, cpu, db_cpu = time.perf_counter(), time.process_time(), _cpu_seconds(db_pids)
+    for i in range(201, n):
         sell(i)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    db_cpu = _cpu_seconds(db_pids) - db_cpu
     if profiler:
         profiler.stop()
         print(profiler.output_text(unicode=False, color=False, show_all=False))
-    print(f"{n - 1} sequential sells: {wall / (n - 1) * 1000:.2f} ms wall, {cpu / (n - 1) * 1000:.2f} ms CPU "
-          "(Python side) per sell")
+    done = n - 201
+    print(f"{done} sequential sells, per sell: {wall / done * 1000:.2f} ms wall, {cpu / done * 1000:.2f} ms CPU in "
+          f"Python, {db_cpu / done * 1000:.2f} ms CPU in PostgreSQL")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,17 @@ from app.core.security import Binding, Principal, read_token
 from app.core.tx import transaction
 from app.extensions import db
 from app.inventory.models import Warehouse
-from tests.api.test_scope_matrix import ACTORS, PARTNER_SCOPE, STORE_READERS, STORE_SCOPE, hq, partners, stores
+from app.inventory.services import move_stock
+from tests.api import test_scope_matrix as matrix
+from tests.api.test_scope_matrix import ALL_STORES, PARTNER_SCOPE, STORE_READERS, hq, partners
 from tests.conftest import _clear_tables, hq_login, mp_login
 
-HQ_READERS = ("hq_admin", "hq_analyst", "warehouse", "analyst_zj")
+# The matrix's actors, and an operator bound to the Shenzhen sub-warehouse (made by the fixture): warehouse work is
+# scoped by warehouse, so they may allocate and ship S2's orders (from Shenzhen) but not S1's (from Hangzhou).
+ACTORS = {**matrix.ACTORS, "wh_sz": ("hq", "warehouse_sz")}
+STORE_SCOPE = {**matrix.STORE_SCOPE, "wh_sz": ALL_STORES}
+WAREHOUSE_STAFF = ("warehouse", "wh_sz")
+HQ_READERS = ("hq_admin", "hq_analyst", "analyst_zj", *WAREHOUSE_STAFF)
 ORDER_CREATORS = ("owner_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin")
 ORDER_CANCELLERS = ORDER_CREATORS
 OFFLINE_PAYERS = ("staff_d1", "staff_d2", "staff_a1", "hq_admin")
@@ -131,7 +138,7 @@ def _plan(w: World, target: str) -> dict:
     from app.analytics import services
 
     with w.app.app_context():
-        plan = services.create_plan(target_cover_days=120, user_id=w.ids["users"]["admin"])
+        plan = services.create_plan(target_cover_days=1, user_id=w.ids["users"]["admin"])
         out = {"plan_id": plan.id, "line_id": plan.lines[0].id}
         db.session.remove()
     return out
@@ -142,11 +149,13 @@ def _transfer(w: World, target: str) -> dict:
     from app.analytics.models import TransferOrder
 
     with w.app.app_context():
-        plan = services.create_plan(target_cover_days=120, user_id=w.ids["users"]["admin"])
-        line = plan.lines[0]
-        # Whatever the plan suggests, send one case, so the approval makes a transfer.
-        services.edit_line(plan_id=plan.id, line_id=line.id,
-                           quantity=db.session.get(Sku, line.sku_id).case_pack)
+        plan = services.create_plan(target_cover_days=1, user_id=w.ids["users"]["admin"])
+        # Whatever the plan suggests, one case to the target warehouse only: one small transfer.
+        to = w.ids["warehouses"][target]
+        line = next(ln for ln in plan.lines if ln.warehouse_id == to)
+        for ln in plan.lines:
+            services.edit_line(plan_id=plan.id, line_id=ln.id,
+                               quantity=db.session.get(Sku, ln.sku_id).case_pack if ln is line else 0)
         services.approve_plan(plan_id=plan.id, user_id=w.ids["users"]["admin"])
         transfer_id = db.session.scalar(sa.select(TransferOrder.id).where(TransferOrder.plan_id == plan.id)
                                         .order_by(TransferOrder.id))
@@ -213,9 +222,14 @@ def _alerts_in_scope(w: World, actor: str, target: str, body: Any) -> None:
 
 def _epcis_in_scope(w: World, actor: str, target: str, body: Any) -> None:
     if actor == "analyst_zj":
-        allowed_locations = {str(w.ids["locations"][s]) for s in STORE_SCOPE[actor]}
-        seen = {ev.get("bizLocation", {}).get("id", "none").rsplit("/", 1)[-1] for ev in body["epcisBody"]["eventList"]}
-        assert seen <= allowed_locations, f"{actor} sees events at locations {sorted(seen - allowed_locations)}"
+        from app.scans.models import ScanEvent
+
+        ids = [int(ev["eventID"].rsplit("-", 1)[1]) for ev in body["epcisBody"]["eventList"]]
+        with w.app.app_context():
+            seen = set(db.session.scalars(sa.select(ScanEvent.store_id).where(ScanEvent.id.in_(ids))))
+            db.session.remove()
+        outside = seen - _store_ids(w, actor)
+        assert not outside, f"{actor} sees events at stores {sorted(outside, key=str)}"
 
 
 def _commissions_in_scope(w: World, actor: str, target: str, body: Any) -> None:
@@ -246,6 +260,25 @@ def _epcis_period() -> str:
         "+", "%2B")
 
 
+def stores(*actors: str) -> Callable[[str, str], bool]:
+    """Allowed for these actors on the stores in their scope."""
+    return lambda actor, target: actor in actors and target in STORE_SCOPE.get(actor, set())
+
+
+def from_warehouse(*actors: str) -> Callable[[str, str], bool]:
+    """Warehouse work on an order of S1, S2 or S5: these actors, and the Shenzhen operator for S2 (shipped from
+    Shenzhen; S1 and S5 are served by Hangzhou)."""
+    return lambda actor, target: actor in actors or (actor, target) == ("wh_sz", "S2")
+
+
+def code_readers(actor: str, target: str) -> bool:
+    """A code at (or bound for) a store: HQ readers of that store; a code in a warehouse ("WH"): HQ readers who
+    are not limited to a region."""
+    if target == "WH":
+        return actor in HQ_READERS and actor != "analyst_zj"
+    return stores(*HQ_READERS)(actor, target)
+
+
 HQ = "/api/hq/v1"
 MP = "/api/mp/v1"
 SCANNERS = ("owner_s1", "clerk_s1", "owner_s2")
@@ -254,11 +287,11 @@ STOCK_READERS = STORE_READERS
 OBJECT_ROUTES: list[Route] = [
     # --- mini-program orders -----------------------------------------------------------------------------------
     Route("mp place order", "POST", f"{MP}/orders", stores(*ORDER_CREATORS), STORE_TARGETS, body=_order_body, ok=201),
-    Route("mp orders of a store", "GET", f"{MP}/orders?store_id={{store}}", stores(*STORE_READERS, "warehouse"),
+    Route("mp orders of a store", "GET", f"{MP}/orders?store_id={{store}}", stores(*STORE_READERS, *WAREHOUSE_STAFF),
           STORE_TARGETS),
-    Route("mp order list", "GET", f"{MP}/orders?page_size=100", hq(*STORE_READERS, "warehouse"),
+    Route("mp order list", "GET", f"{MP}/orders?page_size=100", hq(*STORE_READERS, *WAREHOUSE_STAFF),
           check=_items_in_scope("store_id")),
-    Route("mp order", "GET", f"{MP}/orders/{{order_id}}", stores(*STORE_READERS, "warehouse"), STORE_TARGETS,
+    Route("mp order", "GET", f"{MP}/orders/{{order_id}}", stores(*STORE_READERS, *WAREHOUSE_STAFF), STORE_TARGETS,
           make=order_in("awaiting_payment")),
     Route("mp confirm", "POST", f"{MP}/orders/{{order_id}}/confirm", stores(*OWNERS), STORE_TARGETS,
           body=lambda w, t, v: {}, make=order_in("awaiting_confirmation"), consumes=True),
@@ -273,14 +306,14 @@ OBJECT_ROUTES: list[Route] = [
     Route("mp pay on credit", "POST", f"{MP}/orders/{{order_id}}/payments", stores(*OWNERS, "hq_admin"),
           STORE_TARGETS, body=lambda w, t, v: {"method": "credit"}, ok=409, make=order_in("awaiting_payment")),
     Route("mp check payment", "POST", f"{MP}/orders/{{order_id}}/payments/check",
-          stores(*STORE_READERS, "warehouse"), STORE_TARGETS, make=order_in("awaiting_payment")),
+          stores(*STORE_READERS, *WAREHOUSE_STAFF), STORE_TARGETS, make=order_in("awaiting_payment")),
     Route("mp receive", "POST", f"{MP}/orders/{{order_id}}/receive", stores(*OWNERS, "clerk_s1"), STORE_TARGETS,
           make=order_in("shipped"), consumes=True),
     # --- scans, stock, incentives ------------------------------------------------------------------------------
     Route("mp scan", "POST", f"{MP}/scans", stores(*SCANNERS), STORE_TARGETS, body=_scan_body),
     Route("mp scan batch", "POST", f"{MP}/scans/batch", hq(*SCANNERS), STORE_TARGETS,
           body=lambda w, t, v: {"items": [_scan_body(w, t, v)]}, check=_batch_scoped),
-    Route("mp scans of a store", "GET", f"{MP}/scans?store_id={{store}}", stores(*STORE_READERS, "warehouse"),
+    Route("mp scans of a store", "GET", f"{MP}/scans?store_id={{store}}", stores(*STORE_READERS, *WAREHOUSE_STAFF),
           STORE_TARGETS),
     Route("mp undo scan", "POST", f"{MP}/scans/{{event_id}}/undo",
           lambda actor, target: (actor, target) in {("owner_s1", "S1"), ("owner_s2", "S2")}, ("S1", "S2"),
@@ -299,9 +332,11 @@ OBJECT_ROUTES: list[Route] = [
     Route("hq order list", "GET", f"{HQ}/orders?page_size=100", hq(*HQ_READERS), check=_items_in_scope("store_id")),
     Route("hq order", "GET", f"{HQ}/orders/{{order_id}}", stores(*HQ_READERS), STORE_TARGETS,
           make=order_in("awaiting_payment")),
-    Route("hq allocate", "POST", f"{HQ}/orders/{{order_id}}/allocate", stores("hq_admin", "warehouse"), STORE_TARGETS,
+    Route("hq allocate", "POST", f"{HQ}/orders/{{order_id}}/allocate", from_warehouse("hq_admin", "warehouse"),
+          STORE_TARGETS,
           body=lambda w, t, v: {}, make=order_in("paid"), consumes=True),
-    Route("hq ship", "POST", f"{HQ}/orders/{{order_id}}/ship", stores("hq_admin", "warehouse"), STORE_TARGETS,
+    Route("hq ship", "POST", f"{HQ}/orders/{{order_id}}/ship", from_warehouse("hq_admin", "warehouse"),
+          STORE_TARGETS,
           ok=201, body=lambda w, t, v: {"case_codes": []}, make=order_in("allocated"), consumes=True),
     Route("hq refund", "POST", f"{HQ}/orders/{{order_id}}/refund", stores("hq_admin"), STORE_TARGETS,
           body=lambda w, t, v: {"reason": "矩阵"}, make=order_in("paid"), consumes=True),
@@ -330,9 +365,9 @@ OBJECT_ROUTES: list[Route] = [
     Route("hq codes of a store", "GET", f"{HQ}/codes?store_id={{store}}&page_size=5", stores(*HQ_READERS),
           ("S1", "S2")),
     Route("hq code list", "GET", f"{HQ}/codes?page_size=200", hq(*HQ_READERS), check=_codes_in_scope),
-    Route("hq code trace", "GET", f"{HQ}/codes/{{code}}", stores(*HQ_READERS), ("S1", "S2"),
+    Route("hq code trace", "GET", f"{HQ}/codes/{{code}}", code_readers, ("S1", "S2", "WH"),
           make=lambda w, t: {"code": w.ids["codes"][t]}),
-    Route("hq code png", "GET", f"{HQ}/codes/{{serial}}.png", stores(*HQ_READERS), ("S1", "S2"),
+    Route("hq code png", "GET", f"{HQ}/codes/{{serial}}.png", code_readers, ("S1", "S2", "WH"),
           make=lambda w, t: {"serial": w.ids["codes"][t]}),
     Route("hq diversion alerts", "GET", f"{HQ}/diversion-alerts", hq(*HQ_READERS), check=_alerts_in_scope),
     Route("hq diversion alerts of a store", "GET", f"{HQ}/diversion-alerts?store_id={{store}}", stores(*HQ_READERS),
@@ -356,7 +391,7 @@ OBJECT_ROUTES: list[Route] = [
     Route("hq overview", "GET", f"{HQ}/overview", hq(*HQ_READERS), check=_provinces_in_scope),
     Route("hq production suggestions", "GET", f"{HQ}/production-suggestions", hq(*HQ_READERS)),
     Route("hq new plan", "POST", f"{HQ}/allocation-plans", hq("hq_admin"), ok=201,
-          body=lambda w, t, v: {"target_cover_days": 30}),
+          body=lambda w, t, v: {"target_cover_days": 1}),
     Route("hq plans", "GET", f"{HQ}/allocation-plans", hq(*HQ_READERS)),
     Route("hq plan", "GET", f"{HQ}/allocation-plans/{{plan_id}}", hq(*HQ_READERS), make=_plan),
     Route("hq edit plan line", "PATCH", f"{HQ}/allocation-plans/{{plan_id}}/lines/{{line_id}}", hq("hq_admin"),
@@ -364,8 +399,9 @@ OBJECT_ROUTES: list[Route] = [
     Route("hq approve plan", "POST", f"{HQ}/allocation-plans/{{plan_id}}/approve", hq("hq_admin"), make=_plan,
           consumes=True),
     Route("hq transfers", "GET", f"{HQ}/transfers", hq(*HQ_READERS)),
-    Route("hq receive transfer", "POST", f"{HQ}/transfers/{{transfer_id}}/receive", hq("hq_admin", "warehouse"),
-          make=_transfer, consumes=True),
+    Route("hq receive transfer", "POST", f"{HQ}/transfers/{{transfer_id}}/receive",
+          lambda actor, target: actor in ("hq_admin", "warehouse") or (actor, target) == ("wh_sz", "WH-SZ"),
+          ("WH-HZ", "WH-SZ"), make=_transfer, consumes=True),
 ]
 
 
@@ -378,8 +414,17 @@ def world(app):
     with app.app_context():
         _clear_tables()
         seed()
+        warehouses = dict(db.session.execute(sa.select(Warehouse.code, Warehouse.id)).all())
         with transaction():
             create_hq_user(username="analyst_zj", password="admin", role="hq_analyst", region_code="330000")
+            create_hq_user(username="warehouse_sz", password="admin", role="warehouse_operator",
+                           warehouse_id=warehouses["WH-SZ"])
+            # Plenty of biscuits in the sub-warehouses: every S1/S5 order is allocated from Hangzhou, S2's from
+            # Shenzhen, however many orders the specs before have taken.
+            for code in ("WH-HZ", "WH-SZ"):
+                move_stock(location_id=db.session.get(Warehouse, warehouses[code]).location_id,
+                           sku_id=db.session.scalar(sa.select(Sku.id).where(Sku.code == "BISC")), on_hand=100_000,
+                           kind="seed", reason="矩阵")
         ids = {
             "stores": dict(db.session.execute(sa.select(Store.code, Store.id)).all()),
             "locations": dict(db.session.execute(sa.select(Store.code, Store.location_id)).all()),
@@ -391,6 +436,8 @@ def world(app):
         }
         ids["codes"] = {s: db.session.scalar(sa.select(Code.serial).where(
             Code.store_id == ids["stores"][s], Code.kind == "unit").order_by(Code.id)) for s in ("S1", "S2")}
+        ids["codes"]["WH"] = db.session.scalar(sa.select(Code.serial).where(
+            Code.state == "in_warehouse", Code.kind == "unit", Code.destination_store_id.is_(None)).order_by(Code.id))
         assert db.session.scalar(sa.select(sa.func.count(CodeBatch.id)))
         with transaction():
             for actual, expected in (("S1", "S2"), ("S2", "S6")):
@@ -426,9 +473,10 @@ def test_object_scope_matrix(world, route):
                 kwargs["json"] = {}
             resp = w.client.open(_path(route, w, target, values), method=route.method, **kwargs)
             allowed = route.allowed(actor, target)
-            if allowed and resp.status_code != route.ok or not allowed and resp.status_code not in route.denied:
+            if resp.status_code not in ((route.ok,) if allowed else route.denied):
+                code = (resp.get_json(silent=True) or {}).get("error", {}).get("code", "")
                 wrong.append(f"{actor:>10} → {target:<3} expected {route.ok if allowed else route.denied}, got "
-                             f"{resp.status_code} {(resp.get_json(silent=True) or {}).get('error', {}).get('code', '')}")
+                             f"{resp.status_code} {code}")
             elif not allowed:
                 assert set(resp.get_json()["error"]) == {"code", "message", "details"}
             elif route.check is not None:

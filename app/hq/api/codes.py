@@ -14,13 +14,13 @@ from app.codes.models import CODE_STATES, Code
 from app.core.clock import now_utc
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Int
-from app.core.security import require
+from app.core.security import authorize, authorize_store, require
 from app.core.tx import transaction
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.incentives import queries as incentive_queries
 from app.incentives import services as incentive_services
-from app.scans.models import ScanPolicy
+from app.scans.models import DiversionAlert, ScanPolicy
 from app.scans.queries import diversion_alerts
 from app.scans.services import diversion_policy
 
@@ -216,6 +216,7 @@ def put_away(body, batch_id):
     """Put a whole batch into a warehouse (state in_warehouse); `add_stock` books the units into its stock."""
     principal = require("warehouse.operate")
     _batch_or_404(batch_id)
+    authorize(principal, "warehouse.operate", warehouse_id=body["warehouse_id"])
     return {"units": services.put_away(batch_id=batch_id, user_id=principal.user_id, **body)}
 
 
@@ -260,10 +261,11 @@ def labels_csv(batch_id):
 @blp.response(200, content_type="image/png")
 def code_png(serial):
     """One code's QR as a PNG."""
-    require("hq.read")
+    principal = require("hq.read")
     code = queries.find_code(serial)
     if code is None:
         raise NotFound("找不到这个码", code="code_not_found")
+    queries.authorize_code(principal, code)
     from app.catalog.models import Sku
 
     gtin = db.session.scalar(sa.select(Sku.gtin).where(Sku.id == code.sku_id))
@@ -274,10 +276,11 @@ def code_png(serial):
 @blp.arguments(CodeListArgs, location="query")
 @blp.response(200, page_schema(HqCodeOut, "CodePage"))
 def list_codes(args):
-    """Find codes by state, store, SKU or batch."""
-    require("hq.read")
+    """Find codes by state, store, SKU or batch (those at or bound for the caller's stores)."""
+    principal = require("hq.read")
     page, page_size = args.pop("page"), args.pop("page_size")
-    result = paginate(queries.list_codes(**args), page=page, page_size=page_size, scalars=False)
+    result = paginate(queries.list_codes(principal=principal, **args), page=page, page_size=page_size,
+                      scalars=False)
     result["items"] = [queries.code_item(code, gtin) for code, gtin in result["items"]]
     return result
 
@@ -286,10 +289,11 @@ def list_codes(args):
 @blp.response(200, CodeTraceOut)
 def trace_code(code):
     """One code's product, state, location and whole event history (serial or printed URL)."""
-    require("hq.read")
+    principal = require("hq.read")
     found = queries.find_code(code)
     if found is None:
         raise NotFound("找不到这个码", code="code_not_found")
+    queries.authorize_code(principal, found)
     return queries.trace(found)
 
 
@@ -298,10 +302,16 @@ def trace_code(code):
 @blp.response(200, page_schema(DiversionAlertOut, "DiversionAlertPage"))
 def list_alerts(args):
     """Cross-region sales found by scans: expected versus actual store, distributor and region."""
-    require("hq.read")
+    principal = require("hq.read")
+    if args["store_id"] is not None:
+        authorize_store(principal, "hq.read", args["store_id"])
     page, page_size = args.pop("page"), args.pop("page_size")
     stmt = diversion_alerts(sku_id=args["sku_id"], store_id=args["store_id"], region=args["region"],
                             distributor_id=args["distributor_id"], since=args["from_"], until=args["to"])
+    stores = queries.visible_store_ids(principal)
+    if stores is not None:  # a region-bound caller: alerts where the unit was sold, or meant to be, in their region
+        stmt = stmt.where(sa.or_(DiversionAlert.actual_store_id.in_(stores),
+                                 DiversionAlert.expected_store_id.in_(stores)))
     result = paginate(stmt, page=page, page_size=page_size, scalars=False)
     result["items"] = [{**{c.key: getattr(a, c.key) for c in a.__table__.columns}, "serial": serial}
                        for a, serial in result["items"]]
@@ -313,12 +323,13 @@ def list_alerts(args):
 @blp.response(200, content_type="application/ld+json")
 def export_epcis(args):
     """The period's scan events as a GS1 EPCIS 2.0 JSON-LD document (at most 31 days)."""
-    require("hq.read")
+    principal = require("hq.read")
     if args["to"] <= args["from_"] or args["to"] - args["from_"] > timedelta(days=31):
         raise ValidationFailed("时间段要在 31 天以内", code="bad_period")
     import json
 
-    body = json.dumps(epcis.document(args["from_"], args["to"]), ensure_ascii=False)
+    document = epcis.document(args["from_"], args["to"], store_ids=queries.visible_store_ids(principal))
+    body = json.dumps(document, ensure_ascii=False)
     return Response(body, mimetype="application/ld+json")
 
 

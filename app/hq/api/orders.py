@@ -217,6 +217,5 @@ def get_rule():
 @blp.arguments(CommissionArgs, location="query")
 @blp.response(200, CommissionReportOut)
 def commissions(args):
-    """Commission per partner over a period, with its entries."""
-    require("hq.read", kind="hq")
-    return queries.commission_report(**args)
+    """Commission per partner over a period, with its entries (the partners the caller may see)."""
+    return queries.commission_report(require("hq.read", kind="hq"), **args)
