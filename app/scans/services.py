@@ -9,9 +9,10 @@ A scan answer is a plain dict (see `miniprogram_api/scans/schemas.py`); business
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import current_app
@@ -31,6 +32,8 @@ from app.incentives.models import IncentiveCredit, IncentiveRule
 from app.inventory.services import InsufficientStock, move_stock, transit_location_id
 from app.scans import messages
 from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent, ScanPolicy, ScanRequest
+
+_T = TypeVar("_T")
 
 ACTIONS = ("receive", "sell", "return")
 FUTURE_SLACK = timedelta(minutes=10)
@@ -220,19 +223,37 @@ def scan(principal: Principal, data: ScanInput) -> dict[str, Any]:
         raise ValidationFailed("请指定门店", code="store_required", details={"fields": {"store_id": ["必填"]}})
     authorize_store(principal, "scan", store_id)
     data.store_id = store_id
+    return _on_live_connection(lambda: _scan_once(principal.user_id, data))
+
+
+def _on_live_connection(use_case: Callable[[], _T]) -> _T:
+    """Run a use case; if its connection turns out dead, once more on a fresh one.
+
+    There is no pre-ping (see `app.config`), so after a database restart a pooled connection fails on first
+    use. Its transaction died with it and SQLAlchemy has invalidated the pool, so the second attempt starts
+    clean; had the first attempt's commit landed after all, the request_id turns the second into a replay.
+    """
+    try:
+        return use_case()
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        return use_case()
+
+
+def _scan_once(user_id: int, data: ScanInput) -> dict[str, Any]:
     try:
         with transaction():
-            answer = _sell_hot(principal.user_id, data) if data.action == "sell" and _is_pg() else None
+            answer = _sell_hot(user_id, data) if data.action == "sell" and _is_pg() else None
             if answer is None:
-                answer = _apply(principal.user_id, data)
-                saved = _save_request(principal.user_id, answer)
+                answer = _apply(user_id, data)
+                saved = _save_request(user_id, answer)
             else:
                 saved = answer.pop("_saved")
             if not saved:
                 raise _Replayed()
     except _Replayed:
-        stored = _stored_answer(principal.user_id, data.request_id)
-        return _replay(stored)
+        return _replay(_stored_answer(user_id, data.request_id))
     return answer
 
 
@@ -575,6 +596,10 @@ def scan_batch(principal: Principal, items: list[ScanInput | dict]) -> list[dict
 
     `items` holds ScanInputs, or ready answers (dicts) for items the edge already refused (bad fields).
     """
+    return _on_live_connection(lambda: _scan_batch_once(principal, items))
+
+
+def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> list[dict[str, Any]]:
     answers: list[dict | None] = [it if isinstance(it, dict) else None for it in items]
     allowed: dict[int, bool] = {}
     for i, it in enumerate(items):

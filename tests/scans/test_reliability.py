@@ -178,3 +178,25 @@ def test_batch_with_a_bad_item_in_the_middle(postgres, demo):
     assert states[bad] == "in_store"
     assert sum(1 for s in states.values() if s == "sold") == 5
     assert verify_ledger() == []
+
+
+def test_a_sell_goes_through_after_the_database_dropped_the_pooled_connections(postgres, demo):
+    """No pre-ping: the first scan after a restart meets a dead pooled connection and is applied once anyway."""
+    code = codes_in("S1")[0]
+    serial, sku_id = code.serial, code.sku_id
+    principal = _principal("S1")
+    before = on_hand("S1", sku_id)
+    events_before = db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent))
+    db.session.remove()
+    killer = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    with killer.connect() as conn:
+        dropped = conn.exec_driver_sql(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar()
+    killer.dispose()
+    assert dropped >= 1
+    answer = scan(principal, _input(serial))
+    assert answer["status"] == "accepted" and not answer.get("replayed")
+    assert on_hand("S1", sku_id) == before - 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent)) == events_before + 1
+    assert verify_ledger() == []
