@@ -1,13 +1,17 @@
 """Store scans: receive, sell, return and undo, each one use case in one transaction.
 
-The sell path is the hot path (every unit a store sells): one locking SELECT of the code joined with what the
-answer needs, one guarded UPDATE of the code, two statements of `move_stock`, one event INSERT, one incentive
-INSERT ... SELECT, one idempotency INSERT. A batch from an offline queue runs its plain sells set-based.
+The sell path is the hot path (every unit a store sells). On PostgreSQL the common sell is four statements and
+a commit: the guarded UPDATE of the code joined with what the answer and the rollups need (`_HOT_UPDATE`),
+`move_stock` (level and ledger in one), the event + incentive credit + idempotency row (`_HOT_RECORD`), and the
+analytics receiver's rollup upsert, which gets the store's dimensions with the signal. Anything unusual takes
+the general path (a locking SELECT, then the same writes). A batch from an offline queue runs its plain sells
+set-based.
 A scan answer is a plain dict (see `miniprogram_api/scans/schemas.py`); business refusals are answers, not errors.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +20,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import current_app
+from psycopg.rows import namedtuple_row
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Store
@@ -259,8 +265,8 @@ def _scan_once(user_id: int, data: ScanInput) -> dict[str, Any]:
 
 # The common sell, on PostgreSQL, in four statements: this guarded UPDATE (the code must be in this store's
 # stock and shipped to it; the row lock serializes racing sells of the same code) joined with what the answer
-# needs, move_stock's two, and _HOT_RECORD. Anything else (duplicate, diversion, wrong GTIN) finds no row here
-# and takes the general path, which re-reads the code under a lock.
+# and the rollups need, move_stock's one, _HOT_RECORD, and the rollup receiver's one. Anything else (duplicate,
+# diversion, wrong GTIN) finds no row here and takes the general path, which re-reads the code under a lock.
 _HOT_UPDATE = sa.text(
     "WITH u AS (UPDATE codes SET state = 'sold', location_id = NULL, sold_at = :at, updated_at = :now"
     " WHERE serial = :serial AND kind = 'unit' AND state IN ('in_store', 'returned') AND store_id = :store_id"
@@ -288,6 +294,37 @@ _HOT_RECORD = sa.text(
     " SELECT e.id, (SELECT count(*) FROM q) AS saved FROM e")
 
 
+@functools.cache
+def _driver_sql(statement: sa.TextClause) -> str:
+    return str(statement.compile(dialect=psycopg_dialect()))
+
+
+def _pg_row(statement: sa.TextClause, params: dict[str, Any]) -> Any:
+    """The first row (a named tuple; None if it returns none) of one fixed hot-path statement, run by the driver
+    on the session's connection, so in its transaction.
+
+    For these statements SQLAlchemy's own per-execution work (parameters, result metadata) costs more CPU than
+    PostgreSQL spends on them. Errors come out as SQLAlchemy's, and a lost connection invalidates the pool as
+    SQLAlchemy does, so callers (and `_on_live_connection`) see what `db.session.execute` would give them.
+    """
+    connection = db.session.connection()
+    dbapi = connection.dialect.loaded_dbapi
+    cursor = connection.connection.cursor(row_factory=namedtuple_row)
+    sql = _driver_sql(statement)
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if cursor.description is not None else None
+    except dbapi.Error as exc:
+        lost = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(exc)
+            db.engine.dispose()  # every pooled connection went with the server: start a fresh pool
+        raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi.Error, connection_invalidated=lost,
+                                         dialect=connection.dialect) from exc
+    finally:
+        cursor.close()
+
+
 def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
     """The common sell in four statements, or None when this scan needs the general path."""
     now = now_utc()
@@ -299,8 +336,8 @@ def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
         return None
     if scanned.serial is None:
         return None
-    row = db.session.execute(_HOT_UPDATE, {"at": data.scanned_at, "now": now, "serial": scanned.serial,
-                                           "store_id": data.store_id, "gtin": scanned.gtin}).first()
+    row = _pg_row(_HOT_UPDATE, {"at": data.scanned_at, "now": now, "serial": scanned.serial,
+                                "store_id": data.store_id, "gtin": scanned.gtin})
     if row is None:
         return None
     level = move_stock(location_id=row.location_id, sku_id=row.sku_id, on_hand=-1, kind="sell", ref_type="code",
@@ -309,11 +346,11 @@ def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
                      code_state="sold", serial=scanned.serial, sku=_sku_dict(row.sku_id, row.name, row.unit, row.gtin),
                      quantity=1, on_hand=level.on_hand, store_id=data.store_id)
     step, disposition = BIZ_STEPS["sell"]
-    event_id, saved = db.session.execute(_HOT_RECORD, {
+    event_id, saved = _pg_row(_HOT_RECORD, {
         "code_id": row.id, "sku_id": row.sku_id, "step": step, "disposition": disposition, "store_id": data.store_id,
         "location_id": row.location_id, "at": data.scanned_at, "now": now, "user_id": user_id,
         "order_id": row.order_id, "lat": data.lat, "lng": data.lng, "request_id": data.request_id,
-        "answer": json.dumps(answer, ensure_ascii=False)}).one()
+        "answer": json.dumps(answer, ensure_ascii=False)})
     answer["event_id"] = event_id
     events.units_sold.send(None, store_id=data.store_id, sku_id=row.sku_id, quantity=1, at=data.scanned_at,
                            amount_fen=row.price_fen or 0, event_id=event_id,

@@ -27,8 +27,10 @@ PROFILE = os.environ.get("BENCH_PROFILE")
 
 def _py_spy(pid: int, seconds: int) -> subprocess.Popen:
     out = Path(PROFILE) / f"sell-{pid}.txt"
-    return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "--gil",
-                             "-f", "raw", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # --gil: only the thread holding the GIL, so the profile shows where the CPU goes, not who waits.
+    cmd = [str(ROOT / ".venv/bin/py-spy"), "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "--gil",
+           "-f", "raw", "-o", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wrk(url: str, seconds: int, connections: int, env: dict, script: str | None = None) -> dict:

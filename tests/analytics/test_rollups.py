@@ -206,3 +206,39 @@ def test_rebuild_command(app, demo):
     result = app.test_cli_runner().invoke(args=["analytics", "rebuild", "--from", day, "--to", day])
     assert result.exit_code == 0, result.output
     assert "rebuilt daily_sales" in result.output
+
+
+def test_store_dims_from_the_sender_land_in_the_same_cells(demo):
+    """A sender that passes the store's dimensions (the sell hot path) moves exactly the cells the receiver would
+    have found by reading the store itself: the store, city and city-total rows, no others."""
+    from app.analytics.models import DailyCityTotal
+
+    s1 = db.session.execute(sa.select(Store.id, Store.province_code, Store.city_code, Store.distributor_id)
+                            .where(Store.code == "S1")).one()
+    at = datetime(2025, 2, 3, 4, 0, tzinfo=UTC)
+    day = business_day(at)
+
+    def snapshot():
+        totals = sorted(tuple(r) for r in db.session.execute(
+            sa.select(DailyCityTotal.city_code, DailyCityTotal.province_code, DailyCityTotal.units,
+                      DailyCityTotal.amount_fen).where(DailyCityTotal.day == day)))
+        return cells(day, day), city_cells(day), totals
+
+    with transaction():
+        units_sold.send(None, store_id=s1.id, sku_id=1, quantity=2, at=at, amount_fen=200, event_id=1)
+    once = snapshot()
+    with transaction():
+        units_sold.send(None, store_id=s1.id, sku_id=1, quantity=2, at=at, amount_fen=200, event_id=2,
+                        store_dims=(s1.province_code, s1.city_code, s1.distributor_id))
+    twice = snapshot()
+    assert [c[:3] for c in twice[0]] == [c[:3] for c in once[0]]
+    assert [(c[3] * 2, c[4] * 2) for c in once[0] if c[1:3] == (1, s1.id)] == [
+        (c[3], c[4]) for c in twice[0] if c[1:3] == (1, s1.id)]
+    assert [c[:2] for c in twice[1]] == [c[:2] for c in once[1]]
+    assert [(c[2] + 2, c[3] + 200) for c in once[1] if c[:2] == (1, s1.city_code)] == [
+        (c[2], c[3]) for c in twice[1] if c[:2] == (1, s1.city_code)]
+    assert [(c[0], c[1], c[2] + 2, c[3] + 200) for c in once[2] if c[0] == s1.city_code] == [
+        c for c in twice[2] if c[0] == s1.city_code]
+    row = db.session.execute(sa.select(DailySales.province_code, DailySales.city_code, DailySales.distributor_id)
+                             .where(DailySales.day == day, DailySales.store_id == s1.id, DailySales.sku_id == 1)).one()
+    assert tuple(row) == (s1.province_code, s1.city_code, s1.distributor_id)
