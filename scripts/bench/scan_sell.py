@@ -6,6 +6,9 @@ Usage: .venv/bin/python scripts/bench/scan_sell.py [seconds] [connections] [stor
 `stores` (default 10): sells spread over that many demo stores, each by its own owner; 1 puts every sell on one
 store and SKU, so all of them queue on one stock row (the worst case, reported separately).
 Needs wrk (apt-get install -y wrk). Uses its own database (BENCH_DB, default bench_codes), made afresh.
+gunicorn runs BENCH_WORKERS (2) x BENCH_THREADS (4), as scripts/run does. Besides requests/s and p99 it reports
+the CPU the app server and PostgreSQL spent per request (from /proc), steadier than requests/s on a shared
+machine; BENCH_PROFILE=<folder> also records the workers with py-spy during the sell phase.
 """
 
 import os
@@ -103,10 +106,10 @@ def main() -> None:
     serials_file.write_text("\n".join(serials))
     env = {**os.environ, "DATABASE_URL": url, "JOBS_MODE": "inline", "RATELIMIT_ENABLED": "0", "LOG_LEVEL": "WARNING",
            "DB_POOL_SIZE": "10"}
-    workers = os.environ.get("BENCH_WORKERS", "2")
+    workers, threads = os.environ.get("BENCH_WORKERS", "2"), os.environ.get("BENCH_THREADS", "4")
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"127.0.0.1:{PORT}", "--workers", workers,
-         "--worker-class", "gthread", "--threads", "4", "--chdir", str(HERE), "bench_wsgi:app"],
+         "--worker-class", "gthread", "--threads", threads, "--chdir", str(HERE), "bench_wsgi:app"],
         env=env, cwd=str(HERE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
