@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,13 +100,16 @@ def test_property_never_more_than_central_never_negative(targets, central, days,
     assert all(a.quantity <= a.need for a in out)
 
 
-def test_plan_of_500_skus_by_300_cities_is_fast():
-    skus = [SkuInput(sku_id=s, case_pack=6, central_available=20_000,
-                     targets=[Target(c, daily_rate=(s * c) % 17 / 3, on_hand=(s + c) % 40) for c in range(300)])
-            for s in range(500)]
-    started = time.perf_counter()
-    allocate(skus, target_cover_days=21)
-    assert time.perf_counter() - started < 5
+def test_plan_of_many_skus_and_cities_keeps_the_rules():
+    # Speed is measured by scripts/bench/allocation.py (500 SKUs x 300 cities), not here.
+    skus = [SkuInput(sku_id=s, case_pack=6, central_available=2_000,
+                     targets=[Target(c, daily_rate=(s * c) % 17 / 3, on_hand=(s + c) % 40) for c in range(60)])
+            for s in range(50)]
+    out = allocate(skus, target_cover_days=21)
+    for s in skus:
+        sent = [a.quantity for a in out[s.sku_id]]
+        assert sum(sent) <= s.central_available
+        assert all(q >= 0 and q % s.case_pack == 0 for q in sent)
 
 
 def test_production_suggestion_explains_itself():
