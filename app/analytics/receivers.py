@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, DailySellIn
 from app.channel.models import Store
 from app.core.clock import business_day
+from app.core.db import dialect_insert, on_postgres, pg_row
 from app.core.events import units_shipped, units_sold
 from app.extensions import db
 
-
-def _insert():
-    return postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+_insert = dialect_insert
 
 
 def _store_dims(store_id: int) -> tuple[str, str, int]:
@@ -50,8 +49,8 @@ def add_sales(*, day: date, store_id: int, sku_id: int, units: int, amount_fen: 
     `dims` is the store's (province_code, city_code, distributor_id) when the caller has them at hand.
     """
     province, city, distributor = dims or _store_dims(store_id)
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_PG_ADD_SALES, {"day": day, "sku_id": sku_id, "store_id": store_id, "province": province,
+    if on_postgres():
+        pg_row(_PG_ADD_SALES, {"day": day, "sku_id": sku_id, "store_id": store_id, "province": province,
                                            "city": city, "distributor": distributor, "units": units,
                                            "amount": amount_fen})
         return

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from app.core.clock import now_utc
+from app.core.db import on_postgres, pg_row
 from app.errors import AppError, Conflict, ValidationFailed
 from app.extensions import db
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity
@@ -74,11 +75,11 @@ def move_stock(*, location_id: int, sku_id: int, on_hand: int = 0, reserved: int
     # Growing (or reserving no more than arrives): an upsert can never break an invariant... except reserving
     # beyond what is free, which the WHERE on the conflict branch refuses.
     grows = on_hand >= 0 and reserved >= 0 and reserved <= on_hand
-    if db.session.get_bind().dialect.name == "postgresql":
-        row = db.session.execute(_PG_GROW if grows else _PG_CHANGE, {
+    if on_postgres():
+        row = pg_row(_PG_GROW if grows else _PG_CHANGE, {
             "location_id": location_id, "sku_id": sku_id, "on_hand": on_hand, "reserved": reserved, "kind": kind,
             "ref_type": ref_type, "ref_id": None if ref_id is None else str(ref_id), "user_id": user_id,
-            "reason": reason, "now": now}).first()
+            "reason": reason, "now": now})
         if row is None:
             _refuse(location_id, sku_id, on_hand, reserved)
         return Level(on_hand=row[0], reserved=row[1])

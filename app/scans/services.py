@@ -11,7 +11,6 @@ A scan answer is a plain dict (see `miniprogram_api/scans/schemas.py`); business
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,9 +19,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import current_app
-from psycopg.rows import namedtuple_row
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Store
@@ -30,6 +26,7 @@ from app.codes.models import Code
 from app.codes.parse import Scanned, ScanParseError, parse_scan
 from app.core import events
 from app.core.clock import as_utc, now_utc
+from app.core.db import dialect_insert, on_postgres, pg_row
 from app.core.security import Principal, authorize_store
 from app.core.tx import transaction
 from app.errors import AppError, Forbidden, NotFound
@@ -83,8 +80,7 @@ class _Refused(Exception):
 
 # --- helpers ------------------------------------------------------------------------------------------------
 
-def _insert():
-    return postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+_insert = dialect_insert
 
 
 def _answer(status: str, *, scan: ScanInput, message: str, reason: str | None = None, code_state: str | None = None,
@@ -133,8 +129,7 @@ def _add_event(ctx: _Ctx, *, action: str, sku_id: int, code_id: int | None, quan
     ).returning(E.c.id)).scalar_one()
 
 
-def _is_pg() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
+_is_pg = on_postgres
 
 
 def _credit(step: str, store_id: int, pairs: list[tuple[int, int]]) -> None:
@@ -294,37 +289,6 @@ _HOT_RECORD = sa.text(
     " SELECT e.id, (SELECT count(*) FROM q) AS saved FROM e")
 
 
-@functools.cache
-def _driver_sql(statement: sa.TextClause) -> str:
-    return str(statement.compile(dialect=psycopg_dialect()))
-
-
-def _pg_row(statement: sa.TextClause, params: dict[str, Any]) -> Any:
-    """The first row (a named tuple; None if it returns none) of one fixed hot-path statement, run by the driver
-    on the session's connection, so in its transaction.
-
-    For these statements SQLAlchemy's own per-execution work (parameters, result metadata) costs more CPU than
-    PostgreSQL spends on them. Errors come out as SQLAlchemy's, and a lost connection invalidates the pool as
-    SQLAlchemy does, so callers (and `_on_live_connection`) see what `db.session.execute` would give them.
-    """
-    connection = db.session.connection()
-    dbapi = connection.dialect.loaded_dbapi
-    cursor = connection.connection.cursor(row_factory=namedtuple_row)
-    sql = _driver_sql(statement)
-    try:
-        cursor.execute(sql, params)
-        return cursor.fetchone() if cursor.description is not None else None
-    except dbapi.Error as exc:
-        lost = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
-        if lost:
-            connection.invalidate(exc)
-            db.engine.dispose()  # every pooled connection went with the server: start a fresh pool
-        raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi.Error, connection_invalidated=lost,
-                                         dialect=connection.dialect) from exc
-    finally:
-        cursor.close()
-
-
 def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
     """The common sell in four statements, or None when this scan needs the general path."""
     now = now_utc()
@@ -336,7 +300,7 @@ def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
         return None
     if scanned.serial is None:
         return None
-    row = _pg_row(_HOT_UPDATE, {"at": data.scanned_at, "now": now, "serial": scanned.serial,
+    row = pg_row(_HOT_UPDATE, {"at": data.scanned_at, "now": now, "serial": scanned.serial,
                                 "store_id": data.store_id, "gtin": scanned.gtin})
     if row is None:
         return None
@@ -346,7 +310,7 @@ def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
                      code_state="sold", serial=scanned.serial, sku=_sku_dict(row.sku_id, row.name, row.unit, row.gtin),
                      quantity=1, on_hand=level.on_hand, store_id=data.store_id)
     step, disposition = BIZ_STEPS["sell"]
-    event_id, saved = _pg_row(_HOT_RECORD, {
+    event_id, saved = pg_row(_HOT_RECORD, {
         "code_id": row.id, "sku_id": row.sku_id, "step": step, "disposition": disposition, "store_id": data.store_id,
         "location_id": row.location_id, "at": data.scanned_at, "now": now, "user_id": user_id,
         "order_id": row.order_id, "lat": data.lat, "lng": data.lng, "request_id": data.request_id,
