@@ -34,8 +34,12 @@ def refused(reason: str, default: str | None = None) -> str:
     return REFUSALS.get(reason, default or "无法处理这个码")
 
 
+# Also the template of the answers PostgreSQL builds on the hot sell path (`app.scans.hot`).
+SOLD = "售出成功：{name} {quantity} {unit}，店内还剩 {on_hand} {unit}"
+
+
 def sold(name: str, quantity: int, unit: str, on_hand: int) -> str:
-    return f"售出成功：{name} {quantity} {unit}，店内还剩 {on_hand} {unit}"
+    return SOLD.format(name=name, quantity=quantity, unit=unit, on_hand=on_hand)
 
 
 def received(name: str, quantity: int, unit: str, on_hand: int) -> str:

@@ -101,3 +101,12 @@ class ScanPolicy(db.Model):
     diversion_policy: Mapped[str] = mapped_column(sa.String(16), default="alert")  # alert | refuse
     updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+@sa.event.listens_for(db.metadata, "after_create")
+def _create_sell_function(target, connection, **_kw) -> None:
+    """`create_all` (tests, benchmarks) makes the hot sell path's function too, as the migrations do."""
+    if connection.dialect.name == "postgresql":
+        from app.scans.hot import function_sql
+
+        connection.exec_driver_sql(function_sql())

@@ -12,7 +12,7 @@ A scan answer is a plain dict (see `miniprogram_api/scans/schemas.py`); business
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -26,14 +26,14 @@ from app.codes.models import Code
 from app.codes.parse import Scanned, ScanParseError, parse_scan
 from app.core import events
 from app.core.clock import as_utc, now_utc
-from app.core.db import dialect_insert, on_postgres, pg_row
+from app.core.db import dialect_insert, on_postgres
 from app.core.security import Principal, authorize_store
 from app.core.tx import transaction
 from app.errors import AppError, Forbidden, NotFound
 from app.extensions import db
 from app.incentives.models import IncentiveCredit, IncentiveRule
 from app.inventory.services import InsufficientStock, move_stock, transit_location_id
-from app.scans import messages
+from app.scans import hot, messages
 from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent, ScanPolicy, ScanRequest
 
 _T = TypeVar("_T")
@@ -215,7 +215,7 @@ def _replay(answer: dict) -> dict:
 
 # --- one scan ----------------------------------------------------------------------------------------------
 
-def scan(principal: Principal, data: ScanInput) -> dict[str, Any]:
+def scan(principal: Principal, data: ScanInput) -> Mapping[str, Any]:
     """Apply one scan (receive, sell or return) for the caller's store; a replayed request_id gets its first answer."""
     store_id = data.store_id if data.store_id is not None else principal.store_id
     if store_id is None:
@@ -224,7 +224,55 @@ def scan(principal: Principal, data: ScanInput) -> dict[str, Any]:
         raise ValidationFailed("请指定门店", code="store_required", details={"fields": {"store_id": ["必填"]}})
     authorize_store(principal, "scan", store_id)
     data.store_id = store_id
+    if data.action == "sell" and _hot_enabled():
+        item = _hot_item(principal.user_id, data)
+        if item is not None:
+            text = hot.sell_one(item, tz=current_app.config["BUSINESS_TZ"])
+            if text is not None:
+                return EncodedAnswer(text)
     return _on_live_connection(lambda: _scan_once(principal.user_id, data))
+
+
+def _hot_enabled() -> bool:
+    """Whether the hot sell path can run: it is PostgreSQL's (SQLite takes the general path for everything)."""
+    return db.engine.dialect.name == "postgresql"
+
+
+def _hot_item(user_id: int, data: ScanInput) -> hot.HotSell | None:
+    """A sell of a serialized code with a sane device time, for the hot path; None for anything else."""
+    if as_utc(data.scanned_at) > now_utc() + FUTURE_SLACK:
+        return None
+    try:
+        scanned = parse_scan(data.code)
+    except ScanParseError:
+        return None
+    if scanned.serial is None:
+        return None
+    return hot.HotSell(user_id=user_id, request_id=data.request_id, serial=scanned.serial, gtin=scanned.gtin,
+                       store_id=data.store_id, at=data.scanned_at, lat=data.lat, lng=data.lng)
+
+
+class EncodedAnswer(Mapping[str, Any]):
+    """An answer the hot path built and stored, kept as its JSON text: sent as is, read like a dict."""
+
+    __slots__ = ("_data", "text")
+
+    def __init__(self, text: str):
+        self.text, self._data = text, None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = json.loads(self.text)
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self):
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
 
 
 def _on_live_connection(use_case: Callable[[], _T]) -> _T:
@@ -245,81 +293,11 @@ def _on_live_connection(use_case: Callable[[], _T]) -> _T:
 def _scan_once(user_id: int, data: ScanInput) -> dict[str, Any]:
     try:
         with transaction():
-            answer = _sell_hot(user_id, data) if data.action == "sell" and _is_pg() else None
-            if answer is None:
-                answer = _apply(user_id, data)
-                saved = _save_request(user_id, answer)
-            else:
-                saved = answer.pop("_saved")
-            if not saved:
+            answer = _apply(user_id, data)
+            if not _save_request(user_id, answer):
                 raise _Replayed()
     except _Replayed:
         return _replay(_stored_answer(user_id, data.request_id))
-    return answer
-
-
-# The common sell, on PostgreSQL, in four statements: this guarded UPDATE (the code must be in this store's
-# stock and shipped to it; the row lock serializes racing sells of the same code) joined with what the answer
-# and the rollups need, move_stock's one, _HOT_RECORD, and the rollup receiver's one. Anything else (duplicate,
-# diversion, wrong GTIN) finds no row here and takes the general path, which re-reads the code under a lock.
-_HOT_UPDATE = sa.text(
-    "WITH u AS (UPDATE codes SET state = 'sold', location_id = NULL, sold_at = :at, updated_at = :now"
-    " WHERE serial = :serial AND kind = 'unit' AND state IN ('in_store', 'returned') AND store_id = :store_id"
-    " AND destination_store_id = :store_id"
-    " AND (CAST(:gtin AS varchar) IS NULL OR sku_id = (SELECT id FROM skus WHERE gtin = :gtin))"
-    " RETURNING id, sku_id, order_id)"
-    " SELECT u.id, u.sku_id, u.order_id, k.name, k.unit, k.gtin, st.location_id, p.price_fen, st.province_code,"
-    " st.city_code, st.distributor_id"
-    " FROM u JOIN skus k ON k.id = u.sku_id JOIN stores st ON st.id = :store_id"
-    " LEFT JOIN sku_prices p ON p.sku_id = u.sku_id AND p.price_tier_id = st.price_tier_id")
-
-# The event, the incentive credit (when the SKU has a rule) and the idempotency row, in one statement.
-_HOT_RECORD = sa.text(
-    "WITH e AS (INSERT INTO scan_events (code_id, sku_id, quantity, action, biz_step, disposition, store_id,"
-    " location_id, event_time, recorded_at, user_id, order_id, lat, lng, diverted)"
-    " VALUES (:code_id, :sku_id, 1, 'sell', :step, :disposition, :store_id, :location_id, :at, :now, :user_id,"
-    " :order_id, :lat, :lng, false) RETURNING id),"
-    " c AS (INSERT INTO incentive_credits (store_id, code_id, sku_id, step, points, amount_fen, event_id, created_at)"
-    " SELECT :store_id, :code_id, :sku_id, 'sell', r.points, r.amount_fen, e.id, :now FROM e"
-    " JOIN incentive_rules r ON r.sku_id = :sku_id AND r.step = 'sell' AND r.is_active"
-    " ON CONFLICT (code_id, step) DO NOTHING),"
-    " q AS (INSERT INTO scan_requests (user_id, request_id, answer, created_at)"
-    " SELECT :user_id, :request_id, CAST(jsonb_set(CAST(:answer AS jsonb), '{event_id}', to_jsonb(e.id)) AS json),"
-    " :now FROM e ON CONFLICT (user_id, request_id) DO NOTHING RETURNING id)"
-    " SELECT e.id, (SELECT count(*) FROM q) AS saved FROM e")
-
-
-def _sell_hot(user_id: int, data: ScanInput) -> dict[str, Any] | None:
-    """The common sell in four statements, or None when this scan needs the general path."""
-    now = now_utc()
-    if as_utc(data.scanned_at) > now + FUTURE_SLACK:
-        return None
-    try:
-        scanned = parse_scan(data.code)
-    except ScanParseError:
-        return None
-    if scanned.serial is None:
-        return None
-    row = pg_row(_HOT_UPDATE, {"at": data.scanned_at, "now": now, "serial": scanned.serial,
-                                "store_id": data.store_id, "gtin": scanned.gtin})
-    if row is None:
-        return None
-    level = move_stock(location_id=row.location_id, sku_id=row.sku_id, on_hand=-1, kind="sell", ref_type="code",
-                       ref_id=row.id, user_id=user_id)
-    answer = _answer("accepted", scan=data, message=messages.sold(row.name, 1, row.unit, level.on_hand),
-                     code_state="sold", serial=scanned.serial, sku=_sku_dict(row.sku_id, row.name, row.unit, row.gtin),
-                     quantity=1, on_hand=level.on_hand, store_id=data.store_id)
-    step, disposition = BIZ_STEPS["sell"]
-    event_id, saved = pg_row(_HOT_RECORD, {
-        "code_id": row.id, "sku_id": row.sku_id, "step": step, "disposition": disposition, "store_id": data.store_id,
-        "location_id": row.location_id, "at": data.scanned_at, "now": now, "user_id": user_id,
-        "order_id": row.order_id, "lat": data.lat, "lng": data.lng, "request_id": data.request_id,
-        "answer": json.dumps(answer, ensure_ascii=False)})
-    answer["event_id"] = event_id
-    events.units_sold.send(None, store_id=data.store_id, sku_id=row.sku_id, quantity=1, at=data.scanned_at,
-                           amount_fen=row.price_fen or 0, event_id=event_id,
-                           store_dims=(row.province_code, row.city_code, row.distributor_id))
-    answer["_saved"] = bool(saved)
     return answer
 
 
@@ -592,16 +570,16 @@ def _by_gtin(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
 
 # --- a batch -----------------------------------------------------------------------------------------------
 
-def scan_batch(principal: Principal, items: list[ScanInput | dict]) -> list[dict[str, Any]]:
-    """Apply an offline queue's scans in order, each on its own; runs of plain sells are applied set-based.
+def scan_batch(principal: Principal, items: list[ScanInput | dict]) -> list[Mapping[str, Any]]:
+    """Apply an offline queue's scans in order, each on its own; runs of plain sells take the hot path.
 
     `items` holds ScanInputs, or ready answers (dicts) for items the edge already refused (bad fields).
     """
     return _on_live_connection(lambda: _scan_batch_once(principal, items))
 
 
-def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> list[dict[str, Any]]:
-    answers: list[dict | None] = [it if isinstance(it, dict) else None for it in items]
+def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> list[Mapping[str, Any]]:
+    answers: list[Mapping[str, Any] | None] = [it if isinstance(it, dict) else None for it in items]
     allowed: dict[int, bool] = {}
     for i, it in enumerate(items):
         if isinstance(it, dict):
@@ -620,42 +598,84 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
             answers[i] = _answer("refused", scan=it, reason="out_of_scope", message=messages.refused("out_of_scope"),
                                  store_id=it.store_id)
     user_id = principal.user_id
-    with transaction():
-        todo = [(i, it) for i, it in enumerate(items) if answers[i] is None]
-        ids = list({it.request_id for _, it in todo})
-        stored: dict[str, dict] = {}
-        for k in range(0, len(ids), 1000):
-            stored.update(db.session.execute(sa.select(R.c.request_id, R.c.answer).where(
-                R.c.user_id == user_id, R.c.request_id.in_(ids[k:k + 1000]))).all())
-        seen_requests: set[str] = set()
-        run: list[tuple[int, ScanInput, Scanned]] = []
-        for i, it in todo:
-            if it.request_id in stored:
-                answers[i] = _replay(stored[it.request_id])
-                continue
-            if it.request_id in seen_requests:
-                answers[i] = _answer("refused", scan=it, reason="duplicate_request_id",
-                                     message="同一批里请求号重复了", store_id=it.store_id)
-                continue
+    todo = [(i, it) for i, it in enumerate(items) if answers[i] is None]
+    stored = _stored_answers(user_id, list({it.request_id for _, it in todo}))
+    seen_requests: set[str] = set()
+    fresh: list[tuple[int, ScanInput]] = []
+    for i, it in todo:
+        if it.request_id in stored:
+            answers[i] = _replay(stored[it.request_id])
+        elif it.request_id in seen_requests:
+            answers[i] = _answer("refused", scan=it, reason="duplicate_request_id", message="同一批里请求号重复了",
+                                 store_id=it.store_id)
+        else:
             seen_requests.add(it.request_id)
-            fast = _fast_sell(it)
-            if fast is not None:
-                run.append((i, it, fast))
-                continue
-            _flush_run(user_id, run, answers)
-            run = []
-            answers[i] = _one_in_savepoint(user_id, it)
-        _flush_run(user_id, run, answers)
-        fresh = [a for i, a in enumerate(answers) if a is not None and not a.get("replayed")
-                 and not isinstance(items[i], dict) and a.get("reason") not in ("duplicate_request_id",
-                                                                                 "out_of_scope", "store_required")]
-        if fresh:
-            _save_requests(user_id, fresh)
+            fresh.append((i, it))
+    # In order: a run of plain sells goes to the hot path in one call, whatever it leaves (and every other
+    # item) through the general path, each general stretch in one transaction.
+    use_hot = _hot_enabled()
+    tz = current_app.config["BUSINESS_TZ"]
+    run: list[tuple[int, ScanInput, hot.HotSell]] = []
+    general: list[tuple[int, ScanInput]] = []
+    for i, it in fresh:
+        item = _hot_item(user_id, it) if use_hot and it.action == "sell" else None
+        if item is None:
+            if run:
+                general += _sell_run(run, answers, tz)
+                run = []
+            general.append((i, it))
+            continue
+        if general:
+            _general_stretch(user_id, general, answers)
+            general = []
+        run.append((i, it, item))
+    if run:
+        general += _sell_run(run, answers, tz)
+    if general:
+        _general_stretch(user_id, general, answers)
     return [a for a in answers if a is not None]
 
 
+def _stored_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
+    """The answers already given to these requests of the user."""
+    if not request_ids:
+        return {}
+    if _is_pg():
+        # One array parameter: a fixed statement text, where an IN list of 500 is compiled anew every time.
+        rows = db.session.execute(sa.text(
+            "SELECT request_id, answer FROM scan_requests WHERE user_id = :user_id"
+            " AND request_id = ANY(CAST(:ids AS varchar[]))"), {"user_id": user_id, "ids": request_ids}).all()
+    else:
+        rows = []
+        for k in range(0, len(request_ids), 500):
+            rows += db.session.execute(sa.select(R.c.request_id, R.c.answer).where(
+                R.c.user_id == user_id, R.c.request_id.in_(request_ids[k:k + 500]))).all()
+    db.session.rollback()  # the read's transaction: nothing held while the hot path runs
+    return dict(rows)
+
+
+def _sell_run(run: list[tuple[int, ScanInput, hot.HotSell]], answers: list, tz: str) -> list[tuple[int, ScanInput]]:
+    """Sell a run of plain sells in one hot call; returns the items it left for the general path."""
+    sold = hot.sell_many([item for _, _, item in run], tz=tz)
+    left = []
+    for k, (i, it, _) in enumerate(run):
+        if k in sold:
+            answers[i] = EncodedAnswer(sold[k])
+        else:
+            left.append((i, it))
+    return left
+
+
+def _general_stretch(user_id: int, stretch: list[tuple[int, ScanInput]], answers: list) -> None:
+    """Items through the general path in one transaction, each in a savepoint of its own; answers stored."""
+    with transaction():
+        for i, it in stretch:
+            answers[i] = _one_in_savepoint(user_id, it)
+        _save_requests(user_id, [answers[i] for i, _ in stretch])
+
+
 def _save_requests(user_id: int, answers: list[dict]) -> None:
-    """Store the batch's answers for replays, one statement."""
+    """Store the answers for replays, one statement."""
     now = now_utc()
     if _is_pg():
         db.session.execute(sa.text(
@@ -671,17 +691,6 @@ def _save_requests(user_id: int, answers: list[dict]) -> None:
                                        "created_at": now} for a in answers])
 
 
-def _fast_sell(it: ScanInput) -> Scanned | None:
-    """A plain serialized sell the set-based path can take, or None."""
-    if it.action != "sell" or as_utc(it.scanned_at) > now_utc() + FUTURE_SLACK:
-        return None
-    try:
-        scanned = parse_scan(it.code)
-    except ScanParseError:
-        return None
-    return scanned if scanned.serial else None
-
-
 def _one_in_savepoint(user_id: int, it: ScanInput) -> dict[str, Any]:
     """One item on its own: a failure rolls back this item only."""
     try:
@@ -689,127 +698,6 @@ def _one_in_savepoint(user_id: int, it: ScanInput) -> dict[str, Any]:
             return _apply(user_id, it)
     except AppError as exc:
         return _answer("refused", scan=it, reason=exc.code, message=exc.message, store_id=it.store_id)
-
-
-def _flush_run(user_id: int, run: list[tuple[int, ScanInput, Scanned]], answers: list) -> None:
-    """Sell a run of plain sells with a handful of statements; anything unusual goes item by item."""
-    if not run:
-        return
-    serials = list({s.serial for _, _, s in run})
-    rows = {}
-    for k in range(0, len(serials), 1000):
-        for r in db.session.execute(
-            sa.select(C.c.id, C.c.kind, C.c.state, C.c.sku_id, C.c.store_id, C.c.order_id, C.c.serial,
-                      C.c.destination_store_id, C.c.destination_distributor_id, C.c.destination_region,
-                      S.c.name, S.c.unit, S.c.gtin)
-            .select_from(C.join(S, S.c.id == C.c.sku_id))
-            .where(C.c.serial.in_(serials[k:k + 1000])).order_by(C.c.id).with_for_update(of=C)
-        ):
-            rows[r.serial] = r
-    stores = {sid: _store_row(sid) for sid in {it.store_id for _, it, _ in run}}
-    plain: list[tuple[int, ScanInput, sa.Row]] = []
-    slow: list[tuple[int, ScanInput]] = []
-    taken: set[str] = set()
-    for i, it, s in run:
-        r = rows.get(s.serial)
-        store = stores[it.store_id]
-        if (r is None or r.kind != "unit" or r.state not in ("in_store", "returned") or r.store_id != it.store_id
-                or s.serial in taken or (s.gtin and s.gtin != r.gtin) or _diverted(r, store)):
-            slow.append((i, it))
-        else:
-            taken.add(s.serial)
-            plain.append((i, it, r))
-    if plain:
-        try:
-            with db.session.begin_nested():
-                _sell_set(user_id, plain, stores, answers)
-        except InsufficientStock:
-            slow = sorted(slow + [(i, it) for i, it, _ in plain], key=lambda x: x[0])
-    for i, it in sorted(slow, key=lambda x: x[0]):
-        answers[i] = _one_in_savepoint(user_id, it)
-
-
-def _insert_sell_events(user_id: int, plain: list, stores: dict, now: datetime) -> list[int]:
-    """The run's sell events, one statement; ids in the run's order."""
-    step, disposition = BIZ_STEPS["sell"]
-    if _is_pg():
-        # unnest over arrays: a fixed statement text, where a 500-row VALUES insert is parsed anew every time.
-        rows = db.session.execute(sa.text(
-            "INSERT INTO scan_events (code_id, sku_id, quantity, action, biz_step, disposition, store_id,"
-            " location_id, event_time, recorded_at, user_id, order_id, lat, lng, diverted)"
-            " SELECT e.code_id, e.sku_id, 1, 'sell', :step, :disposition, e.store_id, e.location_id, e.event_time,"
-            " :now, :user_id, e.order_id, e.lat, e.lng, false"
-            " FROM unnest(CAST(:code_ids AS bigint[]), CAST(:sku_ids AS bigint[]), CAST(:store_ids AS bigint[]),"
-            " CAST(:location_ids AS bigint[]), CAST(:times AS timestamptz[]), CAST(:order_ids AS bigint[]),"
-            " CAST(:lats AS float8[]), CAST(:lngs AS float8[]))"
-            " AS e(code_id, sku_id, store_id, location_id, event_time, order_id, lat, lng)"
-            " RETURNING id, code_id"),
-            {"step": step, "disposition": disposition, "now": now, "user_id": user_id,
-             "code_ids": [r.id for _, _, r in plain], "sku_ids": [r.sku_id for _, _, r in plain],
-             "store_ids": [it.store_id for _, it, _ in plain],
-             "location_ids": [stores[it.store_id].location_id for _, it, _ in plain],
-             "times": [as_utc(it.scanned_at) for _, it, _ in plain], "order_ids": [r.order_id for _, _, r in plain],
-             "lats": [it.lat for _, it, _ in plain], "lngs": [it.lng for _, it, _ in plain]}).all()
-        by_code = {code_id: event_id for event_id, code_id in rows}
-        return [by_code[r.id] for _, _, r in plain]
-    rows = [{"code_id": r.id, "sku_id": r.sku_id, "quantity": 1, "action": "sell", "biz_step": step,
-             "disposition": disposition, "store_id": it.store_id, "location_id": stores[it.store_id].location_id,
-             "event_time": it.scanned_at, "recorded_at": now, "user_id": user_id, "order_id": r.order_id,
-             "lat": it.lat, "lng": it.lng, "diverted": False} for _, it, r in plain]
-    return list(db.session.scalars(sa.insert(E).returning(E.c.id, sort_by_parameter_order=True), rows))
-
-
-def _sell_set(user_id: int, plain: list[tuple[int, ScanInput, sa.Row]], stores: dict, answers: list) -> None:
-    now = now_utc()
-    # Codes: one UPDATE for the run, sold_at and store from arrays (device times differ per item).
-    sold = [(r.id, as_utc(it.scanned_at), it.store_id) for _, it, r in plain]
-    if _is_pg():
-        db.session.execute(sa.text(
-            "UPDATE codes SET state = 'sold', store_id = s.sid, location_id = NULL, sold_at = s.at, updated_at = :now"
-            " FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamptz[]), CAST(:sids AS bigint[]))"
-            " AS s(cid, at, sid) WHERE codes.id = s.cid"),
-            {"now": now, "ids": [c for c, _, _ in sold], "ats": [a for _, a, _ in sold],
-             "sids": [x for _, _, x in sold]})
-    else:
-        db.session.execute(
-            sa.update(C).where(C.c.id == sa.bindparam("cid")).values(
-                state="sold", store_id=sa.bindparam("sid"), location_id=None, sold_at=sa.bindparam("at"),
-                updated_at=now).execution_options(synchronize_session=False),
-            [{"cid": c, "at": a, "sid": sid} for c, a, sid in sold])
-    per: dict[tuple[int, int], int] = {}
-    for _, it, r in plain:
-        per[(it.store_id, r.sku_id)] = per.get((it.store_id, r.sku_id), 0) + 1
-    levels = {}
-    for (store_id, sku_id), n in sorted(per.items()):
-        levels[(store_id, sku_id)] = move_stock(location_id=stores[store_id].location_id, sku_id=sku_id, on_hand=-n,
-                                                kind="sell", ref_type="scan_batch", user_id=user_id).on_hand
-    event_ids = _insert_sell_events(user_id, plain, stores, now)
-    prices = {}
-    for store_id, sku_id in per:
-        prices[(store_id, sku_id)] = _price(sku_id, stores[store_id].price_tier_id)
-    # One signal per store, SKU and business day (quantity N), so the rollups see N units in one upsert.
-    from app.core.clock import business_day
-
-    groups: dict[tuple[int, int, Any], list] = {}
-    for (_, it, r), event_id in zip(plain, event_ids, strict=True):
-        groups.setdefault((it.store_id, r.sku_id, business_day(it.scanned_at)), []).append((it, event_id))
-    for (store_id, sku_id, _day), members in groups.items():
-        n = len(members)
-        events.units_sold.send(None, store_id=store_id, sku_id=sku_id, quantity=n,
-                               at=max(as_utc(it.scanned_at) for it, _ in members),
-                               amount_fen=prices[(store_id, sku_id)] * n, event_id=members[0][1])
-    by_store: dict[int, list[tuple[int, int]]] = {}
-    for (_, it, r), event_id in zip(plain, event_ids, strict=True):
-        by_store.setdefault(it.store_id, []).append((r.id, event_id))
-    for store_id, pairs in by_store.items():
-        _credit("sell", store_id, pairs)
-    # Each answer shows the stock after the whole run (the count the owner will see next).
-    for (i, it, r), event_id in zip(plain, event_ids, strict=True):
-        sku = _sku_dict(r.sku_id, r.name, r.unit, r.gtin)
-        on_hand = levels[(it.store_id, r.sku_id)]
-        answers[i] = _answer("accepted", scan=it, message=messages.sold(r.name, 1, r.unit, on_hand),
-                             code_state="sold", serial=r.serial, sku=sku, quantity=1, on_hand=on_hand,
-                             event_id=event_id, store_id=it.store_id)
 
 
 # --- undo --------------------------------------------------------------------------------------------------

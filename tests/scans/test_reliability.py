@@ -125,43 +125,81 @@ def test_eight_workers_selling_distinct_codes(postgres, demo):
     assert verify_ledger() == []
 
 
-def test_failure_after_first_write_leaves_nothing(postgres, demo, monkeypatch):
+@pytest.fixture()
+def failing_event_writes(postgres):
+    """PostgreSQL refuses every new scan event, as a failing disk would: a database error in the middle of a
+    scan, after the code and the stock level were already written in its transaction."""
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN RAISE EXCEPTION 'injected failure' USING ERRCODE = 'XX001'; END$$")
+        conn.exec_driver_sql("CREATE TRIGGER test_refuse_event BEFORE INSERT ON scan_events"
+                             " FOR EACH ROW EXECUTE FUNCTION test_refuse_event()")
+    yield
+    db.session.remove()
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER test_refuse_event ON scan_events")
+        conn.exec_driver_sql("DROP FUNCTION test_refuse_event()")
+
+
+def _hot_calls(monkeypatch) -> list[dict]:
+    """What each hot-path call sold (position → answer), recorded."""
+    calls: list[dict] = []
+    real = scan_services.hot.sell_many
+
+    def recorded(*args, **kwargs):
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(scan_services.hot, "sell_many", recorded)
+    return calls
+
+
+def _snapshot(code_id: int, sku_id: int) -> tuple:
+    db.session.remove()
+    return (db.session.get(Code, code_id).state, on_hand("S1", sku_id),
+            db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent)),
+            db.session.scalar(sa.select(sa.func.count()).select_from(ScanRequest)),
+            db.session.scalar(sa.select(sa.func.count()).select_from(StockMovement)))
+
+
+def test_failure_after_first_write_leaves_nothing(postgres, demo, monkeypatch, failing_event_writes):
     code = codes_in("S1")[0]
     code_id, sku_id, serial = code.id, code.sku_id, code.serial
     principal = _principal("S1")
-    before = on_hand("S1", sku_id)
-    events_before = db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent))
-    requests_before = db.session.scalar(sa.select(sa.func.count()).select_from(ScanRequest))
+    before = _snapshot(code_id, sku_id)
+    calls = _hot_calls(monkeypatch)
+    data = _input(serial)
+    with pytest.raises(sa.exc.DBAPIError, match="injected failure"):
+        scan(principal, data)
+    # The hot path tried and sold nothing; the general path failed the same way, after its first write.
+    assert calls == [{}]
+    assert _snapshot(code_id, sku_id) == before
+    # Once the database is well again, the phone's retry sells the unit exactly once.
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE scan_events DISABLE TRIGGER test_refuse_event")
+    answer = scan(principal, ScanInput(**vars(data)))
+    assert answer["status"] == "accepted" and calls[-1]
+    state, stock, events, requests, moves = _snapshot(code_id, sku_id)
+    assert (state, stock, events, requests, moves) == ("sold", before[1] - 1, before[2] + 1, before[3] + 1,
+                                                       before[4] + 1)
+    assert verify_ledger() == []
 
-    def boom(**kwargs):
-        raise sa.exc.OperationalError("injected", {}, Exception("db went away"))
 
-    monkeypatch.setattr(scan_services, "move_stock", boom)
-    with pytest.raises(sa.exc.OperationalError):
-        scan(principal, _input(serial))
-    db.session.remove()
-    assert db.session.get(Code, code_id).state == "in_store"
-    assert on_hand("S1", sku_id) == before
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent)) == events_before
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(ScanRequest)) == requests_before
-
-
-def test_http_failure_is_500_without_trace_and_nothing_changes(postgres, client, owner, monkeypatch):
+def test_http_failure_is_500_without_trace_and_nothing_changes(postgres, client, owner, failing_event_writes):
     from tests.scans.helpers import body
 
     code = codes_in("S1")[0]
     code_id, sku_id = code.id, code.sku_id
-    before = on_hand("S1", sku_id)
-
-    def boom(*args, **kwargs):
-        raise sa.exc.OperationalError("injected", {}, Exception("db went away"))
-
-    monkeypatch.setattr(scan_services, "move_stock", boom)  # after the code UPDATE
+    before = _snapshot(code_id, sku_id)
     r = client.post("/api/mp/v1/scans", json=body(code.serial), headers=owner)
+    assert r.status_code == 500 and r.get_json() == {"error": {"code": "internal_error",
+                                                               "message": "系统出错了，请稍后再试", "details": {}}}
+    assert _snapshot(code_id, sku_id) == before
+    r = client.post("/api/mp/v1/scans/batch", json={"items": [body(c.serial) for c in codes_in("S1", n=3)]},
+                    headers=owner)
     assert r.status_code == 500 and r.get_json()["error"]["code"] == "internal_error"
-    db.session.remove()
-    assert db.session.get(Code, code_id).state == "in_store"
-    assert on_hand("S1", sku_id) == before
+    assert _snapshot(code_id, sku_id) == before
 
 
 def test_batch_with_a_bad_item_in_the_middle(postgres, demo):

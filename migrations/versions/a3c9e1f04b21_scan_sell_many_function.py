@@ -1,0 +1,33 @@
+"""scan_sell_many: the hot sell path's SQL function (PostgreSQL only)
+
+Revision ID: a3c9e1f04b21
+Revises: 7d427dcc2220
+Create Date: 2026-11-30 21:00:00
+
+The function's text lives in app/scans/sql/scan_sell_many_v1.sql; a released version file never changes (a
+change is a new version file and a new migration), so this migration always builds what it built.
+"""
+from pathlib import Path
+
+from alembic import op
+
+revision = 'a3c9e1f04b21'
+down_revision = '7d427dcc2220'
+branch_labels = None
+depends_on = None
+
+SQL = Path(__file__).resolve().parents[2] / "app" / "scans" / "sql" / "scan_sell_many_v1.sql"
+SIGNATURE = ("scan_sell_many(int[], bigint[], varchar[], varchar[], varchar[], bigint[], timestamptz[], float8[],"
+             " float8[], timestamptz, text, text, text, text)")
+
+
+def upgrade():
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        bind.exec_driver_sql(SQL.read_text(encoding="utf-8"))
+
+
+def downgrade():
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        bind.exec_driver_sql(f"DROP FUNCTION IF EXISTS {SIGNATURE}")
