@@ -8,6 +8,7 @@ from app.analytics.models import (  # noqa: F401
     DailyCityTotal,
     DailySales,
     DailySellIn,
+    SalesInbox,
     TransferLine,
     TransferOrder,
 )

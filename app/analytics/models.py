@@ -37,11 +37,30 @@ class DailySales(db.Model):
     amount_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
+class SalesInbox(db.Model):
+    """Sales not yet folded into the rollups: the sell, return or undo appends here in its own transaction, and
+    `rollups.fold` moves the rows into `daily_sales` and the city tables, exactly once, seconds later (and before
+    every dashboard read).
+
+    So a scan never waits on a rollup row that every other store of its city is updating too. No foreign keys:
+    a row lives seconds, and its ids come from rows its own transaction just read.
+    """
+
+    __tablename__ = "sales_inbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date)
+    sku_id: Mapped[int] = mapped_column(sa.BigInteger)
+    store_id: Mapped[int] = mapped_column(sa.BigInteger)
+    units: Mapped[int] = mapped_column(sa.Integer)
+    amount_fen: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class DailyCitySales(db.Model):
     """`daily_sales` summed over the stores of a city: what region dashboards read at tens of millions of scans.
 
-    Kept by the same receivers in the same transaction; `rollups.refresh_city_rollup` recomputes it from
-    `daily_sales` for a range of days (after a rebuild or a bulk load).
+    Kept by the same fold as `daily_sales`, in the same transaction; `rollups.refresh_city_rollup` recomputes it
+    from `daily_sales` for a range of days (after a rebuild or a bulk load).
     """
 
     __tablename__ = "daily_city_sales"

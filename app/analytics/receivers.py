@@ -1,4 +1,8 @@
-"""Keep the daily rollups current in the sender's transaction: a sale and its rollup commit or fail together."""
+"""Record sales for the rollups in the sender's transaction: a sale and its rollup entry commit or fail together.
+
+A sell, return or undo appends one row to `sales_inbox`; `rollups.fold` adds the rows to the rollups (see there).
+Sell-in (shipments) is rare enough to update its rollup directly.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, DailySellIn
+from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, DailySellIn, SalesInbox
 from app.channel.models import Store
 from app.core.clock import business_day
 from app.core.db import dialect_insert, on_postgres, pg_row
@@ -44,7 +48,8 @@ _PG_ADD_SALES = sa.text(
 
 def add_sales(*, day: date, store_id: int, sku_id: int, units: int, amount_fen: int,
               dims: tuple[str, str, int] | None = None) -> None:
-    """Add to one (day, SKU, store) cell and its city cells with atomic upserts (no lost updates).
+    """Add to one (day, SKU, store) cell and its city cells with atomic upserts (no lost updates): what a fold
+    and the history generator do; a sale goes through `note_sales`.
 
     `dims` is the store's (province_code, city_code, distributor_id) when the caller has them at hand.
     """
@@ -89,13 +94,17 @@ def add_sell_in(*, day: date, store_id: int, sku_id: int, units: int) -> None:
     db.session.execute(stmt)
 
 
+def note_sales(*, day: date, store_id: int, sku_id: int, units: int, amount_fen: int) -> None:
+    """Append a sale (negative for a return or an undone sell) to the inbox the rollups are folded from."""
+    db.session.execute(sa.insert(SalesInbox.__table__).values(
+        day=day, store_id=store_id, sku_id=sku_id, units=units, amount_fen=amount_fen))
+
+
 @units_sold.connect
-def on_units_sold(sender, *, store_id, sku_id, quantity, at, amount_fen=0, event_id=None, store_dims=None,
-                  **_ignored) -> None:
+def on_units_sold(sender, *, store_id, sku_id, quantity, at, amount_fen=0, event_id=None, **_ignored) -> None:
     # Bucket by the device's time in China, so an offline batch uploaded tomorrow lands on the day it sold.
-    # A sender that has read the store already passes `store_dims` (province_code, city_code, distributor_id).
-    add_sales(day=business_day(at), store_id=store_id, sku_id=sku_id, units=int(quantity),
-              amount_fen=int(amount_fen or 0), dims=store_dims)
+    note_sales(day=business_day(at), store_id=store_id, sku_id=sku_id, units=int(quantity),
+               amount_fen=int(amount_fen or 0))
 
 
 @units_shipped.connect

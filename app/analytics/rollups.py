@@ -1,9 +1,14 @@
-"""Rebuild the daily sell-through rollup from the scan events (the source of truth).
+"""The daily sell-through rollups: folded from the sales inbox as scans arrive, rebuilt from the scan events.
 
-The receivers keep `daily_sales` current as each sell, return or undo commits. `rebuild` recomputes a range of
-business days from the events: after a bug fix, a restore, or to prove the incremental path right (the test
-suite checks that rebuild and incremental agree). Days outside the range are left untouched, so history loaded
-as rollups (older than the oldest scan event) survives a rebuild of recent days.
+Each sell, return or undo appends its units to `sales_inbox` in its own transaction (`receivers.note_sales`,
+and the hot sell path in SQL). `fold` moves the inbox into `daily_sales`, `daily_city_sales` and
+`daily_city_totals`: it deletes the rows it takes and adds them up in one transaction, so each sale is counted
+exactly once, and a sale still being written (not committed) is left for the next fold. Folds run every few
+seconds (`rq cron`, see `app/cron.py`) and before every dashboard read, so HQ reads every committed sale.
+
+`rebuild` recomputes a range of business days from the events: after a bug fix, a restore, or to prove the
+incremental path right (the test suite checks that rebuild and incremental agree). Days outside the range are
+left untouched, so history loaded as rollups (older than the oldest scan event) survives a rebuild of recent days.
 """
 
 from __future__ import annotations
@@ -15,10 +20,74 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales
+from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, SalesInbox
 from app.channel.models import Store
 from app.core.clock import business_day, business_day_start
+from app.core.db import on_postgres
+from app.core.tx import transaction
 from app.extensions import db
+
+# One fold (or rebuild) at a time: a PostgreSQL advisory lock key (SQLite serializes its writers anyway).
+_FOLD_LOCK = 0x5A1E5_F01D
+FOLD_BATCH = 20_000
+
+# On PostgreSQL a fold is one statement: take up to :n inbox rows, add them up per cell with the store's region
+# and distributor, and upsert the three rollups, each in key order (so two writers lock rows alike).
+_PG_FOLD = sa.text(
+    "WITH taken AS (DELETE FROM sales_inbox WHERE id IN (SELECT id FROM sales_inbox ORDER BY id LIMIT :n)"
+    " RETURNING day, sku_id, store_id, units, amount_fen),"
+    " cells AS (SELECT t.day, t.sku_id, t.store_id, st.province_code, st.city_code, st.distributor_id,"
+    " sum(t.units) AS units, sum(t.amount_fen) AS amount_fen FROM taken t JOIN stores st ON st.id = t.store_id"
+    " GROUP BY t.day, t.sku_id, t.store_id, st.province_code, st.city_code, st.distributor_id),"
+    " s AS (INSERT INTO daily_sales AS d (day, sku_id, store_id, province_code, city_code, distributor_id, units,"
+    " amount_fen) SELECT day, sku_id, store_id, province_code, city_code, distributor_id, units, amount_fen"
+    " FROM cells ORDER BY day, sku_id, store_id ON CONFLICT (day, sku_id, store_id) DO UPDATE"
+    " SET units = d.units + EXCLUDED.units, amount_fen = d.amount_fen + EXCLUDED.amount_fen),"
+    " c AS (INSERT INTO daily_city_sales AS d (day, sku_id, city_code, province_code, units, amount_fen)"
+    " SELECT day, sku_id, city_code, min(province_code), sum(units), sum(amount_fen) FROM cells"
+    " GROUP BY day, sku_id, city_code ORDER BY day, sku_id, city_code ON CONFLICT (day, sku_id, city_code)"
+    " DO UPDATE SET units = d.units + EXCLUDED.units, amount_fen = d.amount_fen + EXCLUDED.amount_fen),"
+    " t AS (INSERT INTO daily_city_totals AS d (day, city_code, province_code, units, amount_fen)"
+    " SELECT day, city_code, min(province_code), sum(units), sum(amount_fen) FROM cells"
+    " GROUP BY day, city_code ORDER BY day, city_code ON CONFLICT (day, city_code)"
+    " DO UPDATE SET units = d.units + EXCLUDED.units, amount_fen = d.amount_fen + EXCLUDED.amount_fen)"
+    " SELECT count(*) FROM taken")
+
+
+def _lock() -> None:
+    if on_postgres():
+        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FOLD_LOCK})
+
+
+def fold(*, batch: int = FOLD_BATCH) -> int:
+    """Add the sales inbox to the rollups, exactly once; returns the inbox rows folded. Commits what it folds."""
+    total = 0
+    while True:
+        with transaction():
+            _lock()
+            n = _fold_some(batch)
+        total += n
+        if n < batch:
+            return total
+
+
+def _fold_some(batch: int) -> int:
+    if on_postgres():
+        return db.session.execute(_PG_FOLD, {"n": batch}).scalar_one()
+    from app.analytics.receivers import add_sales
+
+    inbox = SalesInbox.__table__
+    oldest = sa.select(inbox.c.id).order_by(inbox.c.id).limit(batch).scalar_subquery()
+    rows = db.session.execute(sa.delete(inbox).where(inbox.c.id.in_(oldest)).returning(
+        inbox.c.day, inbox.c.sku_id, inbox.c.store_id, inbox.c.units, inbox.c.amount_fen)).all()
+    cells: dict[tuple[date, int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for day, sku_id, store_id, units, amount_fen in rows:
+        cell = cells[(day, sku_id, store_id)]
+        cell[0] += units
+        cell[1] += amount_fen
+    for (day, sku_id, store_id), (units, amount_fen) in sorted(cells.items()):
+        add_sales(day=day, sku_id=sku_id, store_id=store_id, units=units, amount_fen=amount_fen)
+    return len(rows)
 
 
 def sell_events(from_day: date, to_day: date) -> Iterator[dict[str, Any]]:
@@ -71,11 +140,16 @@ def aggregate(events: Iterable[dict[str, Any]], from_day: date, to_day: date) ->
 def rebuild(from_day: date, to_day: date, events: Iterable[dict[str, Any]] | None = None) -> int:
     """Replace the rollup rows of [from_day, to_day] by sums recomputed from the events; returns rows written.
 
-    The caller owns the transaction (the CLI wraps it in one, so readers never see a half-rebuilt range).
+    The caller owns the transaction (the CLI wraps it in one, so readers never see a half-rebuilt range). The
+    inbox rows of those days go: their sales are among the events recounted. On PostgreSQL the transaction must
+    be REPEATABLE READ (see `rebuild_command`), so the events recounted and the inbox rows dropped are the same
+    sales, whatever commits meanwhile.
     """
+    _lock()
     if events is None:
         events = sell_events(from_day, to_day)
     cells = aggregate(events, from_day, to_day)
+    db.session.execute(sa.delete(SalesInbox).where(SalesInbox.day >= from_day, SalesInbox.day <= to_day))
     db.session.execute(sa.delete(DailySales).where(DailySales.day >= from_day, DailySales.day <= to_day))
     dims = {sid: (p, c, d) for sid, p, c, d in db.session.execute(
         sa.select(Store.id, Store.province_code, Store.city_code, Store.distributor_id))}

@@ -9,8 +9,7 @@ from blinker import Namespace
 _signals = Namespace()
 
 # sender: None; kwargs: store_id, sku_id, quantity (negative for a return or an undone sell), at (datetime),
-# amount_fen (at the store's price), event_id, and optionally store_dims=(province_code, city_code,
-# distributor_id) when the sender already has them (saves the receiver a read on the hot sell path)
+# amount_fen (at the store's price), event_id. (The hot sell path on PostgreSQL records its sales in SQL.)
 units_sold = _signals.signal("units-sold")
 
 # sender: None; kwargs: store_id, sku_id, quantity, at, order_id (None when not on an order), serials (list)

@@ -18,7 +18,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from app.accounts import flows
-from app.analytics import production, queries, reports, services
+from app.analytics import production, queries, reports, rollups, services
 from app.catalog.models import Sku
 from app.channel.regions import region_name
 from app.core.clock import BUSINESS_TZ, as_utc
@@ -132,6 +132,8 @@ def _load_user():
             session.pop("hq_token", None)
     if request.method == "POST" and request.form.get("csrf") != session["csrf"]:
         abort(400, description="CSRF token missing or wrong")
+    if g.principal is not None:
+        rollups.fold()  # the pages read the rollups: every sale committed so far is in them
 
 
 def login_required(view):

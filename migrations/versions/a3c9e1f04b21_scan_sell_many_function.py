@@ -1,7 +1,7 @@
 """scan_sell_many: the hot sell path's SQL function (PostgreSQL only)
 
 Revision ID: a3c9e1f04b21
-Revises: 7d427dcc2220
+Revises: 840769526a57
 Create Date: 2026-11-30 21:00:00
 
 The function's text lives in app/scans/sql/scan_sell_many_v1.sql; a released version file never changes (a
@@ -12,7 +12,7 @@ from pathlib import Path
 from alembic import op
 
 revision = 'a3c9e1f04b21'
-down_revision = '7d427dcc2220'
+down_revision = '840769526a57'
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,5 @@
-"""Rollups move with sells, returns and undos in the same transaction, and a rebuild from events agrees."""
+"""Sells, returns and undos record their units in their own transaction; a fold adds them to the rollups exactly
+once; a rebuild from the events agrees."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.analytics.models import DailySales, DailySellIn
-from app.analytics.rollups import aggregate, rebuild
+from app.analytics.rollups import aggregate, fold, rebuild
 from app.channel.models import Store
 from app.core.clock import business_day, now_utc, today_business
 from app.core.events import units_shipped, units_sold
@@ -20,6 +21,7 @@ from tests.conftest import mp_login
 
 def cells(start, end):
     db.session.remove()
+    fold()
     return sorted(tuple(r) for r in db.session.execute(
         sa.select(DailySales.day, DailySales.sku_id, DailySales.store_id, DailySales.units, DailySales.amount_fen)
         .where(DailySales.day >= start, DailySales.day <= end)))
@@ -29,6 +31,7 @@ def city_cells(day):
     from app.analytics.models import DailyCitySales
 
     db.session.remove()
+    fold()
     return sorted(tuple(r) for r in db.session.execute(
         sa.select(DailyCitySales.sku_id, DailyCitySales.city_code, DailyCitySales.units, DailyCitySales.amount_fen)
         .where(DailyCitySales.day == day)))
@@ -38,7 +41,7 @@ def _store(code):
     return db.session.execute(sa.select(Store.id, Store.distributor_id).where(Store.code == code)).one()
 
 
-def test_signal_upserts_in_the_senders_transaction(demo):
+def test_signal_records_in_the_senders_transaction_and_a_fold_adds_it_once(demo):
     s1 = _store("S1")
     s1_id, dist_id = s1.id, s1.distributor_id
     sku_id = 1
@@ -46,6 +49,10 @@ def test_signal_upserts_in_the_senders_transaction(demo):
     with transaction():
         units_sold.send(None, store_id=s1.id, sku_id=sku_id, quantity=2, at=at, amount_fen=9600, event_id=1)
         units_sold.send(None, store_id=s1.id, sku_id=sku_id, quantity=-1, at=at, amount_fen=-4800, event_id=2)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DailySales).where(
+        DailySales.store_id == s1_id, DailySales.day == business_day(at))) == 0  # not folded yet
+    assert fold() == 2
+    assert fold() == 0
     row = db.session.execute(sa.select(DailySales).where(DailySales.store_id == s1.id,
                                                           DailySales.sku_id == sku_id)
                              .where(DailySales.day == business_day(at))).scalar_one()
@@ -56,6 +63,7 @@ def test_signal_upserts_in_the_senders_transaction(demo):
         units_sold.send(None, store_id=s1.id, sku_id=sku_id, quantity=5, at=at, amount_fen=1, event_id=3)
         raise RuntimeError("boom")
     db.session.remove()
+    assert fold() == 0
     assert db.session.scalar(sa.select(DailySales.units).where(DailySales.store_id == s1_id,
                                                                DailySales.day == business_day(at))) == 1
 
@@ -185,6 +193,7 @@ def test_city_rollup_is_the_sum_of_the_store_rollup(demo):
             sa.select(DailyCitySales.day, DailyCitySales.sku_id, DailyCitySales.city_code, DailyCitySales.units))}
         return stores, cities
 
+    fold()
     stores, cities = by_city()
     assert stores and stores == cities
     from app.analytics.models import DailyCityTotal
@@ -208,37 +217,63 @@ def test_rebuild_command(app, demo):
     assert "rebuilt daily_sales" in result.output
 
 
-def test_store_dims_from_the_sender_land_in_the_same_cells(demo):
-    """A sender that passes the store's dimensions (the sell hot path) moves exactly the cells the receiver would
-    have found by reading the store itself: the store, city and city-total rows, no others."""
-    from app.analytics.models import DailyCityTotal
+def test_sales_committed_while_folding_are_counted_exactly_once(postgres, demo):
+    """Stores sell (hot path and general path) on several threads while another thread keeps folding: at the end
+    the rollups equal a rebuild from the scan events, nothing lost and nothing counted twice."""
+    import threading
 
-    s1 = db.session.execute(sa.select(Store.id, Store.province_code, Store.city_code, Store.distributor_id)
-                            .where(Store.code == "S1")).one()
-    at = datetime(2025, 2, 3, 4, 0, tzinfo=UTC)
-    day = business_day(at)
+    from app.codes.models import Code
+    from app.scans.services import ScanInput, scan, scan_batch
+    from tests.scans.test_reliability import _principal, _stock_store_with_codes
 
-    def snapshot():
-        totals = sorted(tuple(r) for r in db.session.execute(
-            sa.select(DailyCityTotal.city_code, DailyCityTotal.province_code, DailyCityTotal.units,
-                      DailyCityTotal.amount_fen).where(DailyCityTotal.day == day)))
-        return cells(day, day), city_cells(day), totals
+    today = today_business()
+    with transaction():  # today starts from zero, so the folds alone fill it
+        rebuild(today, today, events=[])
+    sku_id = db.session.scalar(sa.select(Code.sku_id).where(Code.kind == "unit").order_by(Code.id).limit(1))
+    serials = _stock_store_with_codes("S1", sku_id, 600)
+    principal = _principal("S1")
+    db.session.remove()
+    app = postgres
+    done = threading.Event()
+    errors: list = []
 
+    def item(serial):
+        return ScanInput(request_id=uuid.uuid4().hex, code=serial, action="sell", scanned_at=now_utc())
+
+    def seller(chunk):
+        with app.app_context():
+            try:
+                for s in chunk[:20]:
+                    assert scan(principal, item(s))["status"] == "accepted"
+                answers = scan_batch(principal, [item(s) for s in chunk[20:]])
+                assert all(a["status"] == "accepted" for a in answers)
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    def folder():
+        with app.app_context():
+            try:
+                while not done.is_set():
+                    fold(batch=7)
+            except Exception as exc:
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    folding = threading.Thread(target=folder)
+    folding.start()
+    sellers = [threading.Thread(target=seller, args=(serials[i::4],)) for i in range(4)]
+    for t in sellers:
+        t.start()
+    for t in sellers:
+        t.join()
+    done.set()
+    folding.join()
+    assert not errors, errors
+    incremental = cells(today, today)
+    assert sum(c[3] for c in incremental if c[1] == sku_id and c[2] == _store("S1").id) == 600
     with transaction():
-        units_sold.send(None, store_id=s1.id, sku_id=1, quantity=2, at=at, amount_fen=200, event_id=1)
-    once = snapshot()
-    with transaction():
-        units_sold.send(None, store_id=s1.id, sku_id=1, quantity=2, at=at, amount_fen=200, event_id=2,
-                        store_dims=(s1.province_code, s1.city_code, s1.distributor_id))
-    twice = snapshot()
-    assert [c[:3] for c in twice[0]] == [c[:3] for c in once[0]]
-    assert [(c[3] * 2, c[4] * 2) for c in once[0] if c[1:3] == (1, s1.id)] == [
-        (c[3], c[4]) for c in twice[0] if c[1:3] == (1, s1.id)]
-    assert [c[:2] for c in twice[1]] == [c[:2] for c in once[1]]
-    assert [(c[2] + 2, c[3] + 200) for c in once[1] if c[:2] == (1, s1.city_code)] == [
-        (c[2], c[3]) for c in twice[1] if c[:2] == (1, s1.city_code)]
-    assert [(c[0], c[1], c[2] + 2, c[3] + 200) for c in once[2] if c[0] == s1.city_code] == [
-        c for c in twice[2] if c[0] == s1.city_code]
-    row = db.session.execute(sa.select(DailySales.province_code, DailySales.city_code, DailySales.distributor_id)
-                             .where(DailySales.day == day, DailySales.store_id == s1.id, DailySales.sku_id == 1)).one()
-    assert tuple(row) == (s1.province_code, s1.city_code, s1.distributor_id)
+        rebuild(today, today)
+    assert cells(today, today) == incremental

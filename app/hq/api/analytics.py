@@ -8,7 +8,7 @@ from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.analytics import exports, production, queries, services
+from app.analytics import exports, production, queries, rollups, services
 from app.analytics.reports import TABLE_COLUMNS, list_plans, list_transfers, plan_detail, transfer_detail
 from app.core.pagination import PageArgs
 from app.core.schemas import Body, Int
@@ -16,6 +16,12 @@ from app.core.security import authorize, require
 from app.errors import NotFound
 
 blp = Blueprint("hq_analytics", __name__, description="Sell-through, stock cover, allocation and production")
+
+
+@blp.before_request
+def _fresh_rollups():
+    """Every read here comes from the rollups: fold the sales recorded since the last fold first."""
+    rollups.fold()
 
 
 class DashboardArgs(Schema):

@@ -1,14 +1,14 @@
 -- The common sell, set-based, on PostgreSQL: every item whose code is in the scanning store's stock, was shipped
 -- to that store, matches the scanned GTIN and whose request was not answered before is sold in one statement's
 -- transaction: the code, the stock level (guarded, never negative) and one ledger row per unit, the scan event,
--- the incentive credit, the three sell-through rollups and the stored answer for replays.
+-- the incentive credit, the sales for the rollups and the stored answer for replays.
 --
 -- Items it does not sell (duplicates, diversion, replays, anything unusual) are simply not in the result: the
 -- caller runs them through the general path, which answers them one by one. If any stock level would go
 -- negative the whole call fails (SQLSTATE SC001) and the caller runs every item through the general path.
 --
 -- Rows are locked in one order everywhere (codes by serial, as the caller sorts the input; stock levels by
--- location and SKU; rollup cells by key), so two calls racing on the same store cannot deadlock.
+-- location and SKU), so two calls racing on the same store cannot deadlock.
 -- The answer is built here in the shape of `app.scans.services._answer`; `p_message` is the sold sentence as a
 -- format() template (arguments: name, quantity, unit, on hand), made from `app.scans.messages.SOLD`.
 CREATE OR REPLACE FUNCTION scan_sell_many(
@@ -23,7 +23,7 @@ DECLARE
     -- One entry per sold item, in input order.
     s_ord int[]; s_code bigint[]; s_sku bigint[]; s_order bigint[]; s_store bigint[]; s_user bigint[];
     s_request varchar[]; s_serial varchar[]; s_at timestamptz[]; s_lat float8[]; s_lng float8[];
-    s_loc bigint[]; s_prov varchar[]; s_city varchar[]; s_dist bigint[]; s_price bigint[];
+    s_loc bigint[]; s_price bigint[];
     s_name varchar[]; s_unit varchar[]; s_gtin varchar[];
     -- One entry per (location, SKU), in key order.
     g_loc bigint[]; g_sku bigint[]; g_n int[]; g_after int[];
@@ -49,11 +49,10 @@ BEGIN
            array_agg(u.user_id ORDER BY u.ord), array_agg(u.request_id ORDER BY u.ord),
            array_agg(u.serial ORDER BY u.ord), array_agg(u.at ORDER BY u.ord), array_agg(u.lat ORDER BY u.ord),
            array_agg(u.lng ORDER BY u.ord), array_agg(st.location_id ORDER BY u.ord),
-           array_agg(st.province_code ORDER BY u.ord), array_agg(st.city_code ORDER BY u.ord),
-           array_agg(st.distributor_id ORDER BY u.ord), array_agg(coalesce(p.price_fen, 0) ORDER BY u.ord),
+           array_agg(coalesce(p.price_fen, 0) ORDER BY u.ord),
            array_agg(k.name ORDER BY u.ord), array_agg(k.unit ORDER BY u.ord), array_agg(k.gtin ORDER BY u.ord)
       INTO s_ord, s_code, s_sku, s_order, s_store, s_user, s_request, s_serial, s_at, s_lat, s_lng,
-           s_loc, s_prov, s_city, s_dist, s_price, s_name, s_unit, s_gtin
+           s_loc, s_price, s_name, s_unit, s_gtin
       FROM u
       JOIN stores st ON st.id = u.store_id
       JOIN skus k ON k.id = u.sku_id
@@ -107,26 +106,12 @@ BEGIN
       JOIN incentive_rules r ON r.sku_id = x.sku_id AND r.step = 'sell' AND r.is_active
     ON CONFLICT (code_id, step) DO NOTHING;
 
-    -- Sell-through: the (day, SKU, store) cells, then (day, SKU, city), then the hot (day, city) totals last.
-    INSERT INTO daily_sales AS d (day, sku_id, store_id, province_code, city_code, distributor_id, units, amount_fen)
-    SELECT (x.at AT TIME ZONE p_tz)::date, x.sku_id, x.store_id, min(x.prov), min(x.city), min(x.dist), count(*),
-           sum(x.price)
-      FROM unnest(s_at, s_sku, s_store, s_prov, s_city, s_dist, s_price) AS x(at, sku_id, store_id, prov, city, dist, price)
-     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (day, sku_id, store_id) DO UPDATE
-       SET units = d.units + EXCLUDED.units, amount_fen = d.amount_fen + EXCLUDED.amount_fen;
-    INSERT INTO daily_city_sales AS d (day, sku_id, city_code, province_code, units, amount_fen)
-    SELECT (x.at AT TIME ZONE p_tz)::date, x.sku_id, x.city, min(x.prov), count(*), sum(x.price)
-      FROM unnest(s_at, s_sku, s_city, s_prov, s_price) AS x(at, sku_id, city, prov, price)
-     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (day, sku_id, city_code) DO UPDATE
-       SET units = d.units + EXCLUDED.units, amount_fen = d.amount_fen + EXCLUDED.amount_fen;
-    INSERT INTO daily_city_totals AS d (day, city_code, province_code, units, amount_fen)
-    SELECT (x.at AT TIME ZONE p_tz)::date, x.city, min(x.prov), count(*), sum(x.price)
-      FROM unnest(s_at, s_city, s_prov, s_price) AS x(at, city, prov, price)
-     GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (day, city_code) DO UPDATE
-       SET units = d.units + EXCLUDED.units, amount_fen = d.amount_fen + EXCLUDED.amount_fen;
+    -- Sell-through: the units go to the inbox the rollups are folded from (app/analytics/rollups.py), so no
+    -- rollup row that every store of the city updates is locked while the store waits for its answer.
+    INSERT INTO sales_inbox (day, sku_id, store_id, units, amount_fen)
+    SELECT (x.at AT TIME ZONE p_tz)::date, x.sku_id, x.store_id, count(*), sum(x.price)
+      FROM unnest(s_at, s_sku, s_store, s_price) AS x(at, sku_id, store_id, price)
+     GROUP BY 1, 2, 3;
 
     -- The answers: each unit's stock is what was left right after it (the group's units counted down in order).
     -- Stored under (user, request_id) for replays; a request answered meanwhile by a racing call is a unique

@@ -1,0 +1,23 @@
+"""Periodic jobs, for `rq cron` (`scripts/cron`): one scheduler process enqueues them, RQ workers run them.
+
+Each job runs through `run_job_in_worker`, so it gets the app and its settings like any other job.
+"""
+
+from rq import cron
+
+from app.integrations.jobs import run_job_in_worker
+
+# path of the job function → seconds between runs
+SCHEDULE = {
+    # Sales recorded by scans → the sell-through rollups (dashboards also fold before every read).
+    "app.analytics.rollups.fold": 5,
+    # Ask WeChat Pay about orders left awaiting payment (a lost callback must not leave an order unpaid).
+    "app.orders.services.reconcile_payments": 300,
+    # Cancel proxy orders the owner did not confirm in time.
+    "app.orders.services.expire_unconfirmed": 3600,
+}
+
+for path, seconds in SCHEDULE.items():
+    # A run that is still going when the next is due is not doubled up: the interval outlasts the job timeout.
+    cron.register(run_job_in_worker, "default", args=(path,), interval=seconds, job_timeout=max(seconds - 1, 4),
+                  name=path.rsplit(".", 1)[1])
