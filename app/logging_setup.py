@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 
 from flask import Flask, g, has_request_context, request
 
@@ -22,6 +22,8 @@ def setup_logging(app: Flask) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
+    # Alembic announces each of its plugins at INFO whenever an app is built: noise on every `flask` command.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
         root.addHandler(handler)
         root.setLevel(logging.INFO if not app.testing else logging.WARNING)
@@ -32,7 +34,7 @@ def setup_logging(app: Flask) -> None:
         # never let one request's caller leak into the next.
         g.pop("principal", None)
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if incoming and _VALID_ID.match(incoming) else os.urandom(16).hex()
 
     @app.after_request
     def _echo_request_id(response):

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import importlib
 
-from flask import Blueprint, Flask, redirect, render_template
+from flask import Blueprint, Flask, Request, redirect, render_template
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_smorest import Api
 
 bp = Blueprint("web", __name__)
+
+
+class ConsoleSessions(SecureCookieSessionInterface):
+    """Cookie sessions for the console pages only: the JSON APIs authenticate with bearer tokens, so their
+    requests (every scan among them) skip reading, verifying and re-signing a cookie."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if request.path.startswith("/api/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 # Web areas built in their own packages; each exposes `register(app, api)`.
 OPTIONAL = ("app.hq.pages", "app.public.views", "app.payments.callbacks")
@@ -19,6 +30,7 @@ def index():
 
 
 def register(app: Flask, api: Api) -> None:
+    app.session_interface = ConsoleSessions()
     app.register_blueprint(bp)
 
     @app.get("/api/docs")

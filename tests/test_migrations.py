@@ -54,13 +54,18 @@ def _differences(app) -> list:
 
 
 def _function_differences(conn) -> list:
-    """The hot sell path's SQL function as the migrations left it must be the one the code ships."""
+    """The hot sell path's SQL functions as the migrations left them must be the ones the code ships."""
     from app.scans.hot import function_sql
 
-    built = conn.exec_driver_sql("SELECT pg_get_functiondef('scan_sell_many'::regproc)").scalar()
+    names = ("scan_sell_one", "scan_sell_many")
+
+    def definitions():
+        return [conn.exec_driver_sql(f"SELECT pg_get_functiondef('{n}'::regproc)").scalar() for n in names]
+
+    built = definitions()
     conn.exec_driver_sql(function_sql())  # what create_all (and so the code) makes
-    shipped = conn.exec_driver_sql("SELECT pg_get_functiondef('scan_sell_many'::regproc)").scalar()
-    return [] if built == shipped else [("function differs", "scan_sell_many", "add a migration with the new text")]
+    return [("function differs", name, "add a migration with the new text")
+            for name, a, b in zip(names, built, definitions(), strict=True) if a != b]
 
 
 def _explain(diff: list) -> str:

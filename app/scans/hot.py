@@ -1,25 +1,29 @@
-"""The hot sell path on PostgreSQL: plain sells applied set-based by one SQL function, in one round trip.
+"""The hot sell path on PostgreSQL: a plain sell applied by one SQL function, in one round trip.
 
-Every unit a store sells comes through here first. `scan_sell_many` (in `sql/`) sells, in one statement and so
-in one transaction, each item whose code is in the scanning store's stock and was shipped to it: the code, the
-stock level and its ledger rows, the event, the incentive credit, the rollups and the stored answer. Whatever it
-does not sell (a duplicate, a diverted unit, a replay, an unknown code) is left to the general path in
-`services.py`, which answers it one by one; so does everything when the call fails for any reason.
-
-Single sells that arrive at the same moment in one server process share one call (`sell_one`): the first
-caller leads, runs everything queued, and hands the lead to the next waiter. Under load that is a group commit
-(one transaction, one WAL flush, one update of a store's stock row for many units); alone, a sell runs at once.
+Every unit a store sells comes through here first. The functions in `sql/` sell, in one statement and so in
+one transaction, each item whose code is in the scanning store's stock and was shipped to it: the code, the
+stock level and its ledger row, the event, the incentive credit, the sale for the rollups and the stored answer.
+`scan_sell_one` takes one sell with single-row statements; `scan_sell_many` takes a batch's run of sells
+set-based. Whatever they do not sell (a duplicate, a diverted unit, a replay, an unknown code) is left to the
+general path in `services.py`, which answers it one by one; so is everything when a call fails for any reason.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
+
+from app.core.clock import now_utc
 from app.extensions import db
 from app.scans import messages
 from app.scans.models import BIZ_STEPS
@@ -27,20 +31,19 @@ from app.scans.models import BIZ_STEPS
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
-# The function as this code expects it; migrations create the same text (see tests/test_migrations.py).
-FUNCTION_FILE = SQL_DIR / "scan_sell_many_v1.sql"
+# The functions as this code expects them; migrations create the same texts (see tests/test_migrations.py).
+FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v1.sql", SQL_DIR / "scan_sell_many_v1.sql")
 
-_CALL = ("SELECT out_ord, out_answer FROM scan_sell_many(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+_ONE = "SELECT scan_sell_one(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_MANY = "SELECT out_ord, out_answer FROM scan_sell_many(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 # The sold sentence as a PostgreSQL format() template, from the same text `messages.sold` formats.
 _MESSAGE = messages.SOLD.format(name="%1$s", quantity="%2$s", unit="%3$s", on_hand="%4$s")
 _STEP, _DISPOSITION = BIZ_STEPS["sell"]
-# Followers give up waiting after this long and take the general path (the request_id makes that safe).
-_WAIT_SECONDS = 30.0
 
 
 @dataclass(slots=True)
 class HotSell:
-    """One sell the function may take: a serial already parsed and checked, the scanning store, its user."""
+    """One sell a function may take: a serial already parsed and checked, the scanning store, its user."""
 
     user_id: int
     request_id: str
@@ -53,7 +56,15 @@ class HotSell:
 
 
 def function_sql() -> str:
-    return FUNCTION_FILE.read_text(encoding="utf-8")
+    """The SQL that creates the hot path's functions (what `create_all` runs; migrations run the same files)."""
+    return "\n".join(f.read_text(encoding="utf-8") for f in FUNCTION_FILES)
+
+
+def sell_one(item: HotSell, *, tz: str) -> str | None:
+    """Sell one unit: the stored answer (JSON text), or None for the general path. Never raises on a database error."""
+    rows = _call(_ONE, (item.user_id, item.request_id, item.serial, item.gtin, item.store_id, item.at, item.lat,
+                        item.lng, now_utc(), tz, _STEP, _DISPOSITION, _MESSAGE))
+    return rows[0][0] if rows else None
 
 
 def sell_many(items: Sequence[HotSell], *, tz: str) -> dict[int, str]:
@@ -79,101 +90,87 @@ def sell_many(items: Sequence[HotSell], *, tz: str) -> dict[int, str]:
         [i for i, _ in chosen], [it.user_id for _, it in chosen], [it.request_id for _, it in chosen],
         [it.serial for _, it in chosen], [it.gtin for _, it in chosen], [it.store_id for _, it in chosen],
         [it.at for _, it in chosen], [it.lat for _, it in chosen], [it.lng for _, it in chosen],
-        _now(), tz, _STEP, _DISPOSITION, _MESSAGE)
-    return _call(params)
+        now_utc(), tz, _STEP, _DISPOSITION, _MESSAGE)
+    return dict(_call(_MANY, params))
 
 
-def _now() -> datetime:
-    from app.core.clock import now_utc
-
-    return now_utc()
-
-
-def _call(params: tuple) -> dict[int, str]:
-    """Run the function on a pooled connection in autocommit: the one statement is the whole transaction."""
+def _call(sql: str, params: tuple) -> list[tuple[Any, ...]]:
+    """Run one function on a kept autocommit connection: the one statement is the whole transaction."""
     import psycopg
 
-    pooled = db.engine.raw_connection()
+    hot = _hot_connections(db.engine)
+    conn = hot.take()
     try:
-        conn = pooled.driver_connection
-        try:
-            conn.autocommit = True
-            rows = conn.execute(_CALL, params).fetchall()
-        except psycopg.Error as exc:
-            log.warning("scan_sell_many failed, the general path takes over: %s", exc.__class__.__name__,
-                        exc_info=not isinstance(exc, psycopg.errors.RaiseException | psycopg.errors.UniqueViolation
-                                                | psycopg.errors.DeadlockDetected))
-            if conn.broken or conn.closed:
-                pooled.invalidate(exc)
-                db.engine.dispose()  # the server went away: every pooled connection went with it
-            return {}
-        finally:
-            if not (conn.broken or conn.closed):
-                conn.autocommit = False
+        return conn.cursor().execute(sql, params).fetchall()
+    except psycopg.Error as exc:
+        expected = isinstance(exc, psycopg.errors.RaiseException | psycopg.errors.UniqueViolation
+                              | psycopg.errors.DeadlockDetected) or exc.sqlstate == "SC001"
+        log.warning("the hot sell path failed (%s); the general path takes over", exc.sqlstate or
+                    exc.__class__.__name__, exc_info=not expected)
+        if conn.broken or conn.closed:
+            db.engine.dispose()  # the server went away: every pooled connection went with it
+        return []
     finally:
-        pooled.close()
-    return dict(rows)
+        hot.give(conn)
 
 
-# --- single sells: group commit within the process -------------------------------------------------------
+class _HotConnections:
+    """Autocommit connections kept for the hot path, per engine and process.
 
-class _Slot:
-    __slots__ = ("answer", "done", "item", "lead")
+    Taking one is a queue read: a checkout from SQLAlchemy's pool, with its events, its reset on return and the
+    switch to autocommit and back, cost a sell about as much CPU on the app server as the round trip itself.
+    At most `size` are open (the pool's size: more threads than that wait their turn); a broken one is
+    dropped, and all close when the engine is disposed.
+    """
 
-    def __init__(self, item: HotSell):
-        self.item, self.answer, self.lead = item, None, False
-        self.done = threading.Event()
+    def __init__(self, engine: sa.Engine, size: int):
+        self.engine, self.pid = engine, os.getpid()
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()
+        self.slots = threading.BoundedSemaphore(size)
 
-
-class _Combiner:
-    """Sells queued while a call runs go together in the next call, led by the first of them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: list[_Slot] = []
-        self._leading = False
-
-    def sell(self, item: HotSell, tz: str) -> str | None:
-        slot = _Slot(item)
-        with self._lock:
-            self._queue.append(slot)
-            slot.lead = not self._leading
-            self._leading = True
-        if not slot.lead and not slot.done.wait(_WAIT_SECONDS):
-            with self._lock:
-                if not slot.lead and slot in self._queue:
-                    self._queue.remove(slot)
-                    log.warning("a queued sell waited %.0f s; the general path takes it", _WAIT_SECONDS)
-                    return None
-            slot.done.wait()  # taken into a running call, or handed the lead, meanwhile
-        if slot.lead:
-            self._run_batch(tz)
-        return slot.answer
-
-    def _run_batch(self, tz: str) -> None:
-        with self._lock:
-            batch, self._queue = self._queue, []
-        answers: dict[int, str] = {}
+    def take(self):
+        self.slots.acquire()
         try:
-            answers = sell_many([s.item for s in batch], tz=tz)
-        except Exception:  # a bug here must not fail the sells: the general path answers them
-            log.exception("the hot sell path failed; the general path takes over")
-        finally:
-            with self._lock:
-                successor = self._queue[0] if self._queue else None
-                self._leading = successor is not None
-                if successor is not None:
-                    successor.lead = True
-            for i, s in enumerate(batch):
-                s.answer = answers.get(i)
-                s.done.set()
-            if successor is not None:
-                successor.done.set()
+            return self.idle.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            pooled = self.engine.raw_connection()  # the dialect's connect-time set-up, then ours alone
+            conn = pooled.driver_connection
+            pooled.detach()
+            conn.autocommit = True
+            return conn
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def give(self, conn) -> None:
+        if conn.broken or conn.closed:
+            conn.close()
+        else:
+            self.idle.put(conn)
+        self.slots.release()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self.idle.get_nowait().close()
+            except queue.Empty:
+                return
 
 
-_combiner = _Combiner()
+_by_engine: weakref.WeakKeyDictionary[sa.Engine, _HotConnections] = weakref.WeakKeyDictionary()
+_by_engine_lock = threading.Lock()
 
 
-def sell_one(item: HotSell, *, tz: str) -> str | None:
-    """One sell through the process's combiner: the stored answer (JSON text), or None for the general path."""
-    return _combiner.sell(item, tz)
+def _hot_connections(engine: sa.Engine) -> _HotConnections:
+    hot = _by_engine.get(engine)
+    if hot is not None and hot.pid == os.getpid():
+        return hot
+    with _by_engine_lock:
+        hot = _by_engine.get(engine)
+        if hot is None or hot.pid != os.getpid():  # a forked child never uses its parent's sockets
+            size = getattr(engine.pool, "size", lambda: 10)() or 32  # 0: the pool has no limit
+            hot = _by_engine[engine] = _HotConnections(engine, size=size)
+            sa.event.listen(engine, "engine_disposed", lambda _engine, hot=hot: hot.close())
+        return hot

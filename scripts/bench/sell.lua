@@ -1,7 +1,9 @@
 -- wrk script: each request sells the next unsold code from the file of "token serial" lines (threads take
--- disjoint slices), as that store's owner.
+-- disjoint slices, starting at OFFSET), as that store's owner. PHASE keeps request ids unique across runs.
 local serials = {}
 for line in io.lines(os.getenv("SERIALS_FILE")) do serials[#serials + 1] = line end
+local offset = tonumber(os.getenv("OFFSET") or "0")
+local phase = os.getenv("PHASE") or "0"
 local counter = 0
 local threads = {}
 
@@ -18,16 +20,11 @@ function init(args)
 end
 
 function request()
-  local i = counter * nthreads + tid + 1
+  local i = offset + counter * nthreads + tid + 1
   counter = counter + 1
   local token, serial = serials[((i - 1) % #serials) + 1]:match("(%S+) (%S+)")
   wrk.headers["Authorization"] = "Bearer " .. token
-  local body = string.format('{"request_id":"w%d-%d","code":"%s","action":"sell","scanned_at":"%s"}',
-    tid, counter, serial, os.getenv("SCANNED_AT"))
+  local body = string.format('{"request_id":"p%s-w%d-%d","code":"%s","action":"sell","scanned_at":"%s"}',
+    phase, tid, counter, serial, os.getenv("SCANNED_AT"))
   return wrk.format(nil, nil, nil, body)
-end
-
-local statuses = {}
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
 end

@@ -142,16 +142,16 @@ def failing_event_writes(postgres):
         conn.exec_driver_sql("DROP FUNCTION test_refuse_event()")
 
 
-def _hot_calls(monkeypatch) -> list[dict]:
-    """What each hot-path call sold (position → answer), recorded."""
-    calls: list[dict] = []
-    real = scan_services.hot.sell_many
+def _hot_calls(monkeypatch) -> list[list]:
+    """The rows each call of a hot-path function returned (none when it sold nothing or failed), recorded."""
+    calls: list[list] = []
+    real = scan_services.hot._call
 
     def recorded(*args, **kwargs):
         calls.append(real(*args, **kwargs))
         return calls[-1]
 
-    monkeypatch.setattr(scan_services.hot, "sell_many", recorded)
+    monkeypatch.setattr(scan_services.hot, "_call", recorded)
     return calls
 
 
@@ -173,13 +173,13 @@ def test_failure_after_first_write_leaves_nothing(postgres, demo, monkeypatch, f
     with pytest.raises(sa.exc.DBAPIError, match="injected failure"):
         scan(principal, data)
     # The hot path tried and sold nothing; the general path failed the same way, after its first write.
-    assert calls == [{}]
+    assert calls == [[]]
     assert _snapshot(code_id, sku_id) == before
     # Once the database is well again, the phone's retry sells the unit exactly once.
     with db.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE scan_events DISABLE TRIGGER test_refuse_event")
     answer = scan(principal, ScanInput(**vars(data)))
-    assert answer["status"] == "accepted" and calls[-1]
+    assert answer["status"] == "accepted" and calls[-1] and calls[-1][0][0] is not None
     state, stock, events, requests, moves = _snapshot(code_id, sku_id)
     assert (state, stock, events, requests, moves) == ("sold", before[1] - 1, before[2] + 1, before[3] + 1,
                                                        before[4] + 1)
