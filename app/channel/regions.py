@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.resources
+import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -100,3 +101,34 @@ def children(code: str) -> list[Region]:
         return sorted((r for r in all_regions().values() if r.level == "district" and r.code[:4] == code[:4]),
                       key=lambda r: r.code)
     return []
+
+
+def _km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (math.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2)
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+@cache
+def _places() -> tuple[tuple[float, float, str], ...]:
+    """(lat, lng, city code) of every city and district centre: a point's city is the city of the nearest one."""
+    return tuple((r.lat, r.lng, r.city_code) for r in all_regions().values()
+                 if r.level != "province" and r.city_code and (r.lat or r.lng))
+
+
+def locate_city(lat: float, lng: float) -> tuple[str, float] | None:
+    """The city a point is in, by the nearest city or district centre, with the distance to it in km.
+
+    Good to a district's width: enough to tell Hangzhou from Shenzhen, not to draw a border street by street.
+    """
+    best = min(_places(), key=lambda p: (p[0] - lat) ** 2 + ((p[1] - lng) * math.cos(math.radians(lat))) ** 2,
+               default=None)
+    return None if best is None else (best[2], _km(lat, lng, best[0], best[1]))
+
+
+def km_to_city(lat: float, lng: float, city_code: str) -> float | None:
+    """How far a point is from a city: the distance to the nearest of its centre and its districts' centres."""
+    distances = [_km(lat, lng, p[0], p[1]) for p in _places() if p[2] == city_code]
+    return min(distances) if distances else None

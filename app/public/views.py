@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, jsonify, render_template, request
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.schemas import AwareDateTime
 from app.extensions import limiter
 from app.public.services import verify
@@ -19,6 +20,14 @@ page_bp = FlaskBlueprint("public_pages", __name__)
 
 class PublicVerifyArgs(Schema):
     code = fields.String(required=True, validate=validate.Length(min=1, max=512))
+    lat = fields.Float(load_default=None, validate=validate.Range(min=-90, max=90),
+                       metadata={"description": "where the phone is (with lng), if the consumer allows it"})
+    lng = fields.Float(load_default=None, validate=validate.Range(min=-180, max=180))
+
+    @validates_schema
+    def _both_or_neither(self, data, **_kwargs):
+        if (data.get("lat") is None) != (data.get("lng") is None):
+            raise ValidationError("lat 和 lng 要一起给", field_name="lat")
 
 
 class PublicVerifyOut(Schema):
@@ -42,8 +51,10 @@ class PublicVerifyOut(Schema):
 @blp.arguments(PublicVerifyArgs, location="query")
 @blp.response(200, PublicVerifyOut)
 def verify_code(args):
-    """Is this unit genuine: the product, when it was first verified and how many times (rate limited)."""
-    return verify(args["code"])
+    """Is this unit genuine: the product, when it was first verified and how many times (rate limited).
+
+    With the phone's `lat` and `lng`, a check far from where the unit was shipped raises a diversion alert for HQ."""
+    return verify(args["code"], lat=args["lat"], lng=args["lng"])
 
 
 @page_bp.get("/c/<path:rest>")
@@ -55,7 +66,9 @@ def code_page(rest):
     result_json = PublicVerifyOut().dump(result)
     if request.accept_mimetypes.best == "application/json":
         return jsonify(result_json)
-    return render_template("public/code.html", r=result_json)
+    first = result.get("first_verified_at")
+    first_local = as_utc(first).astimezone(BUSINESS_TZ).strftime("%Y年%m月%d日 %H:%M") if first else None
+    return render_template("public/code.html", r=result_json, first_verified_local=first_local)
 
 
 def register(app: Flask, api: Api) -> None:

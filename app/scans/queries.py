@@ -37,9 +37,11 @@ def store_scans(store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
 
 def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, region: str | None = None,
                      distributor_id: int | None = None, since: datetime | None = None,
-                     until: datetime | None = None) -> sa.Select:
-    """Alerts, newest first, filtered by SKU, selling store, region (expected or actual) and period."""
+                     until: datetime | None = None, source: str | None = None) -> sa.Select:
+    """Alerts, newest first, filtered by source, SKU, selling store, region (expected or actual) and period."""
     stmt = sa.select(DiversionAlert, Code.serial).join(Code, Code.id == DiversionAlert.code_id)
+    if source is not None:
+        stmt = stmt.where(DiversionAlert.source == source)
     if sku_id is not None:
         stmt = stmt.where(DiversionAlert.sku_id == sku_id)
     if store_id is not None:

@@ -235,7 +235,7 @@ def report(results: dict[str, list[dict]], args) -> None:
           f"connections, {args.rounds} rounds x {args.seconds} s per endpoint, sells over {args.stores} stores; "
           f"{placement}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     for name in results:
-        rounds = " ".join(f"{r['rps']:,.0f}" for r in results[name])
+        rounds = " ".join(f"{r['rps']:,.0f} [{r['app_cpu_ms']:.2f}+{r['db_cpu_ms']:.2f}]" for r in results[name])
         print(f"{name:>5}: {med(name, 'rps'):8,.0f} req/s (rounds: {rounds}), p99 {med(name, 'p99_ms'):.1f} ms "
               f"(worst {max(r['p99_ms'] for r in results[name]):.1f}), app CPU {med(name, 'app_cpu_ms'):.2f} ms, "
               f"database CPU {med(name, 'db_cpu_ms'):.2f} ms per request, non-2xx "

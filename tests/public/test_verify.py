@@ -41,3 +41,47 @@ def test_printed_url_page_html_and_json(client, demo):
     assert js.get_json()["genuine"] and js.get_json()["times_verified"] == 2
     bad = client.get("/c/01/123/21/XYZ", headers={"Accept": "application/json"})
     assert bad.status_code == 200 and bad.get_json()["genuine"] is False
+
+
+def test_a_consumer_far_from_where_the_unit_was_shipped_raises_one_alert(client, demo, admin):
+    """S1 is in Hangzhou: a check in Hangzhou (or just outside) is quiet; one in Shenzhen tells HQ, once."""
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.scans.models import DiversionAlert
+    from tests.scans.helpers import store
+
+    code = codes_in("S1")[0]
+    serial, code_id = code.serial, code.id
+
+    def check(lat, lng):
+        r = client.get(f"/api/public/v1/verify?code={serial}&lat={lat}&lng={lng}")
+        assert r.status_code == 200 and r.get_json()["genuine"], r.get_json()
+        return r.get_json()
+
+    def alerts():
+        db.session.remove()
+        return db.session.scalars(sa.select(DiversionAlert).where(DiversionAlert.code_id == code_id)).all()
+
+    check(30.2741, 120.1551)  # West Lake, Hangzhou
+    check(30.42, 120.30)  # Linping, on the city's edge
+    check(48.8566, 2.3522)  # abroad: no trustworthy city
+    assert alerts() == []
+    answer = check(22.5431, 114.0579)  # Shenzhen
+    assert "窜货" not in answer["message"]  # the consumer is told about the product, not about the channel
+    check(22.55, 114.06)
+    found = alerts()
+    assert len(found) == 1
+    a = found[0]
+    assert (a.source, a.expected_region, a.actual_region, a.expected_store_id, a.actual_store_id) == (
+        "consumer", "330100", "440300", store("S1").id, None)
+    listed = client.get("/api/hq/v1/diversion-alerts?source=consumer", headers=admin).get_json()
+    assert client.get("/api/hq/v1/diversion-alerts?source=sell", headers=admin).get_json()["total"] == 0
+    assert [(i["serial"], i["source"], i["actual_region"]) for i in listed["items"]] == [(serial, "consumer", "440300")]
+
+
+def test_a_location_needs_both_coordinates_in_range(client, demo):
+    code = codes_in("S1")[0]
+    for query in ("lat=30.27", "lng=120.1", "lat=91&lng=120", "lat=30&lng=abc"):
+        r = client.get(f"/api/public/v1/verify?code={code.serial}&{query}")
+        assert r.status_code == 422 and r.get_json()["error"]["code"] == "validation_failed", query

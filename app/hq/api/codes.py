@@ -126,6 +126,8 @@ class CodeTraceOut(HqCodeOut):
 
 
 class DiversionAlertArgs(PageArgs):
+    source = fields.String(load_default=None, validate=validate.OneOf(["sell", "consumer"]),
+                           metadata={"description": "sell: a store sold it; consumer: a consumer checked it"})
     sku_id = Int(load_default=None)
     store_id = Int(load_default=None)
     distributor_id = Int(load_default=None)
@@ -307,7 +309,8 @@ def list_alerts(args):
         authorize_store(principal, "hq.read", args["store_id"])
     page, page_size = args.pop("page"), args.pop("page_size")
     stmt = diversion_alerts(sku_id=args["sku_id"], store_id=args["store_id"], region=args["region"],
-                            distributor_id=args["distributor_id"], since=args["from_"], until=args["to"])
+                            distributor_id=args["distributor_id"], since=args["from_"], until=args["to"],
+                            source=args["source"])
     stores = queries.visible_store_ids(principal)
     if stores is not None:  # a region-bound caller: alerts where the unit was sold, or meant to be, in their region
         stmt = stmt.where(sa.or_(DiversionAlert.actual_store_id.in_(stores),

@@ -1,21 +1,23 @@
 -- One sell, on PostgreSQL, in one statement's transaction: what `scan_sell_many` does for a batch (see there),
 -- written with single-row statements, whose plans cost a fraction of the set-based ones for one item.
--- Returns the stored answer (JSON text), or NULL when the general path must take the scan: the request was
--- answered before, or the code is not a plain sell here (duplicate, diversion, unknown, wrong GTIN).
--- A stock level that would go negative fails the call (SQLSTATE SC001); so does a racing replay (unique
--- violation on the stored answer): the caller then takes the general path, which answers either properly.
+-- Returns the stored answer (JSON text), or NULL when the general path must take the scan: the code is not a
+-- plain sell here (duplicate, diversion, unknown, wrong GTIN). A stock level that would go negative fails the
+-- call (SQLSTATE SC001); so does a replayed request (a unique violation when its answer is stored, which undoes
+-- the whole call): the caller then takes the general path, which answers either properly. A replay usually
+-- never gets that far: its code is sold already.
+--
+-- Index lookups in nested loops only: the plans are kept for the life of the connection, and a plan made while a
+-- table was small (a new database: the first sells find `scan_requests` empty) must not read the whole table, by
+-- a scan or a merge join, once it holds millions of rows.
 CREATE OR REPLACE FUNCTION scan_sell_one(
     p_user_id bigint, p_request_id varchar, p_serial varchar, p_gtin varchar, p_store_id bigint, p_at timestamptz,
     p_lat float8, p_lng float8, p_now timestamptz, p_tz text, p_biz_step text, p_disposition text, p_message text)
 RETURNS text
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off AS $fn$
 DECLARE
     v_code bigint; v_sku bigint; v_order bigint; v_loc bigint; v_price bigint; v_name varchar; v_unit varchar;
     v_gtin varchar; v_on_hand int; v_event bigint; v_answer json;
 BEGIN
-    IF EXISTS (SELECT 1 FROM scan_requests r WHERE r.user_id = p_user_id AND r.request_id = p_request_id) THEN
-        RETURN NULL;
-    END IF;
     UPDATE codes c SET state = 'sold', location_id = NULL, sold_at = p_at, updated_at = p_now
      WHERE c.serial = p_serial AND c.kind = 'unit' AND c.state IN ('in_store', 'returned')
        AND c.store_id = p_store_id AND c.destination_store_id = p_store_id
