@@ -52,6 +52,9 @@ def verify(text: str, *, lat: float | None = None, lng: float | None = None) -> 
         if row is not None and lat is not None and lng is not None:
             _alert_if_far(row, lat, lng, now)
     if row is None:
+        if db.session.scalar(sa.select(Code.id).where(Code.serial == scanned.serial, Code.kind == "case")):
+            return {"genuine": False, "status": "invalid", "reason": "case_code", "serial": scanned.serial,
+                    "message": "这是整箱外包装上的箱码，请扫单件商品上的二维码查询"}
         return {"genuine": False, "status": "not_found", "reason": "unknown_code", "serial": scanned.serial,
                 "message": "查不到这个码，可能是假货，请谨慎购买"}
     sku_id, state, count, first_at, sold_at = row[:5]

@@ -85,3 +85,10 @@ def test_a_location_needs_both_coordinates_in_range(client, demo):
     for query in ("lat=30.27", "lng=120.1", "lat=91&lng=120", "lat=30&lng=abc"):
         r = client.get(f"/api/public/v1/verify?code={code.serial}&{query}")
         assert r.status_code == 422 and r.get_json()["error"]["code"] == "validation_failed", query
+
+
+def test_a_case_code_is_not_called_a_fake(client, demo):
+    case = codes_in("S1", kind="case") or codes_in("S1", state="in_transit", kind="case")
+    assert case, "the demo ships cases to S1"
+    r = client.get(f"/api/public/v1/verify?code={case[0].serial}").get_json()
+    assert r["genuine"] is False and r["reason"] == "case_code" and "单件" in r["message"]
