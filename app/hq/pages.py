@@ -281,8 +281,12 @@ def alerts():
         available = False
     else:
         from app.channel.models import Partner, Store
+        from app.codes.models import Code
+        from app.codes.parse import grouped
 
         rows = db.session.scalars(sa.select(DiversionAlert).order_by(DiversionAlert.id.desc()).limit(200)).all()
+        serials = dict(db.session.execute(sa.select(Code.id, Code.serial).where(
+            Code.id.in_({r.code_id for r in rows}))).all())
         store_ids = {r.expected_store_id for r in rows} | {r.actual_store_id for r in rows}
         partner_ids = {r.expected_distributor_id for r in rows} | {r.actual_distributor_id for r in rows}
         stores = dict(db.session.execute(sa.select(Store.id, Store.name).where(Store.id.in_(store_ids - {None}))).all())
@@ -299,6 +303,7 @@ def alerts():
             if visible is not None and r.actual_store_id not in visible and r.expected_store_id not in visible:
                 continue
             items.append({"at": r.created_at, "sku": skus.get(r.sku_id, r.sku_id), "source": r.source,
+                          "serial": grouped(serials[r.code_id]) if r.code_id in serials else "",
                           "expected_store": stores.get(r.expected_store_id, "—"),
                           "expected_distributor": partners.get(r.expected_distributor_id, "—"),
                           "expected_region": region_name(r.expected_region) if r.expected_region else "—",
