@@ -240,10 +240,13 @@ def report(results: dict[str, list[dict]], args) -> None:
               f"(worst {max(r['p99_ms'] for r in results[name]):.1f}), app CPU {med(name, 'app_cpu_ms'):.2f} ms, "
               f"database CPU {med(name, 'db_cpu_ms'):.2f} ms per request, non-2xx "
               f"{sum(r['non2xx'] for r in results[name])}")
+    best_bare = max(r["rps"] for r in results["bare"])
     for name in ("ref", "sell"):
         ratios = [s["rps"] / b["rps"] for s, b in zip(results[name], results["bare"], strict=True)]
-        print(f"{name}/bare ratio: {statistics.median(ratios):.3f} (rounds: "
-              + " ".join(f"{x:.3f}" for x in ratios) + ")")
+        # A round whose bare phase met one of the machine's slow spells (its CPU per request jumps) would flatter
+        # the ratio, so the figure to quote divides the median by the best bare round.
+        print(f"{name}/bare ratio: {med(name, 'rps') / best_bare:.3f} (median {name} / best bare); per round "
+              + " ".join(f"{x:.3f}" for x in ratios))
     print(f"target: sell/bare >= 0.35; sell p99 <= 50 ms at {args.connections} connections")
 
 
