@@ -99,7 +99,11 @@ def _call(sql: str, params: tuple) -> list[tuple[Any, ...]]:
     import psycopg
 
     hot = _hot_connections(db.engine)
-    conn = hot.take()
+    try:
+        conn = hot.take()
+    except (psycopg.Error, sa.exc.DBAPIError) as exc:  # the server is down or full: the general path decides
+        log.warning("no connection for the hot sell path (%s); the general path takes over", exc.__class__.__name__)
+        return []
     try:
         return conn.cursor().execute(sql, params).fetchall()
     except psycopg.Error as exc:

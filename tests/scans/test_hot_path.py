@@ -176,3 +176,21 @@ def test_a_level_below_the_codes_on_the_shelf_fails_the_call_and_the_general_pat
     db.session.remove()
     assert {db.session.get(Code, code_id).state for code_id, _ in codes} == {"in_store"}
     assert verify_ledger() == []
+
+
+def test_no_connection_for_the_hot_path_leaves_the_sell_to_the_general_path(postgres, demo, monkeypatch):
+    """The hot path cannot get a connection (the server is full, say): the sell still happens, once."""
+    code = codes_in("S1")[0]
+    serial, sku_id = code.serial, code.sku_id
+    before = on_hand("S1", sku_id)
+    db.session.remove()
+    db.engine.dispose()  # no kept connections: the hot path must open one
+
+    def refuse(self):
+        raise sa.exc.OperationalError("connect", {}, Exception("too many clients already"))
+
+    monkeypatch.setattr(hot._HotConnections, "take", refuse)
+    answer = scan(_principal("S1"), _input(serial))
+    assert type(answer) is dict and answer["status"] == "accepted"  # the general path's answer
+    assert on_hand("S1", sku_id) == before - 1
+    assert verify_ledger() == []
