@@ -1,12 +1,11 @@
 """Store scans: receive, sell, return and undo, each one use case in one transaction.
 
-The sell path is the hot path (every unit a store sells). On PostgreSQL the common sell is four statements and
-a commit: the guarded UPDATE of the code joined with what the answer and the rollups need (`_HOT_UPDATE`),
-`move_stock` (level and ledger in one), the event + incentive credit + idempotency row (`_HOT_RECORD`), and the
-analytics receiver's rollup upsert, which gets the store's dimensions with the signal. Anything unusual takes
-the general path (a locking SELECT, then the same writes). A batch from an offline queue runs its plain sells
-set-based.
-A scan answer is a plain dict (see `miniprogram_api/scans/schemas.py`); business refusals are answers, not errors.
+The sell is the hot path (every unit a store sells). On PostgreSQL a plain sell is one call of a SQL function
+(`app.scans.hot`), and a batch's run of plain sells one call of its set-based sibling; what they decline, and
+every scan on SQLite, takes the general path here: lock the code, decide, write, answer. Both paths write the same
+rows and the same answer (tests/scans/test_hot_path.py holds them to it).
+A scan answer is a plain dict (see `miniprogram_api/scans/schemas.py`), or for the hot path an `EncodedAnswer`
+(its JSON text, read like a dict); business refusals are answers, not errors.
 """
 
 from __future__ import annotations
