@@ -33,6 +33,9 @@ class ScanEvent(db.Model):
     __table_args__ = (
         sa.Index("ix_scan_events_store_id_id", "store_id", "id"),
         sa.Index("ix_scan_events_recorded_at", "recorded_at"),
+        # The hot sell path's idempotency key: the event is the request's record (see `request_id`).
+        sa.Index("uq_scan_events_user_id_request_id", "user_id", "request_id", unique=True,
+                 postgresql_where=sa.text("request_id IS NOT NULL"), sqlite_where=sa.text("request_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -55,10 +58,17 @@ class ScanEvent(db.Model):
     # An undo names the event it corrects; unique, so an event is corrected at most once.
     corrects_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan_events.id"), unique=True)
     diverted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # A sell done by the hot path (app/scans/hot.py) records its client request here rather than in
+    # `scan_requests`, with the stock it left, so a replay's answer is rebuilt from the event: one row per sell,
+    # not two. Every other scan leaves these empty and stores its answer in `scan_requests`.
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    on_hand_after: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class ScanRequest(db.Model):
-    """The first answer to a client's `request_id`: a replay gets it back and changes nothing."""
+    """The first answer to a client's `request_id`: a replay gets it back and changes nothing.
+
+    Sells done by the hot path keep their request on their `ScanEvent` instead (see there)."""
 
     __tablename__ = "scan_requests"
     __table_args__ = (sa.UniqueConstraint("user_id", "request_id"),)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql
 
 from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Store
@@ -205,7 +206,37 @@ def _save_request(user_id: int, answer: dict) -> bool:
 
 
 def _stored_answer(user_id: int, request_id: str) -> dict | None:
-    return db.session.scalar(sa.select(R.c.answer).where(R.c.user_id == user_id, R.c.request_id == request_id))
+    """The first answer to this request: stored by the general path, or rebuilt from the hot path's event."""
+    stored = db.session.scalar(sa.select(R.c.answer).where(R.c.user_id == user_id, R.c.request_id == request_id))
+    return stored if stored is not None else _hot_answers(user_id, [request_id]).get(request_id)
+
+
+def _hot_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
+    """The answers the hot path gave these requests, rebuilt from their events (the request and the stock left are
+    recorded there), exactly as `scan_sell_one`/`scan_sell_many` built them."""
+    if not request_ids or not _is_pg():
+        return {}
+    rows = db.session.execute(
+        sa.select(E.c.request_id, E.c.id, E.c.sku_id, E.c.store_id, E.c.on_hand_after, E.c.event_time, C.c.serial,
+                  S.c.name, S.c.unit, S.c.gtin)
+        .select_from(E.join(C, C.c.id == E.c.code_id).join(S, S.c.id == E.c.sku_id))
+        .where(E.c.user_id == user_id,
+               E.c.request_id == sa.any_(sa.bindparam("ids", request_ids, type_=postgresql.ARRAY(sa.String(64)))))
+    ).all()
+    out = {}
+    for r in rows:
+        sku = _sku_dict(r.sku_id, r.name, r.unit, r.gtin)
+        scan = ScanInput(request_id=r.request_id, code=r.serial, action="sell", scanned_at=r.event_time)
+        out[r.request_id] = _answer("accepted", scan=scan, message=messages.sold(r.name, 1, r.unit, r.on_hand_after),
+                                    code_state="sold", serial=r.serial, sku=sku, quantity=1, on_hand=r.on_hand_after,
+                                    event_id=r.id, store_id=r.store_id)
+    return out
+
+
+def _hot_answered(user_id: int, request_id: str) -> bool:
+    """Whether the hot path already took this request (PostgreSQL only: elsewhere there is no hot path)."""
+    return _is_pg() and db.session.scalar(sa.select(E.c.id).where(
+        E.c.user_id == user_id, E.c.request_id == request_id)) is not None
 
 
 def _replay(answer: dict) -> dict:
@@ -293,7 +324,9 @@ def _scan_once(user_id: int, data: ScanInput) -> dict[str, Any]:
     try:
         with transaction():
             answer = _apply(user_id, data)
-            if not _save_request(user_id, answer):
+            # Asked after the work: a racing copy of this request that the hot path took has committed by now
+            # (it held the code), and this attempt is rolled back.
+            if _hot_answered(user_id, data.request_id) or not _save_request(user_id, answer):
                 raise _Replayed()
     except _Replayed:
         return _replay(_stored_answer(user_id, data.request_id))
@@ -644,13 +677,16 @@ def _stored_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
         rows = db.session.execute(sa.text(
             "SELECT request_id, answer FROM scan_requests WHERE user_id = :user_id"
             " AND request_id = ANY(CAST(:ids AS varchar[]))"), {"user_id": user_id, "ids": request_ids}).all()
+        hot_answers = {}
+        for k in range(0, len(request_ids), 500):
+            hot_answers.update(_hot_answers(user_id, request_ids[k:k + 500]))
     else:
-        rows = []
+        rows, hot_answers = [], {}
         for k in range(0, len(request_ids), 500):
             rows += db.session.execute(sa.select(R.c.request_id, R.c.answer).where(
                 R.c.user_id == user_id, R.c.request_id.in_(request_ids[k:k + 500]))).all()
     db.session.rollback()  # the read's transaction: nothing held while the hot path runs
-    return dict(rows)
+    return {**hot_answers, **dict(rows)}
 
 
 def _sell_run(run: list[tuple[int, ScanInput, hot.HotSell]], answers: list, tz: str) -> list[tuple[int, ScanInput]]:

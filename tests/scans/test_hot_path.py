@@ -84,8 +84,9 @@ def test_the_hot_and_general_paths_sell_alike(postgres, demo, monkeypatch):
     db.session.remove()
     assert on_hand("S1", sku_id) == before - 4
 
-    # The same rows behind each: code, event, ledger, incentive credit, stored answer, sale for the rollups.
-    for a, u, it in zip(answers, units, inputs, strict=True):
+    # The same rows behind each: code, event, ledger, incentive credit, the first answer for replays, the sale
+    # for the rollups. The hot path keeps the request on the event, the general path in scan_requests.
+    for n, (a, u, it) in enumerate(zip(answers, units, inputs, strict=True)):
         code = db.session.get(Code, u.id)
         assert (code.state, code.location_id, code.store_id, code.sold_at) == ("sold", None, s1.id, it.scanned_at)
         ev = db.session.get(ScanEvent, a["event_id"])
@@ -104,13 +105,19 @@ def test_the_hot_and_general_paths_sell_alike(postgres, demo, monkeypatch):
         assert tuple(credit) == (3, 20, ev.id, s1.id)
         stored = db.session.scalar(sa.select(ScanRequest.answer).where(
             ScanRequest.user_id == principal.user_id, ScanRequest.request_id == it.request_id))
-        assert stored == a
+        hot_path = n != 1
+        assert (ev.request_id, ev.on_hand_after, stored) == (
+            (it.request_id, before - n - 1, None) if hot_path else (None, None, a))
+        assert scan_services._stored_answer(principal.user_id, it.request_id) == a
     assert _sold_today(s1.id, sku_id) == (sold_before[0] + 4, sold_before[1] + 4 * price)
     assert verify_ledger() == []
 
-    # A replay of a hot answer is that answer, marked as a replay.
-    again = scan(principal, ScanInput(**vars(inputs[0])))
-    assert dict(again) == {**answers[0], "replayed": True}
+    # A replay is the first answer, marked as a replay: one at a time, or in a batch, however it was first done.
+    for n in range(4):
+        assert dict(scan(principal, ScanInput(**vars(inputs[n])))) == {**answers[n], "replayed": True}
+    again = scan_batch(principal, [ScanInput(**vars(it)) for it in inputs])
+    assert [dict(a) for a in again] == [{**a, "replayed": True} for a in answers]
+    assert on_hand("S1", sku_id) == before - 4
 
 
 def _nothing_sold(serial: str, store_code: str, **extra) -> None:
@@ -193,4 +200,26 @@ def test_no_connection_for_the_hot_path_leaves_the_sell_to_the_general_path(post
     answer = scan(_principal("S1"), _input(serial))
     assert type(answer) is dict and answer["status"] == "accepted"  # the general path's answer
     assert on_hand("S1", sku_id) == before - 1
+    assert verify_ledger() == []
+
+
+def test_a_replay_after_an_undo_is_the_first_answer_and_sells_nothing(postgres, demo):
+    """The unit is back on the shelf (its sell undone), so the function could sell it again: the request's
+    record on the event undoes that call, and the general path answers with the first answer."""
+    from app.scans.services import undo_scan
+
+    code = codes_in("S1")[0]
+    code_id, sku_id, serial = code.id, code.sku_id, code.serial
+    principal = _principal("S1")
+    first = _input(serial)
+    answer = dict(scan(principal, first))
+    undo_scan(principal, answer["event_id"])
+    db.session.remove()
+    level = on_hand("S1", sku_id)
+    for again in (scan(principal, ScanInput(**vars(first))), scan_batch(principal, [ScanInput(**vars(first))])[0]):
+        assert dict(again) == {**answer, "replayed": True}
+    db.session.remove()
+    assert db.session.get(Code, code_id).state == "in_store" and on_hand("S1", sku_id) == level
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent).where(
+        ScanEvent.code_id == code_id, ScanEvent.action == "sell")) == 1
     assert verify_ledger() == []
