@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 
 from app.config import check_production, load_config
-
-
-class ChannelApp(Flask):
-    """Flask, minus a cost every request paid: deciding anew for each hook and view whether it is a coroutine."""
-
-    def ensure_sync(self, func: Callable) -> Callable:
-        cache = self.__dict__.setdefault("_sync_funcs", {})
-        try:
-            return cache[func]
-        except KeyError:
-            return cache.setdefault(func, super().ensure_sync(func))
-        except TypeError:  # unhashable: decide every time
-            return super().ensure_sync(func)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -36,7 +22,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         keys_file = Path(cfg["WECHATPAY_DEMO_KEYS"])
         cfg.update(pay_config_from_keys(write_demo_pay_keys(keys_file.parent, keys_file.name)))
 
-    app = ChannelApp(__name__, instance_relative_config=False)
+    app = Flask(__name__, instance_relative_config=False)
     app.config.update(cfg)
     app.config.update(
         API_TITLE="门店渠道后台 API",

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, SalesInbox
 from app.channel.models import Store
@@ -74,8 +75,6 @@ def fold(*, batch: int = FOLD_BATCH) -> int:
 def _fold_some(batch: int) -> int:
     if on_postgres():
         return db.session.execute(_PG_FOLD, {"n": batch}).scalar_one()
-    from app.analytics.receivers import add_sales
-
     inbox = SalesInbox.__table__
     oldest = sa.select(inbox.c.id).order_by(inbox.c.id).limit(batch).scalar_subquery()
     rows = db.session.execute(sa.delete(inbox).where(inbox.c.id.in_(oldest)).returning(
@@ -85,9 +84,29 @@ def _fold_some(batch: int) -> int:
         cell = cells[(day, sku_id, store_id)]
         cell[0] += units
         cell[1] += amount_fen
+    dims = {sid: (p, c, d) for sid, p, c, d in db.session.execute(
+        sa.select(Store.id, Store.province_code, Store.city_code, Store.distributor_id)
+        .where(Store.id.in_({store_id for _, _, store_id in cells})))}
     for (day, sku_id, store_id), (units, amount_fen) in sorted(cells.items()):
-        add_sales(day=day, sku_id=sku_id, store_id=store_id, units=units, amount_fen=amount_fen)
+        _add_cell_sqlite(day, sku_id, store_id, dims[store_id], units, amount_fen)
     return len(rows)
+
+
+def _add_cell_sqlite(day: date, sku_id: int, store_id: int, dims: tuple[str, str, int], units: int,
+                     amount_fen: int) -> None:
+    """SQLite's fold, one (day, SKU, store) cell and its city cells, by upserts (PostgreSQL's is `_PG_FOLD`)."""
+    province, city, distributor = dims
+    for table, values, keys in (
+        (DailySales.__table__, {"store_id": store_id, "province_code": province, "city_code": city,
+                                "distributor_id": distributor, "sku_id": sku_id}, ("day", "sku_id", "store_id")),
+        (DailyCitySales.__table__, {"sku_id": sku_id, "city_code": city, "province_code": province},
+         ("day", "sku_id", "city_code")),
+        (DailyCityTotal.__table__, {"city_code": city, "province_code": province}, ("day", "city_code")),
+    ):
+        stmt = sqlite.insert(table).values(day=day, units=units, amount_fen=amount_fen, **values)
+        db.session.execute(stmt.on_conflict_do_update(
+            index_elements=[table.c[k] for k in keys],
+            set_={"units": table.c.units + units, "amount_fen": table.c.amount_fen + amount_fen}))
 
 
 def sell_events(from_day: date, to_day: date) -> Iterator[dict[str, Any]]:

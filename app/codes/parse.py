@@ -111,11 +111,9 @@ _CANONICAL = re.compile(f"[{ALPHABET}]{{{SERIAL_LENGTH}}}")
 
 def parse_scan(text: object) -> Scanned:
     """Whatever the camera or a person gave us → a serial or a GTIN; anything else is refused with a reason."""
-    if type(text) is str and len(text) == SERIAL_LENGTH and _CANONICAL.fullmatch(text) and not text.isdigit():
-        # A serial as we print it (the mini-program sends what it read): no spelling to undo.
-        if check_char(text[:-1]) != text[-1]:
-            raise ScanParseError("bad_check_character", "码的校验位不对，可能输错了或是假码")
-        return Scanned(serial=text)
+    if (type(text) is str and len(text) == SERIAL_LENGTH and _CANONICAL.fullmatch(text) and not text.isdigit()
+            and check_char(text[:-1]) == text[-1]):
+        return Scanned(serial=text)  # a serial as we print it: no spelling to undo (anything else is read below)
     if not isinstance(text, str):
         raise ScanParseError("not_a_code", "这不是本品牌的商品码")
     text = text.strip()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.analytics.models import DailySales, DailySellIn
-from app.analytics.receivers import add_sales, add_sell_in
+from app.analytics.receivers import add_sell_in, note_sales
 from app.analytics.rollups import refresh_city_rollup
 from app.catalog.models import SkuPrice
 from app.core.clock import today_business
@@ -71,7 +71,7 @@ def seed(ctx) -> None:
                         row = {"day": day, "sku_id": sku.id, "store_id": store.id, "units": units,
                                "amount_fen": units * price}
                         if (day, sku.id, store.id) in existing:
-                            add_sales(**row)
+                            note_sales(**row)  # onto a cell that exists: the next fold adds it
                         else:
                             sales.append({**row, "province_code": store.province_code,
                                           "city_code": store.city_code, "distributor_id": store.distributor_id})

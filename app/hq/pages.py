@@ -132,7 +132,7 @@ def _load_user():
             session.pop("hq_token", None)
     if request.method == "POST" and request.form.get("csrf") != session["csrf"]:
         abort(400, description="CSRF token missing or wrong")
-    if g.principal is not None:
+    if g.principal is not None and request.endpoint != "hq_pages.static":
         rollups.fold()  # the pages read the rollups: every sale committed so far is in them
 
 

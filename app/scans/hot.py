@@ -2,7 +2,8 @@
 
 Every unit a store sells comes through here first. The functions in `sql/` sell, in one statement and so in
 one transaction, each item whose code is in the scanning store's stock and was shipped to it: the code, the
-stock level and its ledger row, the event, the incentive credit, the sale for the rollups and the stored answer.
+stock level and its ledger row, the event (which keeps the request, for replays), the incentive credit and the
+sale for the rollups.
 `scan_sell_one` takes one sell with single-row statements; `scan_sell_many` takes a batch's run of sells
 set-based. Whatever they do not sell (a duplicate, a diverted unit, a replay, an unknown code) is left to the
 general path in `services.py`, which answers it one by one; so is everything when a call fails for any reason.
@@ -61,14 +62,14 @@ def function_sql() -> str:
 
 
 def sell_one(item: HotSell, *, tz: str) -> str | None:
-    """Sell one unit: the stored answer (JSON text), or None for the general path. Never raises on a database error."""
+    """Sell one unit: the answer (JSON text), or None for the general path. Never raises on a database error."""
     rows = _call(_ONE, (item.user_id, item.request_id, item.serial, item.gtin, item.store_id, item.at, item.lat,
                         item.lng, now_utc(), tz, _STEP, _DISPOSITION, _MESSAGE))
     return rows[0][0] if rows else None
 
 
 def sell_many(items: Sequence[HotSell], *, tz: str) -> dict[int, str]:
-    """Sell what can be sold of `items` in one call: their positions → the stored answer (JSON text).
+    """Sell what can be sold of `items` in one call: their positions → the answer (JSON text).
 
     A position missing from the result takes the general path. A repeated serial or request in `items` is left
     to the general path too (after this call, it sees the first one done). Never raises on a database error.

@@ -220,9 +220,7 @@ def _hot_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
         sa.select(E.c.request_id, E.c.id, E.c.sku_id, E.c.store_id, E.c.on_hand_after, E.c.event_time, C.c.serial,
                   S.c.name, S.c.unit, S.c.gtin)
         .select_from(E.join(C, C.c.id == E.c.code_id).join(S, S.c.id == E.c.sku_id))
-        .where(E.c.user_id == user_id,
-               E.c.request_id == sa.any_(sa.bindparam("ids", request_ids, type_=postgresql.ARRAY(sa.String(64)))))
-    ).all()
+        .where(E.c.user_id == user_id, _one_of(E.c.request_id, request_ids))).all()
     out = {}
     for r in rows:
         sku = _sku_dict(r.sku_id, r.name, r.unit, r.gtin)
@@ -231,6 +229,14 @@ def _hot_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
                                     code_state="sold", serial=r.serial, sku=sku, quantity=1, on_hand=r.on_hand_after,
                                     event_id=r.id, store_id=r.store_id)
     return out
+
+
+def _one_of(column: sa.ColumnElement, values: list[str]) -> sa.ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter, where an IN list of 500 is rendered
+    parameter by parameter on every execution."""
+    if _is_pg():
+        return column == sa.any_(sa.bindparam("values", values, type_=postgresql.ARRAY(sa.String)))
+    return column.in_(values)
 
 
 def _hot_answered(user_id: int, request_id: str) -> bool:
@@ -283,7 +289,7 @@ def _hot_item(user_id: int, data: ScanInput) -> hot.HotSell | None:
 
 
 class EncodedAnswer(Mapping[str, Any]):
-    """An answer the hot path built and stored, kept as its JSON text: sent as is, read like a dict."""
+    """An answer the hot path built, kept as its JSON text: sent as is, read like a dict."""
 
     __slots__ = ("_data", "text")
 
@@ -326,7 +332,8 @@ def _scan_once(user_id: int, data: ScanInput) -> dict[str, Any]:
             answer = _apply(user_id, data)
             # Asked after the work: a racing copy of this request that the hot path took has committed by now
             # (it held the code), and this attempt is rolled back.
-            if _hot_answered(user_id, data.request_id) or not _save_request(user_id, answer):
+            if (data.action == "sell" and _hot_answered(user_id, data.request_id)) or not _save_request(user_id,
+                                                                                                        answer):
                 raise _Replayed()
     except _Replayed:
         return _replay(_stored_answer(user_id, data.request_id))
@@ -669,24 +676,14 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
 
 
 def _stored_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
-    """The answers already given to these requests of the user."""
+    """The answers already given to these requests of the user (general path's, then the hot path's)."""
     if not request_ids:
         return {}
-    if _is_pg():
-        # One array parameter: a fixed statement text, where an IN list of 500 is compiled anew every time.
-        rows = db.session.execute(sa.text(
-            "SELECT request_id, answer FROM scan_requests WHERE user_id = :user_id"
-            " AND request_id = ANY(CAST(:ids AS varchar[]))"), {"user_id": user_id, "ids": request_ids}).all()
-        hot_answers = {}
-        for k in range(0, len(request_ids), 500):
-            hot_answers.update(_hot_answers(user_id, request_ids[k:k + 500]))
-    else:
-        rows, hot_answers = [], {}
-        for k in range(0, len(request_ids), 500):
-            rows += db.session.execute(sa.select(R.c.request_id, R.c.answer).where(
-                R.c.user_id == user_id, R.c.request_id.in_(request_ids[k:k + 500]))).all()
+    rows = db.session.execute(sa.select(R.c.request_id, R.c.answer).where(
+        R.c.user_id == user_id, _one_of(R.c.request_id, request_ids))).all()
+    stored = {**_hot_answers(user_id, request_ids), **dict(rows)}
     db.session.rollback()  # the read's transaction: nothing held while the hot path runs
-    return {**hot_answers, **dict(rows)}
+    return stored
 
 
 def _sell_run(run: list[tuple[int, ScanInput, hot.HotSell]], answers: list, tz: str) -> list[tuple[int, ScanInput]]:
