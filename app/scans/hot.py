@@ -32,8 +32,9 @@ from app.scans.models import BIZ_STEPS
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
-# The functions as this code expects them; migrations create the same texts (see tests/test_migrations.py).
-FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v1.sql", SQL_DIR / "scan_sell_many_v1.sql")
+# The functions as this code expects them: the newest version of each, which the head migration creates
+# (2303fe3f8ce0; tests/test_migrations.py checks both build the same). Released versions never change.
+FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v2.sql", SQL_DIR / "scan_sell_many_v2.sql")
 
 _ONE = "SELECT scan_sell_one(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _MANY = "SELECT out_ord, out_answer FROM scan_sell_many(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"

@@ -1,7 +1,7 @@
 """scan_sell_one, scan_sell_many: the hot sell path's SQL functions (PostgreSQL only)
 
 Revision ID: a3c9e1f04b21
-Revises: d46526d93632
+Revises: 840769526a57
 Create Date: 2026-11-30 21:00:00
 
 The functions' texts live in app/scans/sql/*_v1.sql; a released version file never changes (a change is a new
@@ -12,7 +12,7 @@ from pathlib import Path
 from alembic import op
 
 revision = 'a3c9e1f04b21'
-down_revision = 'd46526d93632'
+down_revision = '840769526a57'
 branch_labels = None
 depends_on = None
 

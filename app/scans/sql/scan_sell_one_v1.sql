@@ -1,24 +1,17 @@
 -- One sell, on PostgreSQL, in one statement's transaction: what `scan_sell_many` does for a batch (see there),
 -- written with single-row statements, whose plans cost a fraction of the set-based ones for one item.
--- Returns the answer (JSON text), or NULL when the general path must take the scan: the request was answered
--- by the general path before, or the code is not a plain sell here (duplicate, diversion, unknown, wrong GTIN).
--- The request is recorded on the event (`request_id`, with `on_hand_after`, from which a replay's answer is
--- rebuilt), not in `scan_requests`. A stock level that would go negative fails the call (SQLSTATE SC001); so
--- does a request this path answered before (a unique violation on the event, which undoes the whole call): the
--- caller then takes the general path, which answers either properly. A replay seldom gets that far: its code is
--- sold already.
---
--- Index lookups in nested loops only: the plans are kept for the life of the connection, and a plan made while a
--- table was small (a new database: the first sells find `scan_requests` empty) must not read the whole table, by
--- a scan or a merge join, once it holds millions of rows.
+-- Returns the stored answer (JSON text), or NULL when the general path must take the scan: the request was
+-- answered before, or the code is not a plain sell here (duplicate, diversion, unknown, wrong GTIN).
+-- A stock level that would go negative fails the call (SQLSTATE SC001); so does a racing replay (unique
+-- violation on the stored answer): the caller then takes the general path, which answers either properly.
 CREATE OR REPLACE FUNCTION scan_sell_one(
     p_user_id bigint, p_request_id varchar, p_serial varchar, p_gtin varchar, p_store_id bigint, p_at timestamptz,
     p_lat float8, p_lng float8, p_now timestamptz, p_tz text, p_biz_step text, p_disposition text, p_message text)
 RETURNS text
-LANGUAGE plpgsql SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off AS $fn$
+LANGUAGE plpgsql AS $fn$
 DECLARE
     v_code bigint; v_sku bigint; v_order bigint; v_loc bigint; v_price bigint; v_name varchar; v_unit varchar;
-    v_gtin varchar; v_on_hand int; v_event bigint;
+    v_gtin varchar; v_on_hand int; v_event bigint; v_answer json;
 BEGIN
     IF EXISTS (SELECT 1 FROM scan_requests r WHERE r.user_id = p_user_id AND r.request_id = p_request_id) THEN
         RETURN NULL;
@@ -49,9 +42,9 @@ BEGIN
     VALUES (v_loc, v_sku, -1, 0, 'sell', 'code', v_code::varchar, p_user_id, p_now);
 
     INSERT INTO scan_events (code_id, sku_id, quantity, action, biz_step, disposition, store_id, location_id,
-                             event_time, recorded_at, user_id, order_id, lat, lng, diverted, request_id, on_hand_after)
+                             event_time, recorded_at, user_id, order_id, lat, lng, diverted)
     VALUES (v_code, v_sku, 1, 'sell', p_biz_step, p_disposition, p_store_id, v_loc, p_at, p_now, p_user_id, v_order,
-            p_lat, p_lng, false, p_request_id, v_on_hand)
+            p_lat, p_lng, false)
     RETURNING id INTO v_event;
     INSERT INTO incentive_credits (store_id, code_id, sku_id, step, points, amount_fen, event_id, created_at)
     SELECT p_store_id, v_code, v_sku, 'sell', r.points, r.amount_fen, v_event, p_now
@@ -60,12 +53,15 @@ BEGIN
     INSERT INTO sales_inbox (day, sku_id, store_id, units, amount_fen)
     VALUES ((p_at AT TIME ZONE p_tz)::date, v_sku, p_store_id, 1, v_price);
 
-    RETURN json_build_object(
+    v_answer := json_build_object(
         'request_id', p_request_id, 'status', 'accepted', 'reason', NULL,
         'message', format(p_message, v_name, 1, v_unit, v_on_hand),
         'action', 'sell', 'serial', p_serial, 'code_state', 'sold',
         'sku', json_build_object('sku_id', v_sku, 'name', v_name, 'unit', v_unit, 'gtin', v_gtin),
         'quantity', 1, 'stock', json_build_object('sku_id', v_sku, 'on_hand', v_on_hand),
-        'alerts', json_build_array(), 'event_id', v_event, 'store_id', p_store_id)::text;
+        'alerts', json_build_array(), 'event_id', v_event, 'store_id', p_store_id);
+    INSERT INTO scan_requests (user_id, request_id, answer, created_at)
+    VALUES (p_user_id, p_request_id, v_answer, p_now);
+    RETURN v_answer::text;
 END
 $fn$;
