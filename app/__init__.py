@@ -77,20 +77,13 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _sqlite_pragmas(app: Flask) -> None:
-    import sqlalchemy as sa
-
+    """SQLite's settings on every connection, and transactions begun by us: see `app.core.db.setup_sqlite`."""
+    from app.core.db import SQLITE_BUSY_TIMEOUT_MS, setup_sqlite
     from app.extensions import db
 
     with app.app_context():
         engine = db.engine
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=10000")
-        cur.close()
+    setup_sqlite(engine, busy_timeout_ms=int(app.config.get("SQLITE_BUSY_TIMEOUT_MS", SQLITE_BUSY_TIMEOUT_MS)))
 
 
 def _register_routes(app: Flask) -> None:

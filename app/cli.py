@@ -13,17 +13,29 @@ stock_cli = AppGroup("stock", help="Stock ledger tools.")
 
 @stock_cli.command("verify")
 def stock_verify() -> None:
-    """Prove every stock level equals the sum of its ledger; exit 1 when one does not."""
-    from app.inventory.services import verify_ledger
+    """Prove the books: every stock level equals its ledger, a serialized SKU's stock at a store (and on its way
+    there) is its unit codes, and no unit was sold twice; exit 1 when one does not hold."""
+    from app.inventory.services import verify_stock
 
-    problems = verify_ledger()
-    if problems:
-        for p in problems:
+    problems = verify_stock()
+    for p in problems:
+        if p["kind"] == "ledger":
             click.echo(f"MISMATCH location={p['location_id']} sku={p['sku_id']} level={p['level_on_hand']}/"
                        f"{p['level_reserved']} ledger={p['ledger_on_hand']}/{p['ledger_reserved']}")
-        click.echo(f"{len(problems)} stock level(s) disagree with the ledger")
+        elif p["kind"] == "unit_count":
+            click.echo(f"UNIT COUNT location={p['location_id']} sku={p['sku_id']} on_hand={p['on_hand']} "
+                       f"unit_codes={p['unit_codes']} uncoded_opening={p['uncoded_opening']}")
+        else:
+            click.echo(f"SOLD TWICE code={p['code_id']} serial={p['serial']} (sells minus returns reached "
+                       f"{p['highest']}, lowest {p['lowest']})")
+    if problems:
+        kinds = {k: sum(1 for p in problems if p["kind"] == k) for k in ("ledger", "unit_count", "sold_twice")}
+        click.echo(f"{len(problems)} problem(s): {kinds['ledger']} level(s) disagree with the ledger, "
+                   f"{kinds['unit_count']} serialized level(s) disagree with their unit codes, "
+                   f"{kinds['sold_twice']} unit(s) sold twice")
         sys.exit(1)
-    click.echo("ok: every stock level equals the sum of its ledger")
+    click.echo("ok: every stock level equals the sum of its ledger, serialized stock equals its unit codes, "
+               "no unit sold twice")
 
 
 # Areas with their own commands expose `register_cli(app)` in these modules.

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,24 @@ def register_error_handlers(app: Flask) -> None:
         if not _wants_json():
             return "操作与当前状态冲突", 409
         return jsonify(error_body(409, "conflict", "数据已被其他操作修改，请刷新后重试")), 409
+
+    @app.errorhandler(OperationalError)
+    def _operational_error(err: OperationalError):
+        # SQLite's write lock still held by another writer after the busy timeout: ask the phone to retry.
+        from app.core.db import is_sqlite_busy
+        from app.extensions import db
+
+        if not is_sqlite_busy(err):
+            return _unexpected(err)
+        db.session.rollback()
+        log.warning("database busy: %s", err.orig)
+        if not _wants_json():
+            resp = app.response_class("系统繁忙，请稍后再试", status=503, mimetype="text/plain")
+        else:
+            resp = jsonify(error_body(503, "busy", "系统繁忙，请稍后再试"))
+            resp.status_code = 503
+        resp.headers["Retry-After"] = "2"
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

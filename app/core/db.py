@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +12,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from app.extensions import db
+
+log = logging.getLogger(__name__)
 
 
 def on_postgres() -> bool:
@@ -52,3 +55,94 @@ def pg_row(statement: sa.TextClause, params: dict[str, Any]) -> Any:
                                          dialect=connection.dialect) from exc
     finally:
         cursor.close()
+
+
+# --- SQLite: transactions that really take the write lock ---------------------------------------------------
+#
+# pysqlite begins a transaction only before the first INSERT/UPDATE/DELETE, so a use case's reads ran outside
+# it and two writers could both read "in stock" and both sell. Here pysqlite's own BEGIN is switched off and we
+# emit ours (SQLAlchemy's documented recipe), by what the statements are for:
+# - a use case that writes (`app.core.tx.transaction`) begins with BEGIN IMMEDIATE: it is the database's one
+#   writer before its first read, so nothing it read can change before it commits; other writers wait for it
+#   (the busy timeout), and readers never do (WAL);
+# - reads outside a use case run without a transaction, each statement on the newest data (as they did, and as
+#   under PostgreSQL's READ COMMITTED), taking no lock and holding no snapshot;
+# - any other statement outside a use case first begins a plain transaction, as pysqlite did, so it can still be
+#   rolled back (a use case entered after it carries on in it, see `begin_write`).
+
+SQLITE_BEGIN = "sqlite_begin"  # execution option of a session's connection: "IMMEDIATE" for a write
+WRITE_OPTIONS = {SQLITE_BEGIN: "IMMEDIATE"}
+_CHANGES_AT_BEGIN = "sqlite_changes_at_begin"
+_NO_TRANSACTION_NEEDED = ("SELECT", "PRAGMA", "BEGIN", "COMMIT", "ROLLBACK", "EXPLAIN")
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def setup_sqlite(engine: sa.Engine, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+    """Pragmas on every new connection (foreign keys, WAL, the busy timeout) and our own BEGIN (above)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # pysqlite emits no BEGIN (nor a COMMIT before DDL): we do
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection):
+        if _is_writer(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits here, up to the busy timeout, for the write lock
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _before_statement(conn, cursor, statement, _parameters, _context, _executemany):
+        raw = cursor.connection
+        if raw.in_transaction or statement.lstrip()[:8].upper().startswith(_NO_TRANSACTION_NEEDED):
+            return
+        cursor.execute("BEGIN")
+        conn.info[_CHANGES_AT_BEGIN] = raw.total_changes
+
+
+def _is_writer(conn: sa.Connection) -> bool:
+    return conn.get_execution_options().get(SQLITE_BEGIN) == "IMMEDIATE"
+
+
+def on_sqlite() -> bool:
+    return db.session.get_bind().dialect.name == "sqlite"
+
+
+def begin_write() -> None:
+    """Make the session SQLite's writer before the use case reads anything (see above).
+
+    Objects the session loaded before are expired, so the use case reads them again under the lock. A session
+    that already wrote outside a use case goes on in that transaction: it holds the lock since that write, and
+    SQLite refused the write had anything it read in it changed since (WAL).
+    """
+    session = db.session()  # the request's Session itself (the scoped proxy lacks get_transaction)
+    trans = session.get_transaction()
+    if trans is None or not trans._connections:  # nothing begun on the database yet (maybe objects added)
+        session.connection(execution_options=WRITE_OPTIONS)
+        return
+    conn = session.connection()
+    if _is_writer(conn):
+        return  # a use case inside another
+    conn.execution_options(**WRITE_OPTIONS)
+    if conn.connection.driver_connection.in_transaction:
+        log.warning("a write began before its transaction(): it holds SQLite's write lock from that write on")
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if session.dirty:
+        for obj in list(session.identity_map.values()):
+            if obj not in session.dirty:
+                session.expire(obj)
+    else:
+        session.expire_all()
+
+
+def is_sqlite_busy(exc: BaseException) -> bool:
+    """Whether an error is SQLite's lock not granted in time ("database is locked"), as opposed to a fault."""
+    orig = getattr(exc, "orig", exc)
+    if type(orig).__module__ != "sqlite3":
+        return False
+    name = getattr(orig, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(orig)

@@ -397,6 +397,22 @@ class _StoreView:
         self.id, self.distributor_id, self.city_code = store_id, row.distributor_id, row.city_code
 
 
+class CodeMoved(AppError):
+    """The code changed between reading it and moving it (another scan got there first): nothing was done."""
+
+    status, code, message = 409, "code_changed", "这个码刚被别人扫过，请再扫一次"
+
+
+def _move_code(code: sa.Row, **values: Any) -> None:
+    """Move a code from the state (and store) it was read in, as one compare-and-set: if another scan moved it
+    since, nothing is written and the use case is rolled back (`CodeMoved`). This holds without any lock; the
+    lock (`_lock_code`; SQLite's write lock) makes it the rare case, not the guard."""
+    result = db.session.execute(sa.update(C).where(
+        C.c.id == code.id, C.c.state == code.state, C.c.store_id.is_not_distinct_from(code.store_id)).values(**values))
+    if result.rowcount != 1:
+        raise CodeMoved()
+
+
 def _sell(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
     code = _lock_code(ctx, scanned.serial)
     _check_gtin(scanned, code.gtin)
@@ -442,8 +458,7 @@ def _sell(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
 
 def _sell_in_stock(ctx: _Ctx, code: sa.Row, sku: dict, base: dict, diverted: bool = False) -> dict[str, Any]:
     at = ctx.scan.scanned_at
-    db.session.execute(sa.update(C).where(C.c.id == code.id).values(
-        state="sold", store_id=ctx.store_id, location_id=None, sold_at=at, updated_at=ctx.now))
+    _move_code(code, state="sold", store_id=ctx.store_id, location_id=None, sold_at=at, updated_at=ctx.now)
     level = move_stock(location_id=code.store_location_id, sku_id=code.sku_id, on_hand=-1, kind="sell",
                        ref_type="code", ref_id=code.id, user_id=ctx.user_id)
     event_id = _add_event(ctx, action="sell", sku_id=code.sku_id, code_id=code.id,
@@ -476,8 +491,8 @@ def _receive(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
             raise _Refused(reason, code_state=code.state, **base)
         head = _add_event(ctx, action="receive", sku_id=code.sku_id, code_id=code.id, quantity=len(todo),
                           location_id=code.store_location_id, order_id=code.order_id)
-        db.session.execute(sa.update(C).where(C.c.id == code.id).values(
-            state="in_store", store_id=ctx.store_id, location_id=code.store_location_id, updated_at=ctx.now))
+        _move_code(code, state="in_store", store_id=ctx.store_id, location_id=code.store_location_id,
+                   updated_at=ctx.now)
         on_hand = _receive_units(ctx, code, todo, head)
         return _answer("accepted", scan=ctx.scan, message=messages.received(code.name, len(todo), code.unit, on_hand),
                        code_state="in_store", quantity=len(todo), on_hand=on_hand, event_id=head, **base)
@@ -499,8 +514,12 @@ def _receive(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
 def _receive_units(ctx: _Ctx, code: sa.Row, units: list, head: int, head_is_unit: bool = False) -> int:
     """Move the units transit → store, set their state, write their events, tell the orders and analytics."""
     ids = [u.id for u in units]
-    db.session.execute(sa.update(C).where(C.c.id.in_(ids)).values(
+    # Only units still on their way here: another receive of the same units that got in first fails this one.
+    moved = db.session.execute(sa.update(C).where(
+        C.c.id.in_(ids), C.c.state == "in_transit", C.c.destination_store_id == ctx.store_id).values(
         state="in_store", store_id=ctx.store_id, location_id=code.store_location_id, updated_at=ctx.now))
+    if moved.rowcount != len(ids):
+        raise CodeMoved()
     transit = transit_location_id(code.store_location_id)
     n = len(units)
     move_stock(location_id=transit, sku_id=code.sku_id, on_hand=-n, kind="deliver", ref_type="scan_event",
@@ -544,8 +563,7 @@ def _return(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
         raise _Refused("not_sold", code_state=code.state, **base)
     if code.store_id != ctx.store_id:
         raise _Refused("sold_elsewhere", code_state=code.state, **base)
-    db.session.execute(sa.update(C).where(C.c.id == code.id).values(
-        state="returned", location_id=code.store_location_id, updated_at=ctx.now))
+    _move_code(code, state="returned", location_id=code.store_location_id, updated_at=ctx.now)
     level = move_stock(location_id=code.store_location_id, sku_id=code.sku_id, on_hand=1, kind="return",
                        ref_type="code", ref_id=code.id, user_id=ctx.user_id)
     event_id = _add_event(ctx, action="return", sku_id=code.sku_id, code_id=code.id,
