@@ -3,6 +3,7 @@ own, and a request's answer kept by the copy that did the work."""
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -131,6 +132,35 @@ def test_owner_and_clerk_return_two_skus_in_opposite_order_at_once(postgres, dem
 
 def test_owner_and_clerk_receive_two_skus_in_opposite_order_at_once(postgres, demo):
     _opposite_batches(postgres, "receive", "in_transit")
+
+
+
+def test_six_phones_upload_mixed_batches_at_once(postgres, demo):
+    """Owner and clerk phones upload 10-item batches of sells, returns and receives of three SKUs in random order,
+    six at a time: every item is answered and applied once, and no batch fails."""
+    skus = sorted({c.sku_id for c in codes_in("S1", n=100)})[:3]
+    owner = _principal("S1", "demo_store_owner", STORE_OWNER)
+    clerk = _principal("S1", "demo_store_clerk", STORE_CLERK)
+    pool = []
+    for sku in skus:
+        for action, state in (("return", "sold"), ("receive", "in_transit"), ("sell", "in_store")):
+            pool += [(serial, action) for serial in _fresh_codes("S1", sku, 20, state)]
+    random.Random(1).shuffle(pool)
+    before = [on_hand("S1", sku) for sku in skus]
+    db.session.remove()
+    failures = []
+    for r in range(len(pool) // 60):
+        calls = [lambda part=pool[r * 60 + k * 10:r * 60 + (k + 1) * 10], who=(owner, clerk)[k % 2]:
+                 scan_batch(who, [_item(serial, action) for serial, action in part]) for k in range(6)]
+        for answers in _at_once(postgres, calls):
+            if isinstance(answers, Exception):
+                failures.append(f"round {r}: {type(answers).__name__}: {str(answers).splitlines()[0]}")
+            else:
+                assert [a["status"] for a in answers] == ["accepted"] * 10, [dict(a) for a in answers]
+    assert not failures, f"{len(failures)} of {len(pool) // 10} batches failed: {failures}"
+    # Per SKU: 20 returned and 20 received in, 20 sold.
+    assert [on_hand("S1", sku) for sku in skus] == [b + 20 for b in before]
+    assert verify_ledger() == []
 
 
 def _same_batch_twice(postgres, size: int, trials: int) -> None:
