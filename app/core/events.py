@@ -17,3 +17,8 @@ units_received = _signals.signal("units-received")
 
 # sender: None; kwargs: store_id, sku_id, quantity, at, order_id, warehouse_id
 units_shipped = _signals.signal("units-shipped")
+
+# sender: None; kwargs: order_ids (sorted). Sent by a receive before it locks the codes it takes in (and again for an
+# order it meets only then), so that the domain that will count the units on those orders locks them first, as the
+# lock order wants (app/inventory/services.py). Receivers lock, nothing else.
+receiving = _signals.signal("receiving")

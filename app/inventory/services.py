@@ -4,10 +4,26 @@ Callers own the transaction (one use case, one commit); these helpers only flush
 with a single `UPDATE ... SET on_hand = on_hand + :d WHERE <result stays valid>` (or an upsert when stock only
 grows), so concurrent scans of the same SKU at the same store serialize on the row lock and never lose an
 update, on PostgreSQL and SQLite alike.
+
+The lock order. Every use case takes its row locks in this one order, so no two of them can wait on each other
+in a circle (a deadlock):
+
+1. orders, by id (an order is locked before its codes and its stock: shipping, receiving, confirming receipt,
+   allocating, cancelling);
+2. codes: a case before its units, units in serial order (the order the hot sell path `scan_sell_many` takes);
+3. stock levels, by (location_id, sku_id): a use case that changes more than one level locks them all first with
+   `lock_levels` (or changes them in that order);
+4. then only rows of its own: ledger rows, events, answers.
+
+A scan batch applies each of its items that takes the general path in a transaction of its own, so a batch never
+holds one item's rows while it waits for the next's. What still meets a deadlock (a level or a code a use case
+makes itself, an order that moved between a look and a lock) is rolled back by PostgreSQL and run again by
+`app.core.retry`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -111,6 +127,20 @@ def move_stock(*, location_id: int, sku_id: int, on_hand: int = 0, reserved: int
         ref_type=ref_type, ref_id=None if ref_id is None else str(ref_id), user_id=user_id, reason=reason,
         created_at=now))
     return Level(on_hand=row[0], reserved=row[1])
+
+
+def lock_levels(keys: Iterable[tuple[int, int]]) -> None:
+    """Lock the stock levels of these (location_id, sku_id) keys that exist, in the lock order (see above), before
+    a use case changes several of them; one key needs no lock of its own (its guarded update takes it)."""
+    keys = sorted(set(keys))
+    if len(keys) < 2 or not on_postgres():
+        return  # SQLite locks the whole database for a write: no row order to keep
+    table = StockLevel.__table__
+    db.session.execute(
+        sa.select(table.c.id)
+        .where(sa.tuple_(table.c.location_id, table.c.sku_id).in_(keys))
+        .order_by(table.c.location_id, table.c.sku_id)
+        .with_for_update())
 
 
 def _refuse(location_id: int, sku_id: int, on_hand: int, reserved: int) -> NoReturn:

@@ -1,11 +1,12 @@
-"""Domain-event receivers: a store's scan-in of an order's codes counts toward its delivery."""
+"""Domain-event receivers: a store's scan-in of an order's codes counts toward its delivery (and locks the order
+first, as the lock order wants)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from app.core.events import units_received
+from app.core.events import receiving, units_received
 
 
 @units_received.connect
@@ -17,3 +18,11 @@ def _on_units_received(sender: Any, *, store_id: int, sku_id: int, quantity: int
     from app.orders.services import record_receipt  # services import the models; keep this module light
 
     record_receipt(order_id=order_id, store_id=store_id, sku_id=sku_id, quantity=quantity, at=at)
+
+
+@receiving.connect
+def _on_receiving(sender: Any, *, order_ids: list[int], **_: Any) -> None:
+    """A receive is about to take in units of these orders: lock them now, before its codes and stock."""
+    from app.orders.services import lock_orders
+
+    lock_orders(order_ids)

@@ -3,7 +3,9 @@
 Concurrency: every change of an order first locks its row (`SELECT ... FOR UPDATE`, re-read), so two requests
 about one order serialize and the second sees what the first did. Payments are booked once per WeChat transaction
 id (unique) and notifications once per notification id (unique), so a callback delivered ten times at once pays
-the order once.
+the order once. An order is locked before its codes and its stock (the lock order in `app.inventory.services`);
+the use cases that lock stock as well (allocate, ship, confirm receipt) run again if PostgreSQL still aborts one
+for a deadlock (`app.core.retry`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Store
 from app.core.clock import business_day, now_utc
 from app.core.events import units_received, units_shipped
+from app.core.retry import retried
 from app.core.security import Principal, authorize, authorize_store
 from app.core.tx import transaction
 from app.errors import AppError, Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.extensions import db
 from app.inventory.models import Warehouse, WarehouseCity
-from app.inventory.services import InsufficientStock, get_level, move_stock, transit_location_id
+from app.inventory.services import InsufficientStock, get_level, lock_levels, move_stock, transit_location_id
 from app.orders import states
 from app.orders.models import (
     CommissionEntry,
@@ -73,6 +76,13 @@ def _lock(order_id: int) -> Order:
     if order is None:
         raise NotFound("找不到这个订单", code="order_not_found")
     return order
+
+
+def lock_orders(order_ids: list[int]) -> None:
+    """Lock these orders in id order (the lock order) for the caller's transaction, before their codes and stock."""
+    if order_ids:
+        db.session.execute(sa.select(Order.id).where(Order.id.in_(sorted(set(order_ids)))).order_by(Order.id)
+                           .with_for_update())
 
 
 def _lock_by_number(number: str) -> Order | None:
@@ -326,7 +336,7 @@ def _cancel_locked(order: Order, *, user_id: int | None, reason: str, action: st
 
 def _release(order: Order, *, user_id: int | None) -> None:
     wh = db.session.get(Warehouse, order.warehouse_id)
-    for line in order.lines:
+    for line in sorted(order.lines, key=lambda line: line.sku_id):  # one location: levels in the lock order
         if line.reserved_quantity:
             move_stock(location_id=wh.location_id, sku_id=line.sku_id, reserved=-line.reserved_quantity,
                        kind="release", ref_type="order", ref_id=order.id, user_id=user_id)
@@ -634,7 +644,7 @@ def _city_warehouse(city_code: str) -> Warehouse | None:
 
 
 def _reserve(order: Order, wh: Warehouse, *, user_id: int | None) -> None:
-    for line in order.lines:
+    for line in sorted(order.lines, key=lambda line: line.sku_id):  # one location: levels in the lock order
         try:
             move_stock(location_id=wh.location_id, sku_id=line.sku_id, reserved=line.quantity, kind="reserve",
                        ref_type="order", ref_id=order.id, user_id=user_id)
@@ -644,6 +654,7 @@ def _reserve(order: Order, wh: Warehouse, *, user_id: int | None) -> None:
         line.reserved_quantity = line.quantity
 
 
+@retried
 def allocate_order(principal: Principal, order_id: int, *, warehouse_id: int | None = None) -> Order:
     """Reserve the order's goods: the store's city sub-warehouse if it has every line, else the central one."""
     with transaction():
@@ -686,6 +697,7 @@ def allocate_order(principal: Principal, order_id: int, *, warehouse_id: int | N
         return order
 
 
+@retried
 def ship_order(principal: Principal, order_id: int, *, case_codes: list[str],
                lines: list[dict[str, int]] | None = None) -> Shipment:
     """Ship (part of) an allocated order: serialized goods by their codes, the others by quantity."""
@@ -731,7 +743,8 @@ def ship_order(principal: Principal, order_id: int, *, case_codes: list[str],
         shipment = Shipment(order_id=order.id, warehouse_id=wh.id, case_codes=list(case_codes),
                             user_id=principal.user_id, shipped_at=now)
         transit = transit_location_id(store.location_id)
-        for sku_id, quantity in quantities.items():
+        lock_levels([(loc, sku_id) for sku_id in quantities for loc in (wh.location_id, transit)])
+        for sku_id, quantity in sorted(quantities.items()):
             line = by_sku.get(sku_id)
             if line is None:
                 raise Conflict("有码不属于这张订单的商品", code="codes_not_on_order", details={"sku_id": sku_id})
@@ -800,6 +813,7 @@ def _complete(order: Order, *, user_id: int | None) -> None:
     _book_commission(order)
 
 
+@retried
 def confirm_receipt(principal: Principal, order_id: int) -> Order:
     """The owner confirms the goods arrived (for those who do not scan): everything shipped counts as received."""
     with transaction():
@@ -816,7 +830,8 @@ def confirm_receipt(principal: Principal, order_id: int) -> Order:
             for sl in shipment.lines:
                 if sl.quantity > sl.received_quantity:
                     outstanding[sl.sku_id] = outstanding.get(sl.sku_id, 0) + sl.quantity - sl.received_quantity
-        for sku_id, quantity in outstanding.items():
+        lock_levels([(loc, sku_id) for sku_id in outstanding for loc in (transit, store.location_id)])
+        for sku_id, quantity in sorted(outstanding.items()):
             if sku_id in serialized:
                 # Coded goods keep their stock in transit until their codes are scanned in (the scan moves it);
                 # the owner's word is enough for the order.

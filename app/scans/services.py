@@ -4,6 +4,9 @@ The sell is the hot path (every unit a store sells). On PostgreSQL a plain sell 
 (`app.scans.hot`), and a batch's run of plain sells one call of its set-based sibling; what they decline, and
 every scan on SQLite, takes the general path here: lock the code, decide, write, answer. Both paths write the same
 rows and the same answer (tests/scans/test_hot_path.py holds them to it).
+Each general-path scan, alone or as an item of a batch, is one short transaction that takes its locks in the global
+order (`app.inventory.services`), keeps its answer with its work, and is run again if PostgreSQL still aborts it
+for a deadlock (`app.core.retry`).
 A scan answer is a plain dict (see `miniprogram_api/scans/schemas.py`), or for the hot path an `EncodedAnswer`
 (its JSON text, read like a dict); business refusals are answers, not errors.
 """
@@ -27,12 +30,13 @@ from app.codes.parse import Scanned, ScanParseError, parse_scan
 from app.core import events
 from app.core.clock import as_utc, now_utc
 from app.core.db import dialect_insert, on_postgres
+from app.core.retry import is_retryable, retried, run_retrying
 from app.core.security import Principal, authorize_store
 from app.core.tx import transaction
 from app.errors import AppError, Forbidden, NotFound
 from app.extensions import db
 from app.incentives.models import IncentiveCredit, IncentiveRule
-from app.inventory.services import InsufficientStock, move_stock, transit_location_id
+from app.inventory.services import InsufficientStock, lock_levels, move_stock, transit_location_id
 from app.scans import hot, messages
 from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent, ScanPolicy, ScanRequest
 
@@ -70,6 +74,7 @@ class _Ctx:
     scan: ScanInput
     now: datetime
     alerts: list[dict] = field(default_factory=list)
+    orders_locked: set[int] = field(default_factory=set)
 
 
 class _Refused(Exception):
@@ -206,9 +211,12 @@ def _save_request(user_id: int, answer: dict) -> bool:
 
 
 def _stored_answer(user_id: int, request_id: str) -> dict | None:
-    """The first answer to this request: stored by the general path, or rebuilt from the hot path's event."""
-    stored = db.session.scalar(sa.select(R.c.answer).where(R.c.user_id == user_id, R.c.request_id == request_id))
-    return stored if stored is not None else _hot_answers(user_id, [request_id]).get(request_id)
+    """The first answer to this request: rebuilt from the hot path's event (a sale that went through is the truth,
+    whatever was stored beside it), or stored by the general path."""
+    hot_answer = _hot_answers(user_id, [request_id]).get(request_id)
+    if hot_answer is not None:
+        return hot_answer
+    return db.session.scalar(sa.select(R.c.answer).where(R.c.user_id == user_id, R.c.request_id == request_id))
 
 
 def _hot_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
@@ -266,7 +274,7 @@ def scan(principal: Principal, data: ScanInput) -> Mapping[str, Any]:
             text = hot.sell_one(item, tz=current_app.config["BUSINESS_TZ"])
             if text is not None:
                 return EncodedAnswer(text)
-    return _on_live_connection(lambda: _scan_once(principal.user_id, data))
+    return _on_live_connection(lambda: run_retrying(lambda: _scan_once(principal.user_id, data), name="scan"))
 
 
 def _hot_enabled() -> bool:
@@ -326,18 +334,38 @@ def _on_live_connection(use_case: Callable[[], _T]) -> _T:
         return use_case()
 
 
-def _scan_once(user_id: int, data: ScanInput) -> dict[str, Any]:
+def _scan_once(user_id: int, data: ScanInput, *, errors_as_answers: bool = False) -> dict[str, Any]:
+    """One scan through the general path in one transaction, its answer kept with its work. A request answered
+    before, or meanwhile by a racing copy of itself on either path, changes nothing and gets that first answer,
+    marked replayed. With `errors_as_answers` (a batch item) an error of the scan is its refusal, kept the same way.
+    """
     try:
-        with transaction():
-            answer = _apply(user_id, data)
-            # Asked after the work: a racing copy of this request that the hot path took has committed by now
-            # (it held the code), and this attempt is rolled back.
-            if (data.action == "sell" and _hot_answered(user_id, data.request_id)) or not _save_request(user_id,
-                                                                                                        answer):
-                raise _Replayed()
+        try:
+            with transaction():
+                answer = _apply(user_id, data)
+                _keep_answer(user_id, data, answer)
+        except AppError as exc:
+            if not errors_as_answers:
+                raise
+            answer = _answer("refused", scan=data, reason=exc.code, message=exc.message, store_id=data.store_id)
+            with transaction():  # the scan's writes were rolled back with the error: only its answer is kept
+                _keep_answer(user_id, data, answer)
     except _Replayed:
-        return _replay(_stored_answer(user_id, data.request_id))
+        first = _stored_answer(user_id, data.request_id)
+        if first is None:
+            raise RuntimeError(f"request {data.request_id!r} was answered, but its answer cannot be read") from None
+        return _replay(first)
     return answer
+
+
+def _keep_answer(user_id: int, data: ScanInput, answer: dict[str, Any]) -> None:
+    """Store the answer for replays, or raise _Replayed (rolling this attempt back) if the request has one already.
+
+    Asked after the work: a racing copy of this request that the hot path took has committed by now (it held the
+    code), and so has one that took the general path (its stored answer holds the key this insert waits on).
+    """
+    if (data.action == "sell" and _hot_answered(user_id, data.request_id)) or not _save_request(user_id, answer):
+        raise _Replayed()
 
 
 class _Replayed(Exception):
@@ -447,6 +475,7 @@ def _sell(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
         # The unit is physically here: the ledger moves it from where we thought it was, then sells it.
         source = code.location_id if code.state in ("in_store", "returned") else transit_location_id(
             _store_row(code.destination_store_id).location_id)
+        lock_levels([(source, code.sku_id), (code.store_location_id, code.sku_id)])
         move_stock(location_id=source, sku_id=code.sku_id, on_hand=-1, kind="transfer_out", ref_type="code",
                    ref_id=code.id, user_id=ctx.user_id, reason="窜货：在别的门店售出")
         move_stock(location_id=code.store_location_id, sku_id=code.sku_id, on_hand=1, kind="transfer_in",
@@ -470,7 +499,21 @@ def _sell_in_stock(ctx: _Ctx, code: sa.Row, sku: dict, base: dict, diverted: boo
                    code_state="sold", quantity=1, on_hand=level.on_hand, event_id=event_id, **base)
 
 
+def _lock_orders(ctx: _Ctx, order_ids: set[int]) -> None:
+    """Have the orders a receive will count units on locked (by their domain, in id order); each once."""
+    todo = sorted(order_ids - ctx.orders_locked)
+    if todo:
+        events.receiving.send(None, order_ids=todo)
+        ctx.orders_locked.update(todo)
+
+
 def _receive(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
+    # The lock order puts an order before its codes: look (without a lock) which orders the code and its units
+    # are on, and have those locked first. Should the code move to another order before it is locked, that order
+    # is locked after it, before any stock (see _receive_units), and a deadlock that may still bring is retried.
+    case = sa.select(C.c.id).where(C.c.serial == scanned.serial).scalar_subquery()
+    _lock_orders(ctx, set(db.session.scalars(sa.select(C.c.order_id).distinct().where(
+        sa.or_(C.c.serial == scanned.serial, C.c.case_id == case), C.c.order_id.is_not(None)))))
     code = _lock_code(ctx, scanned.serial)
     _check_gtin(scanned, code.gtin)
     sku = _sku_dict(code.sku_id, code.name, code.unit, code.gtin)
@@ -478,7 +521,7 @@ def _receive(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
     if code.kind == "case":
         units = db.session.execute(
             sa.select(C.c.id, C.c.state, C.c.store_id, C.c.destination_store_id, C.c.order_id, C.c.sku_id,
-                      C.c.serial).where(C.c.case_id == code.id).order_by(C.c.id).with_for_update()).all()
+                      C.c.serial).where(C.c.case_id == code.id).order_by(C.c.serial).with_for_update()).all()
         todo = [u for u in units if u.state == "in_transit" and u.destination_store_id == ctx.store_id]
         if not todo:
             if units and all(u.state in ("in_store", "sold", "returned") and u.store_id == ctx.store_id
@@ -521,6 +564,8 @@ def _receive_units(ctx: _Ctx, code: sa.Row, units: list, head: int, head_is_unit
     if moved.rowcount != len(ids):
         raise CodeMoved()
     transit = transit_location_id(code.store_location_id)
+    _lock_orders(ctx, {u.order_id for u in units if u.order_id})
+    lock_levels([(transit, code.sku_id), (code.store_location_id, code.sku_id)])
     n = len(units)
     move_stock(location_id=transit, sku_id=code.sku_id, on_hand=-n, kind="deliver", ref_type="scan_event",
                ref_id=head, user_id=ctx.user_id)
@@ -598,6 +643,7 @@ def _by_gtin(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
             message = messages.sold(row.name, q, row.unit, level.on_hand)
         elif ctx.scan.action == "receive":
             transit = transit_location_id(store.location_id)
+            lock_levels([(transit, row.id), (store.location_id, row.id)])
             try:
                 move_stock(location_id=transit, sku_id=row.id, on_hand=-q, kind="deliver", ref_type="scan",
                            ref_id=ctx.scan.request_id[:64], user_id=ctx.user_id)
@@ -628,7 +674,8 @@ def _by_gtin(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
 # --- a batch -----------------------------------------------------------------------------------------------
 
 def scan_batch(principal: Principal, items: list[ScanInput | dict]) -> list[Mapping[str, Any]]:
-    """Apply an offline queue's scans in order, each on its own; runs of plain sells take the hot path.
+    """Apply an offline queue's scans in order, each on its own (fully or not at all, with its answer kept); runs of
+    plain sells take the hot path.
 
     `items` holds ScanInputs, or ready answers (dicts) for items the edge already refused (bad fields).
     """
@@ -669,7 +716,7 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
             seen_requests.add(it.request_id)
             fresh.append((i, it))
     # In order: a run of plain sells goes to the hot path in one call, whatever it leaves (and every other
-    # item) through the general path, each general stretch in one transaction.
+    # item) through the general path, each item in a transaction of its own.
     use_hot = _hot_enabled()
     tz = current_app.config["BUSINESS_TZ"]
     run: list[tuple[int, ScanInput, hot.HotSell]] = []
@@ -694,12 +741,13 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
 
 
 def _stored_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
-    """The answers already given to these requests of the user (general path's, then the hot path's)."""
+    """The answers already given to these requests of the user: the hot path's (rebuilt from its events: a sale that
+    went through is the truth, whatever was stored beside it), else the general path's."""
     if not request_ids:
         return {}
     rows = db.session.execute(sa.select(R.c.request_id, R.c.answer).where(
         R.c.user_id == user_id, _one_of(R.c.request_id, request_ids))).all()
-    stored = {**_hot_answers(user_id, request_ids), **dict(rows)}
+    stored = {**dict(rows), **_hot_answers(user_id, request_ids)}
     db.session.rollback()  # the read's transaction: nothing held while the hot path runs
     return stored
 
@@ -717,41 +765,30 @@ def _sell_run(run: list[tuple[int, ScanInput, hot.HotSell]], answers: list, tz: 
 
 
 def _general_stretch(user_id: int, stretch: list[tuple[int, ScanInput]], answers: list) -> None:
-    """Items through the general path in one transaction, each in a savepoint of its own; answers stored."""
-    with transaction():
-        for i, it in stretch:
-            answers[i] = _one_in_savepoint(user_id, it)
-        _save_requests(user_id, [answers[i] for i, _ in stretch])
+    """Items through the general path, in order, each in a transaction of its own (see `_general_item`)."""
+    for i, it in stretch:
+        answers[i] = _general_item(user_id, it)
 
 
-def _save_requests(user_id: int, answers: list[dict]) -> None:
-    """Store the answers for replays, one statement."""
-    now = now_utc()
-    if _is_pg():
-        db.session.execute(sa.text(
-            "INSERT INTO scan_requests (user_id, request_id, answer, created_at)"
-            " SELECT :user_id, r.request_id, a.answer, :now"
-            " FROM unnest(CAST(:request_ids AS varchar[])) WITH ORDINALITY AS r(request_id, n)"
-            " JOIN json_array_elements(CAST(:answers AS json)) WITH ORDINALITY AS a(answer, n) USING (n)"),
-            # One JSON array, not a text[] of JSON strings: psycopg escapes every array element with a regex.
-            {"user_id": user_id, "now": now, "request_ids": [a["request_id"] for a in answers],
-             "answers": json.dumps(answers, ensure_ascii=False, default=str)})
-        return
-    db.session.execute(sa.insert(R), [{"user_id": user_id, "request_id": a["request_id"], "answer": a,
-                                       "created_at": now} for a in answers])
+def _general_item(user_id: int, it: ScanInput) -> dict[str, Any]:
+    """One item on its own: its work and its stored answer commit together or not at all, and it holds its locks
+    (a few rows, in the lock order) only while it runs, never while the batch goes on to the next item.
 
-
-def _one_in_savepoint(user_id: int, it: ScanInput) -> dict[str, Any]:
-    """One item on its own: a failure rolls back this item only."""
+    A deadlock or serialization failure runs it again (`app.core.retry`); one that outlasts the retries answers
+    the item "busy" and keeps nothing, so the phone's resend does the work, while the rest of the batch goes on.
+    """
     try:
-        with db.session.begin_nested():
-            return _apply(user_id, it)
-    except AppError as exc:
-        return _answer("refused", scan=it, reason=exc.code, message=exc.message, store_id=it.store_id)
+        return run_retrying(lambda: _scan_once(user_id, it, errors_as_answers=True), name="scan batch item")
+    except sa.exc.DBAPIError as exc:
+        if not is_retryable(exc):
+            raise
+        db.session.rollback()
+        return _answer("refused", scan=it, reason="busy", message=messages.refused("busy"), store_id=it.store_id)
 
 
 # --- undo --------------------------------------------------------------------------------------------------
 
+@retried
 def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
     """Correct one's own recent scan with a new event (never a delete); stock and sell-through follow."""
     window = timedelta(minutes=current_app.config["SCAN_UNDO_MINUTES"])
@@ -792,8 +829,10 @@ def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
                     sa.select(C.c.kind).where(C.c.id == ev.code_id)) == "case":
                 db.session.execute(sa.update(C).where(C.c.id == ev.code_id).values(
                     state="in_transit", location_id=None, updated_at=now))
+            transit = transit_location_id(loc)
+            lock_levels([(loc, ev.sku_id), (transit, ev.sku_id)])
             level = _undo_move(loc, ev, -n, principal.user_id, "撤销入库")
-            move_stock(location_id=transit_location_id(loc), sku_id=ev.sku_id, on_hand=n, kind="undo",
+            move_stock(location_id=transit, sku_id=ev.sku_id, on_hand=n, kind="undo",
                        ref_type="scan_event", ref_id=ev.id, user_id=principal.user_id, reason="撤销入库")
         undo_id = _add_event(ctx, action="undo", sku_id=ev.sku_id, code_id=ev.code_id, quantity=n,
                              location_id=loc, corrects_event_id=ev.id, event_time=now, order_id=ev.order_id)
