@@ -73,6 +73,11 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis is optional at run time: while it is unreachable each process counts the same limits itself
+        # (Flask-Limiter logs "falling back to in-memory storage"), and goes back to Redis once it answers.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # A Redis that does not answer costs a login at most this long before the fallback takes over.
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         # WeChat (mini-program) and WeChat Pay v3.
         "WECHAT_MODE": wechat_mode,
         "WECHAT_APPID": env.get("WECHAT_APPID", DEMO_WECHAT_APPID),

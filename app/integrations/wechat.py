@@ -108,6 +108,55 @@ class _ExpiringMemoryStorage(SessionStorage):
         self._data.pop(key, None)
 
 
+class _SharedWithLocalFallback(SessionStorage):
+    """The token shared through Redis; while Redis does not answer, this process's own copy.
+
+    A per-process token is safe here because it comes from `stable_token`, which hands every caller the same
+    token; so a Redis outage costs each process one token fetch, not the WeChat calls themselves.
+    """
+
+    _RETRY_AFTER = 10.0  # seconds without trying Redis after it failed, so a hung Redis is not waited on each call
+
+    def __init__(self, redis: Redis, prefix: str):
+        self._shared = RedisStorage(redis, prefix=prefix)
+        self._local = _ExpiringMemoryStorage()
+        self._down_until = 0.0
+
+    @property
+    def redis_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _shared_call(self, name: str, *args: Any) -> tuple[bool, Any]:
+        if self.redis_down:
+            return False, None
+        try:
+            result = getattr(self._shared, name)(*args)
+        except RedisError as exc:
+            if not self._down_until:
+                log.warning("wechat: Redis unreachable (%s): keeping the access token in this process",
+                            exc.__class__.__name__)
+            self._down_until = time.monotonic() + self._RETRY_AFTER
+            return False, None
+        if self._down_until:
+            log.info("wechat: Redis answers again: the access token is shared again")
+            self._down_until = 0.0
+        return True, result
+
+    def get(self, key: str, default: Any = None) -> Any:
+        ok, value = self._shared_call("get", key, None)
+        if ok and value is not None:
+            return value
+        return self._local.get(key, default) if not ok else default
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        self._local.set(key, value, ttl)
+        self._shared_call("set", key, value, ttl)
+
+    def delete(self, key: str) -> None:
+        self._local.delete(key)
+        self._shared_call("delete", key)
+
+
 class _Client(WeChatClient):
     """wechatpy's client pointed at `api_base`, with a stable_token fetch that has a timeout and a lock."""
 
@@ -162,15 +211,20 @@ class _Client(WeChatClient):
 
     @contextlib.contextmanager
     def _refresh_lock(self) -> Iterator[None]:
-        if self._redis is None:
+        if self._redis is None or getattr(self.session, "redis_down", False):
             with self._thread_lock:
                 yield
             return
         lock = self._redis.lock(self._lock_name, timeout=self.timeout * 3 + 5, blocking_timeout=self.timeout * 2)
-        acquired = lock.acquire()
+        try:
+            acquired = lock.acquire()
+        except RedisError as exc:
+            acquired, why = False, f"unavailable ({exc.__class__.__name__})"
+        else:
+            why = "busy"
         if not acquired:
             # stable_token does not rotate, so fetching without the lock is only wasteful, never harmful.
-            log.warning("wechat: token lock busy, fetching without it")
+            log.warning("wechat: token lock %s, fetching without it", why)
         try:
             yield
         finally:
@@ -187,7 +241,7 @@ class WeChatGateway:
         self.appid = appid
         self.api_base = api_base if api_base.endswith("/") else api_base + "/"
         self.timeout = timeout
-        storage: SessionStorage = RedisStorage(redis, prefix=token_prefix) if redis is not None \
+        storage: SessionStorage = _SharedWithLocalFallback(redis, prefix=token_prefix) if redis is not None \
             else _ExpiringMemoryStorage()
         self._client = _Client(appid, secret, api_base=self.api_base, timeout=timeout, session=storage,
                                redis=redis, lock_name=f"{token_prefix}:{appid}:token-lock")
