@@ -106,6 +106,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "DIVERSION_POLICY": env.get("DIVERSION_POLICY", "alert"),
         "PROXY_ORDER_CONFIRM_DAYS": _int(env, "PROXY_ORDER_CONFIRM_DAYS", 3),
         "BUSINESS_TZ": "Asia/Shanghai",
+        # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
+        "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 3),
     }
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {
@@ -115,6 +117,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
             "pool_recycle": _int(env, "DB_POOL_RECYCLE_SECONDS", 1800),
             "pool_size": _int(env, "DB_POOL_SIZE", 10),
             "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10),
+            # A database host that does not answer at all fails the request in seconds (503, see app.errors).
+            "connect_args": {"connect_timeout": _int(env, "DB_CONNECT_TIMEOUT", 5)},
         }
     cfg.update(overrides)
     return cfg
