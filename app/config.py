@@ -83,7 +83,14 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "WECHAT_APPID": env.get("WECHAT_APPID", DEMO_WECHAT_APPID),
         "WECHAT_SECRET": env.get("WECHAT_SECRET", DEMO_WECHAT_SECRET),
         "WECHAT_API_BASE": env.get("WECHAT_API_BASE", wechat_base),
-        "WECHAT_TIMEOUT": float(env.get("WECHAT_TIMEOUT", "5")),
+        # Seconds to wait for WeChat's and WeChat Pay's answer (read), and to connect: short, since a request
+        # thread waits on them (real answers take well under a second).
+        "WECHAT_TIMEOUT": float(env.get("WECHAT_TIMEOUT", "3")),
+        "WECHAT_CONNECT_TIMEOUT": float(env.get("WECHAT_CONNECT_TIMEOUT", "1.5")),
+        # At most this many request threads per process wait on WeChat at once; the next is refused at once
+        # (503 wechat_busy / pay_busy), so a hung WeChat leaves the other threads to scans (app.integrations.slots).
+        "WECHAT_MAX_CONCURRENT_CALLS": _int(env, "WECHAT_MAX_CONCURRENT_CALLS", 2),
+        "WECHAT_BUSY_WAIT_SECONDS": float(env.get("WECHAT_BUSY_WAIT_SECONDS", "0")),
         "WECHAT_TEMPLATES": {
             "order_awaiting_confirmation": env.get("WECHAT_TEMPLATE_AWAITING_CONFIRMATION", "tmpl_order_confirm"),
             "order_paid": env.get("WECHAT_TEMPLATE_PAID", "tmpl_order_paid"),

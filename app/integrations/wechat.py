@@ -27,6 +27,7 @@ from wechatpy.session import SessionStorage
 from wechatpy.session.redisstorage import RedisStorage
 
 from app.errors import AppError, ValidationFailed
+from app.integrations.slots import CallSlots, slots_for
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ class WeChatUnavailable(WeChatError):
 
     status, code, message = 503, "wechat_unavailable", "微信服务暂时不可用，请稍后再试"
     retryable = True
+
+
+class WeChatBusy(WeChatUnavailable):
+    """Every slot for WeChat calls in this process is taken (WeChat is slow or hung): refused without calling."""
+
+    code, message = "wechat_busy", "微信服务繁忙，请稍后再试"
 
 
 class WeChatInvalidCode(WeChatError):
@@ -160,9 +167,11 @@ class _SharedWithLocalFallback(SessionStorage):
 class _Client(WeChatClient):
     """wechatpy's client pointed at `api_base`, with a stable_token fetch that has a timeout and a lock."""
 
-    def __init__(self, appid: str, secret: str, *, api_base: str, timeout: float, session: SessionStorage,
-                 redis: Redis | None, lock_name: str):
+    def __init__(self, appid: str, secret: str, *, api_base: str, timeout: float | tuple[float, float],
+                 session: SessionStorage, redis: Redis | None, lock_name: str):
         super().__init__(appid, secret, session=session, timeout=timeout, auto_retry=False)
+        # requests takes (connect, read); the Redis lock is sized on the read wait.
+        self._read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
         self.api_base = api_base
         # Instance attributes win over wechatpy's class attributes; `wxa` is built per client instance.
         self.API_BASE_URL = api_base + "cgi-bin/"
@@ -215,7 +224,8 @@ class _Client(WeChatClient):
             with self._thread_lock:
                 yield
             return
-        lock = self._redis.lock(self._lock_name, timeout=self.timeout * 3 + 5, blocking_timeout=self.timeout * 2)
+        lock = self._redis.lock(self._lock_name, timeout=self._read_timeout * 3 + 5,
+                                blocking_timeout=self._read_timeout * 2)
         try:
             acquired = lock.acquire()
         except RedisError as exc:
@@ -236,14 +246,17 @@ class _Client(WeChatClient):
 class WeChatGateway:
     """Mini-program server APIs: login, phone number, mini-program codes and subscribe messages."""
 
-    def __init__(self, appid: str, secret: str, api_base: str, timeout: float = 5.0, redis: Redis | None = None,
-                 token_prefix: str = "wechat"):
+    def __init__(self, appid: str, secret: str, api_base: str, timeout: float = 3.0, redis: Redis | None = None,
+                 token_prefix: str = "wechat", *, connect_timeout: float | None = None,
+                 slots: CallSlots | None = None):
         self.appid = appid
         self.api_base = api_base if api_base.endswith("/") else api_base + "/"
-        self.timeout = timeout
+        # (connect, read) when a connect timeout is given: a WeChat that does not accept fails fast.
+        self.timeout: float | tuple[float, float] = (connect_timeout, timeout) if connect_timeout else timeout
+        self._slots = slots
         storage: SessionStorage = _SharedWithLocalFallback(redis, prefix=token_prefix) if redis is not None \
             else _ExpiringMemoryStorage()
-        self._client = _Client(appid, secret, api_base=self.api_base, timeout=timeout, session=storage,
+        self._client = _Client(appid, secret, api_base=self.api_base, timeout=self.timeout, session=storage,
                                redis=redis, lock_name=f"{token_prefix}:{appid}:token-lock")
 
     def close(self) -> None:
@@ -311,6 +324,13 @@ class WeChatGateway:
                                              api_base_url=self.api_base))
 
     def _call(self, func: Callable[[], T]) -> T:
+        """Run one API call in one of this process's WeChat slots (WeChatBusy at once when none is free)."""
+        if self._slots is None:
+            return self._call_now(func)
+        with self._slots.slot(WeChatBusy):
+            return self._call_now(func)
+
+    def _call_now(self, func: Callable[[], T]) -> T:
         """Run one API call: refresh the token once on 40001/42001, and turn every failure into a WeChatError."""
         client = self._client
         for attempt in (1, 2):
@@ -380,17 +400,18 @@ def init_app(app: Flask) -> None:
     app.extensions["wechat"] = _Pending(app.config)
 
 
-def build_gateway(config: Mapping[str, Any]) -> WeChatGateway:
-    """A gateway from WECHAT_APPID, WECHAT_SECRET, WECHAT_API_BASE, WECHAT_TIMEOUT and REDIS_URL."""
+def build_gateway(config: Mapping[str, Any], slots: CallSlots | None = None) -> WeChatGateway:
+    """A gateway from WECHAT_APPID, WECHAT_SECRET, WECHAT_API_BASE, WECHAT_(CONNECT_)TIMEOUT and REDIS_URL."""
     appid, secret = config.get("WECHAT_APPID"), config.get("WECHAT_SECRET")
     if not appid or not secret:
         raise WeChatUnavailable("微信小程序未配置")
     redis_url = config.get("REDIS_URL")
-    timeout = float(config.get("WECHAT_TIMEOUT") or 5.0)
+    timeout = float(config.get("WECHAT_TIMEOUT") or 3.0)
+    connect_timeout = float(config.get("WECHAT_CONNECT_TIMEOUT") or 0) or None
     # Bounded socket waits: a hung Redis must not hang every WeChat call behind it.
     redis = Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout) if redis_url else None
     return WeChatGateway(appid, secret, config.get("WECHAT_API_BASE") or DEFAULT_API_BASE, timeout=timeout,
-                         redis=redis)
+                         redis=redis, connect_timeout=connect_timeout, slots=slots)
 
 
 def get_wechat() -> WeChatGateway:
@@ -401,5 +422,5 @@ def get_wechat() -> WeChatGateway:
         with _build_lock:
             gateway = extensions["wechat"]
             if isinstance(gateway, _Pending):
-                gateway = extensions["wechat"] = build_gateway(gateway.config)
+                gateway = extensions["wechat"] = build_gateway(gateway.config, slots_for(current_app))
     return gateway
