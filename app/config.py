@@ -73,12 +73,24 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis is optional at run time: while it is unreachable each process counts the same limits itself
+        # (Flask-Limiter logs "falling back to in-memory storage"), and goes back to Redis once it answers.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # A Redis that does not answer costs a login at most this long before the fallback takes over.
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         # WeChat (mini-program) and WeChat Pay v3.
         "WECHAT_MODE": wechat_mode,
         "WECHAT_APPID": env.get("WECHAT_APPID", DEMO_WECHAT_APPID),
         "WECHAT_SECRET": env.get("WECHAT_SECRET", DEMO_WECHAT_SECRET),
         "WECHAT_API_BASE": env.get("WECHAT_API_BASE", wechat_base),
-        "WECHAT_TIMEOUT": float(env.get("WECHAT_TIMEOUT", "5")),
+        # Seconds to wait for WeChat's and WeChat Pay's answer (read), and to connect: short, since a request
+        # thread waits on them (real answers take well under a second).
+        "WECHAT_TIMEOUT": float(env.get("WECHAT_TIMEOUT", "3")),
+        "WECHAT_CONNECT_TIMEOUT": float(env.get("WECHAT_CONNECT_TIMEOUT", "1.5")),
+        # At most this many request threads per process wait on WeChat at once; the next is refused at once
+        # (503 wechat_busy / pay_busy), so a hung WeChat leaves the other threads to scans (app.integrations.slots).
+        "WECHAT_MAX_CONCURRENT_CALLS": _int(env, "WECHAT_MAX_CONCURRENT_CALLS", 2),
+        "WECHAT_BUSY_WAIT_SECONDS": float(env.get("WECHAT_BUSY_WAIT_SECONDS", "0")),
         "WECHAT_TEMPLATES": {
             "order_awaiting_confirmation": env.get("WECHAT_TEMPLATE_AWAITING_CONFIRMATION", "tmpl_order_confirm"),
             "order_paid": env.get("WECHAT_TEMPLATE_PAID", "tmpl_order_paid"),
@@ -101,6 +113,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "DIVERSION_POLICY": env.get("DIVERSION_POLICY", "alert"),
         "PROXY_ORDER_CONFIRM_DAYS": _int(env, "PROXY_ORDER_CONFIRM_DAYS", 3),
         "BUSINESS_TZ": "Asia/Shanghai",
+        # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
+        "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 3),
     }
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {
@@ -110,6 +124,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
             "pool_recycle": _int(env, "DB_POOL_RECYCLE_SECONDS", 1800),
             "pool_size": _int(env, "DB_POOL_SIZE", 10),
             "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10),
+            # A database host that does not answer at all fails the request in seconds (503, see app.errors).
+            "connect_args": {"connect_timeout": _int(env, "DB_CONNECT_TIMEOUT", 5)},
         }
     cfg.update(overrides)
     return cfg

@@ -15,6 +15,8 @@ SCHEDULE = {
     "app.orders.services.reconcile_payments": 300,
     # Cancel proxy orders the owner did not confirm in time.
     "app.orders.services.expire_unconfirmed": 3600,
+    # Code batches left pending (their job was lost with Redis or with the process that queued it).
+    "app.codes.services.sweep_pending_batches": 60,
 }
 
 for path, seconds in SCHEDULE.items():

@@ -160,6 +160,75 @@ def register_error_handlers(app: Flask) -> None:
             return "系统出错了，请稍后再试", 500
         return jsonify(error_body(500)), 500
 
+    _register_database_unavailable(app, _unexpected)
+
+
+# ---- the database unreachable ----------------------------------------------------------------------------------
+
+DATABASE_UNAVAILABLE_MESSAGE = "系统暂时连不上数据库，请稍后再试"
+# PostgreSQL SQLSTATEs that mean "the server is going away or not there yet": admin_shutdown, crash_shutdown,
+# cannot_connect_now (starting up, in recovery), too_many_connections; and the whole connection-exception class.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def is_database_unavailable(err: BaseException) -> bool:
+    """Whether `err` says the database cannot be reached right now (refused, restarting, connection lost).
+
+    Only connection-level failures count: a cancelled query, a deadlock, a constraint or a bad statement is
+    about this request, not about the server being away, and stays what it is.
+    """
+    import sqlalchemy as sa
+
+    if isinstance(err, sa.exc.DisconnectionError | sa.exc.TimeoutError):
+        return True  # the pool's own: a connection found dead, or none free in time
+    if isinstance(err, sa.exc.DBAPIError):
+        if err.connection_invalidated:
+            return True
+        err = err.orig
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        psycopg = None
+    if psycopg is not None and isinstance(err, psycopg.Error):
+        sqlstate = err.sqlstate
+        if sqlstate is None:
+            # Raised by the client, not the server: connection refused, closed, or lost mid-query.
+            return isinstance(err, psycopg.OperationalError | psycopg.InterfaceError)
+        return sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+    import sqlite3
+
+    if isinstance(err, sqlite3.OperationalError):
+        return "unable to open database file" in str(err)
+    return False
+
+
+def _register_database_unavailable(app: Flask, fallback) -> None:
+    """503 `database_unavailable` with Retry-After for connection-level database errors; others go to `fallback`."""
+    import psycopg
+    import sqlalchemy as sa
+
+    def _database_error(err: Exception):
+        if not is_database_unavailable(err):
+            return fallback(err)
+        from app.extensions import db
+
+        try:
+            db.session.rollback()
+        except Exception:  # the connection is gone; the session is reset by the rollback attempt regardless
+            log.debug("rollback after a lost connection failed", exc_info=True)
+        log.warning("database unavailable: %s: %s", type(err).__name__, str(getattr(err, "orig", err))[:200])
+        retry_after = str(int(app.config.get("DB_RETRY_AFTER_SECONDS", 3)))
+        if not _wants_json():
+            return DATABASE_UNAVAILABLE_MESSAGE, 503, {"Retry-After": retry_after}
+        resp = jsonify(error_body(503, "database_unavailable", DATABASE_UNAVAILABLE_MESSAGE))
+        resp.status_code = 503
+        resp.headers["Retry-After"] = retry_after
+        return resp
+
+    for cls in (sa.exc.DBAPIError, sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError,
+                sa.exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError):
+        app.register_error_handler(cls, _database_error)
+
 
 def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
     """webargs nests field errors under the location ("json", "query"); clients want the fields."""

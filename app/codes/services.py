@@ -6,6 +6,7 @@ Scans at the store (receive, sell, return, undo) live in `app.scans.services`.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import psycopg
 import sqlalchemy as sa
@@ -53,12 +54,19 @@ def create_batch(*, sku_id: int, quantity: int, case_size: int | None, user_id: 
 
 
 def generate_batch(batch_id: int) -> None:
-    """The job: make the batch's codes in chunks, each chunk its own transaction (resumes where it stopped)."""
-    batch = db.session.get(CodeBatch, batch_id)
-    if batch is None or batch.status == "done":
-        return
+    """The job: make the batch's codes in chunks, each chunk its own transaction.
+
+    The job first takes the batch (pending → running, one compare-and-set), so a batch queued twice (a
+    sweeper's re-queue, a job run in-process while Redis was down) is made by one job only.
+    """
     with transaction():
-        batch.status, batch.started_at = "running", batch.started_at or now_utc()
+        taken = db.session.execute(
+            sa.update(CodeBatch).where(CodeBatch.id == batch_id, CodeBatch.status == "pending")
+            .values(status="running", started_at=sa.func.coalesce(CodeBatch.started_at, now_utc()))
+            .execution_options(synchronize_session=False)).rowcount
+    if not taken:
+        return
+    batch = db.session.get(CodeBatch, batch_id, populate_existing=True)
     try:
         while batch.units_made < batch.quantity:
             _make_chunk(batch)
@@ -71,6 +79,23 @@ def generate_batch(batch_id: int) -> None:
         raise
     with transaction():
         batch.status, batch.finished_at = "done", now_utc()
+
+
+def sweep_pending_batches(older_than: timedelta = timedelta(minutes=2)) -> int:
+    """Cron job: queue again the batches still pending after `older_than` (their job was lost); returns how many.
+
+    A batch is queued after its commit; if the queue was down and the process died, or the job vanished with
+    Redis, nothing else would ever make it. Queuing one twice is harmless: the job takes the batch first.
+    """
+    from app.integrations.jobs import enqueue
+
+    ids = list(db.session.scalars(sa.select(CodeBatch.id).where(
+        CodeBatch.status == "pending", CodeBatch.created_at < now_utc() - older_than).order_by(CodeBatch.id)))
+    db.session.rollback()
+    for batch_id in ids:
+        log.warning("code batch %s still pending: queuing it again", batch_id)
+        enqueue("app.codes.services.generate_batch", batch_id)
+    return len(ids)
 
 
 def _make_chunk(batch: CodeBatch) -> None:

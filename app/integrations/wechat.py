@@ -27,6 +27,7 @@ from wechatpy.session import SessionStorage
 from wechatpy.session.redisstorage import RedisStorage
 
 from app.errors import AppError, ValidationFailed
+from app.integrations.slots import CallSlots, slots_for
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ class WeChatUnavailable(WeChatError):
 
     status, code, message = 503, "wechat_unavailable", "微信服务暂时不可用，请稍后再试"
     retryable = True
+
+
+class WeChatBusy(WeChatUnavailable):
+    """Every slot for WeChat calls in this process is taken (WeChat is slow or hung): refused without calling."""
+
+    code, message = "wechat_busy", "微信服务繁忙，请稍后再试"
 
 
 class WeChatInvalidCode(WeChatError):
@@ -108,12 +115,63 @@ class _ExpiringMemoryStorage(SessionStorage):
         self._data.pop(key, None)
 
 
+class _SharedWithLocalFallback(SessionStorage):
+    """The token shared through Redis; while Redis does not answer, this process's own copy.
+
+    A per-process token is safe here because it comes from `stable_token`, which hands every caller the same
+    token; so a Redis outage costs each process one token fetch, not the WeChat calls themselves.
+    """
+
+    _RETRY_AFTER = 10.0  # seconds without trying Redis after it failed, so a hung Redis is not waited on each call
+
+    def __init__(self, redis: Redis, prefix: str):
+        self._shared = RedisStorage(redis, prefix=prefix)
+        self._local = _ExpiringMemoryStorage()
+        self._down_until = 0.0
+
+    @property
+    def redis_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _shared_call(self, name: str, *args: Any) -> tuple[bool, Any]:
+        if self.redis_down:
+            return False, None
+        try:
+            result = getattr(self._shared, name)(*args)
+        except RedisError as exc:
+            if not self._down_until:
+                log.warning("wechat: Redis unreachable (%s): keeping the access token in this process",
+                            exc.__class__.__name__)
+            self._down_until = time.monotonic() + self._RETRY_AFTER
+            return False, None
+        if self._down_until:
+            log.info("wechat: Redis answers again: the access token is shared again")
+            self._down_until = 0.0
+        return True, result
+
+    def get(self, key: str, default: Any = None) -> Any:
+        ok, value = self._shared_call("get", key, None)
+        if ok and value is not None:
+            return value
+        return self._local.get(key, default) if not ok else default
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        self._local.set(key, value, ttl)
+        self._shared_call("set", key, value, ttl)
+
+    def delete(self, key: str) -> None:
+        self._local.delete(key)
+        self._shared_call("delete", key)
+
+
 class _Client(WeChatClient):
     """wechatpy's client pointed at `api_base`, with a stable_token fetch that has a timeout and a lock."""
 
-    def __init__(self, appid: str, secret: str, *, api_base: str, timeout: float, session: SessionStorage,
-                 redis: Redis | None, lock_name: str):
+    def __init__(self, appid: str, secret: str, *, api_base: str, timeout: float | tuple[float, float],
+                 session: SessionStorage, redis: Redis | None, lock_name: str):
         super().__init__(appid, secret, session=session, timeout=timeout, auto_retry=False)
+        # requests takes (connect, read); the Redis lock is sized on the read wait.
+        self._read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
         self.api_base = api_base
         # Instance attributes win over wechatpy's class attributes; `wxa` is built per client instance.
         self.API_BASE_URL = api_base + "cgi-bin/"
@@ -162,15 +220,21 @@ class _Client(WeChatClient):
 
     @contextlib.contextmanager
     def _refresh_lock(self) -> Iterator[None]:
-        if self._redis is None:
+        if self._redis is None or getattr(self.session, "redis_down", False):
             with self._thread_lock:
                 yield
             return
-        lock = self._redis.lock(self._lock_name, timeout=self.timeout * 3 + 5, blocking_timeout=self.timeout * 2)
-        acquired = lock.acquire()
+        lock = self._redis.lock(self._lock_name, timeout=self._read_timeout * 3 + 5,
+                                blocking_timeout=self._read_timeout * 2)
+        try:
+            acquired = lock.acquire()
+        except RedisError as exc:
+            acquired, why = False, f"unavailable ({exc.__class__.__name__})"
+        else:
+            why = "busy"
         if not acquired:
             # stable_token does not rotate, so fetching without the lock is only wasteful, never harmful.
-            log.warning("wechat: token lock busy, fetching without it")
+            log.warning("wechat: token lock %s, fetching without it", why)
         try:
             yield
         finally:
@@ -182,14 +246,17 @@ class _Client(WeChatClient):
 class WeChatGateway:
     """Mini-program server APIs: login, phone number, mini-program codes and subscribe messages."""
 
-    def __init__(self, appid: str, secret: str, api_base: str, timeout: float = 5.0, redis: Redis | None = None,
-                 token_prefix: str = "wechat"):
+    def __init__(self, appid: str, secret: str, api_base: str, timeout: float = 3.0, redis: Redis | None = None,
+                 token_prefix: str = "wechat", *, connect_timeout: float | None = None,
+                 slots: CallSlots | None = None):
         self.appid = appid
         self.api_base = api_base if api_base.endswith("/") else api_base + "/"
-        self.timeout = timeout
-        storage: SessionStorage = RedisStorage(redis, prefix=token_prefix) if redis is not None \
+        # (connect, read) when a connect timeout is given: a WeChat that does not accept fails fast.
+        self.timeout: float | tuple[float, float] = (connect_timeout, timeout) if connect_timeout else timeout
+        self._slots = slots
+        storage: SessionStorage = _SharedWithLocalFallback(redis, prefix=token_prefix) if redis is not None \
             else _ExpiringMemoryStorage()
-        self._client = _Client(appid, secret, api_base=self.api_base, timeout=timeout, session=storage,
+        self._client = _Client(appid, secret, api_base=self.api_base, timeout=self.timeout, session=storage,
                                redis=redis, lock_name=f"{token_prefix}:{appid}:token-lock")
 
     def close(self) -> None:
@@ -257,6 +324,13 @@ class WeChatGateway:
                                              api_base_url=self.api_base))
 
     def _call(self, func: Callable[[], T]) -> T:
+        """Run one API call in one of this process's WeChat slots (WeChatBusy at once when none is free)."""
+        if self._slots is None:
+            return self._call_now(func)
+        with self._slots.slot(WeChatBusy):
+            return self._call_now(func)
+
+    def _call_now(self, func: Callable[[], T]) -> T:
         """Run one API call: refresh the token once on 40001/42001, and turn every failure into a WeChatError."""
         client = self._client
         for attempt in (1, 2):
@@ -326,17 +400,18 @@ def init_app(app: Flask) -> None:
     app.extensions["wechat"] = _Pending(app.config)
 
 
-def build_gateway(config: Mapping[str, Any]) -> WeChatGateway:
-    """A gateway from WECHAT_APPID, WECHAT_SECRET, WECHAT_API_BASE, WECHAT_TIMEOUT and REDIS_URL."""
+def build_gateway(config: Mapping[str, Any], slots: CallSlots | None = None) -> WeChatGateway:
+    """A gateway from WECHAT_APPID, WECHAT_SECRET, WECHAT_API_BASE, WECHAT_(CONNECT_)TIMEOUT and REDIS_URL."""
     appid, secret = config.get("WECHAT_APPID"), config.get("WECHAT_SECRET")
     if not appid or not secret:
         raise WeChatUnavailable("微信小程序未配置")
     redis_url = config.get("REDIS_URL")
-    timeout = float(config.get("WECHAT_TIMEOUT") or 5.0)
+    timeout = float(config.get("WECHAT_TIMEOUT") or 3.0)
+    connect_timeout = float(config.get("WECHAT_CONNECT_TIMEOUT") or 0) or None
     # Bounded socket waits: a hung Redis must not hang every WeChat call behind it.
     redis = Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout) if redis_url else None
     return WeChatGateway(appid, secret, config.get("WECHAT_API_BASE") or DEFAULT_API_BASE, timeout=timeout,
-                         redis=redis)
+                         redis=redis, connect_timeout=connect_timeout, slots=slots)
 
 
 def get_wechat() -> WeChatGateway:
@@ -347,5 +422,5 @@ def get_wechat() -> WeChatGateway:
         with _build_lock:
             gateway = extensions["wechat"]
             if isinstance(gateway, _Pending):
-                gateway = extensions["wechat"] = build_gateway(gateway.config)
+                gateway = extensions["wechat"] = build_gateway(gateway.config, slots_for(current_app))
     return gateway

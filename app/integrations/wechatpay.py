@@ -32,6 +32,7 @@ from flask import Flask, current_app
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from app.errors import AppError, ValidationFailed
+from app.integrations.slots import CallSlots, slots_for
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,12 @@ class PayUnavailable(PayError):
     retryable = True
 
 
+class PayBusy(PayUnavailable):
+    """Every slot for WeChat calls in this process is taken (WeChat is slow or hung): refused without calling."""
+
+    code, message = "pay_busy", "微信支付繁忙，请稍后再试"
+
+
 class PayOrderNotFound(PayError):
     """WeChat Pay has no such order (or refund)."""
 
@@ -88,18 +95,20 @@ class WeChatPayGateway:
 
     def __init__(self, mchid: str, appid: str, private_key_pem: str, cert_serial_no: str, apiv3_key: str,
                  public_key_pem: str, public_key_id: str, notify_url: str, api_base: str = DEFAULT_API_BASE,
-                 timeout: float = 5.0):
+                 timeout: float = 3.0, *, connect_timeout: float | None = None, slots: CallSlots | None = None):
         if len(apiv3_key.encode()) != 32:
             raise ValueError("the APIv3 key must be 32 bytes")
         self.mchid = mchid
         self.appid = appid
         self.notify_url = notify_url
         self.public_key_id = public_key_id
-        self.timeout = timeout
+        # (connect, read) when a connect timeout is given: a WeChat Pay that does not accept fails fast.
+        self.timeout: float | tuple[float, float] = (connect_timeout, timeout) if connect_timeout else timeout
+        self._slots = slots
         self._pay = WeChatPay(wechatpay_type=WeChatPayType.MINIPROG, mchid=mchid, private_key=private_key_pem,
                               cert_serial_no=cert_serial_no, appid=appid, apiv3_key=apiv3_key,
                               notify_url=notify_url, public_key=public_key_pem, public_key_id=public_key_id,
-                              timeout=timeout)
+                              timeout=self.timeout)
         # wechatpayv3 has no base-URL setting; Core builds every URL from this attribute.
         self._pay._core._gate_way = api_base.rstrip("/")
         self._public_key = serialization.load_pem_public_key(public_key_pem.encode())
@@ -215,6 +224,12 @@ class WeChatPayGateway:
 
     def _request(self, call: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
         """Run one wechatpayv3 call and return the decoded JSON (or {} for 204), mapping every failure."""
+        if self._slots is None:
+            return self._request_now(call)
+        with self._slots.slot(PayBusy):
+            return self._request_now(call)
+
+    def _request_now(self, call: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
         try:
             status, body = call()
         except requests.Timeout as exc:
@@ -346,7 +361,7 @@ def init_app(app: Flask) -> None:
     app.extensions["wechatpay"] = _Pending(app.config)
 
 
-def build_gateway(config: Mapping[str, Any]) -> WeChatPayGateway:
+def build_gateway(config: Mapping[str, Any], slots: CallSlots | None = None) -> WeChatPayGateway:
     """A gateway from the WECHATPAY_* settings; PayUnavailable if they are missing or unusable."""
     missing = [key for key in _REQUIRED if not config.get(key)]
     if missing:
@@ -357,7 +372,8 @@ def build_gateway(config: Mapping[str, Any]) -> WeChatPayGateway:
             config["WECHATPAY_MCHID"], config["WECHAT_APPID"], config["WECHATPAY_PRIVATE_KEY"],
             config["WECHATPAY_CERT_SERIAL_NO"], config["WECHATPAY_APIV3_KEY"], config["WECHATPAY_PUBLIC_KEY"],
             config["WECHATPAY_PUBLIC_KEY_ID"], config["WECHATPAY_NOTIFY_URL"],
-            config.get("WECHATPAY_API_BASE") or DEFAULT_API_BASE, timeout=float(config.get("WECHAT_TIMEOUT") or 5.0))
+            config.get("WECHATPAY_API_BASE") or DEFAULT_API_BASE, timeout=float(config.get("WECHAT_TIMEOUT") or 3.0),
+            connect_timeout=float(config.get("WECHAT_CONNECT_TIMEOUT") or 0) or None, slots=slots)
     except Exception as exc:  # bad PEM text or key length: wechatpayv3 raises bare Exception
         log.error("wechatpay: settings are unusable: %s", exc)
         raise PayUnavailable("微信支付配置有误") from exc
@@ -371,5 +387,5 @@ def get_wechatpay() -> WeChatPayGateway:
         with _build_lock:
             gateway = extensions["wechatpay"]
             if isinstance(gateway, _Pending):
-                gateway = extensions["wechatpay"] = build_gateway(gateway.config)
+                gateway = extensions["wechatpay"] = build_gateway(gateway.config, slots_for(current_app))
     return gateway

@@ -345,32 +345,38 @@ def _release(order: Order, *, user_id: int | None) -> None:
 
 def _refund_all(order: Order, *, user_id: int | None, reason: str) -> None:
     """Refund every payment of the order: credit and offline at once, WeChat through a queued call."""
-    refunded = dict(db.session.execute(sa.select(Refund.payment_id, sa.func.sum(Refund.amount_fen))
-                                       .where(Refund.order_id == order.id, Refund.status != "failed")
-                                       .group_by(Refund.payment_id)).all())
-    now = now_utc()
     for payment in db.session.scalars(sa.select(Payment).where(Payment.order_id == order.id)):
-        amount = payment.amount_fen - int(refunded.get(payment.id) or 0)
-        if amount <= 0:
-            continue
-        refund = Refund(order_id=order.id, payment_id=payment.id, amount_fen=amount, reason=reason[:80],
-                        out_refund_no=f"R{order.number}{secrets.token_hex(4)}", user_id=user_id)
-        db.session.add(refund)
-        if payment.method == "wechat":
-            db.session.flush()
-            _after_commit("refund", refund.id)
-            continue
-        if payment.method == "credit":
-            # What the store still owes is forgiven; anything it already repaid goes back by hand, like offline.
-            owed = db.session.scalar(sa.select(CreditAccount.balance_fen).where(
-                CreditAccount.store_id == order.store_id).with_for_update()) or 0
-            if min(amount, owed):
-                _credit_move(order.store_id, -min(amount, owed), kind="refund", order_id=order.id, user_id=user_id)
-        # Offline money goes back by hand; recording the refund is what the books need.
-        refund.status, refund.completed_at = "succeeded", now
-        order.refunded_fen += amount
+        _refund_payment(order, payment, user_id=user_id, reason=reason)
     db.session.flush()
     _maybe_refunded(order)
+
+
+def _refund_payment(order: Order, payment: Payment, *, user_id: int | None, reason: str) -> Refund | None:
+    """Refund what is left of one payment (none if it is all refunded or on its way back); flushes only."""
+    already = db.session.scalar(sa.select(sa.func.sum(Refund.amount_fen)).where(
+        Refund.payment_id == payment.id, Refund.status != "failed")) or 0
+    amount = payment.amount_fen - int(already)
+    if amount <= 0:
+        return None
+    refund = Refund(order_id=order.id, payment_id=payment.id, amount_fen=amount, reason=reason[:80],
+                    out_refund_no=f"R{order.number}{secrets.token_hex(4)}", user_id=user_id)
+    db.session.add(refund)
+    if payment.method == "wechat":
+        # WeChat Pay refunds this payment's own transaction (its out_trade_no and total), after the commit.
+        db.session.flush()
+        _after_commit("refund", refund.id)
+        return refund
+    if payment.method == "credit":
+        # What the store still owes is forgiven; anything it already repaid goes back by hand, like offline.
+        owed = db.session.scalar(sa.select(CreditAccount.balance_fen).where(
+            CreditAccount.store_id == order.store_id).with_for_update()) or 0
+        if min(amount, owed):
+            _credit_move(order.store_id, -min(amount, owed), kind="refund", order_id=order.id, user_id=user_id)
+    # Offline money goes back by hand; recording the refund is what the books need.
+    refund.status, refund.completed_at = "succeeded", now_utc()
+    order.refunded_fen += amount
+    _maybe_refunded(order)
+    return refund
 
 
 def _maybe_refunded(order: Order) -> None:
@@ -432,10 +438,19 @@ def book_wechat_payment(*, out_trade_no: str, transaction_id: str, amount_fen: i
             if order.status == states.AWAITING_PAYMENT:
                 _mark_paid(order, method="wechat", user_id=None)
                 return "paid"
-            # Paid after the order was cancelled (or paid twice): the money goes back.
-            log.warning("orders: payment %s for order %s in status %s: refunding", transaction_id, order.id,
+            # Paid after the order was cancelled, or paid already another way (cash, credit): this payment alone
+            # goes back, by its own amount; the order keeps the payment it already had.
+            log.warning("orders: payment %s for order %s in status %s: refunding it", transaction_id, order.id,
                         order.status)
-            _refund_all(order, user_id=None, reason="订单已取消，自动退款")
+            db.session.flush()
+            cancelled = order.status in (states.CANCELLED, states.REFUNDED)
+            _refund_payment(order, payment, user_id=None,
+                            reason="订单已取消，自动退款" if cancelled else "订单已付过款，重复付款自动退回")
+            yuan = f"{amount_fen // 100}.{amount_fen % 100:02d}"
+            order.events.append(OrderEvent(
+                from_status=order.status, to_status=order.status, action="refund_surplus",
+                note=(f"订单{'已取消' if cancelled else '已付过款'}，又收到微信支付 {yuan} 元"
+                      f"（交易号 {transaction_id}），这笔钱原路退回")))
             return "refunding"
     except sa.exc.IntegrityError:
         db.session.rollback()
@@ -447,6 +462,10 @@ def _mark_paid(order: Order, *, method: str, user_id: int | None) -> None:
     order.payment_method = method
     order.paid_at = now_utc()
     _after_commit("notify", order.id, "order_paid")
+    if method != "wechat" and order.prepay_id:
+        # Paid another way while a WeChat payment was open: close it so it cannot be paid as well. If the owner
+        # paid it already, the close fails and that payment is refunded when it is booked (book_wechat_payment).
+        _after_commit("close", order.number)
 
 
 def check_wechat_payment(principal: Principal, order_id: int) -> Order:
@@ -857,7 +876,8 @@ def _book_commission(order: Order) -> None:
                                                                  CommissionRule.id.desc()))
     if rule is None:
         return
-    base = order.total_fen - order.refunded_fen
+    # What the store paid and kept: a second payment that went back counts in neither.
+    base = min(order.total_fen, order.paid_fen - order.refunded_fen)
     margin = base * rule.margin_bp // 10000
     bringer, servicer = order.bringing_partner_id, order.routed_partner_id
     if bringer and servicer and bringer != servicer:

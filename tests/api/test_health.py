@@ -40,11 +40,12 @@ def test_readyz_with_redis(make_app):
 
 
 def test_readyz_with_redis_down(make_app):
+    # The server works without Redis: degraded, still ready (a 503 would empty the load balancer).
     resp = make_app(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0").test_client().get("/readyz")
-    assert resp.status_code == 503
+    assert resp.status_code == 200
     body = resp.get_json()
-    assert body["status"] == "unavailable" and body["checks"]["database"] == "ok"
-    assert body["checks"]["redis"].startswith("error")
+    assert body["status"] == "degraded" and body["checks"]["database"] == "ok"
+    assert body["checks"]["redis"].startswith("error") and body["degraded"] == ["redis"]
 
 
 def test_readyz_with_database_down(make_app):

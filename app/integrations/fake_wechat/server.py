@@ -132,12 +132,20 @@ class FakeState:
     fault_timeout_seconds: float = 10.0
     refund_auto_complete: bool = False
     token_lifetime: int = 7200
+    # The hang switch (POST /_fake/hang, or FAKE_WECHAT_HANG at start): calls under this prefix wait, unanswered,
+    # until it is switched off (then they carry on) or `hang_max_seconds` pass.
+    hang_prefix: str | None = None
+    hang_released: threading.Event = field(default_factory=threading.Event)
+    hang_max_seconds: float = 300.0
 
     def reset(self) -> None:
         """Forget everything and wake requests sleeping in a timeout fault (they then answer 503)."""
         fresh = FakeState(self.appid, self.secret, self.pay_keys)
         with self.lock:
             self.wake.set()
+            self.hang_prefix = None
+            self.hang_released.set()
+            self.hang_released = threading.Event()
             for name in ("tokens", "codes", "phone_codes", "used_codes", "not_subscribed", "messages", "orders",
                          "refunds", "notifications", "faults", "stats", "invalid_pages", "templates",
                          "fault_timeout_seconds", "refund_auto_complete", "token_lifetime", "stable_token",
@@ -294,6 +302,13 @@ def _before_request() -> Response | None:
     with state.lock:
         state.stats[request.path] += 1
         epoch, wake = state.epoch, state.wake
+        hang = state.hang_prefix is not None and request.path.startswith(state.hang_prefix)
+        released = state.hang_released
+    if hang:
+        # WeChat hung: the connection is open, nothing comes back until the switch is turned off.
+        released.wait(state.hang_max_seconds)
+        if state.stopping.is_set():
+            return Response("fake stopping", 503, content_type="text/plain")
     fault = state.take_fault(request.path)
     if fault is None:
         return None
@@ -894,6 +909,24 @@ def control_faults() -> Response:
         return _control([asdict(f) for f in state.faults])
 
 
+def control_hang() -> Response:
+    """POST /_fake/hang `{"path_prefix": "/sns/"}` hangs every call under the prefix; `{"path_prefix": null}` lets
+    the hung calls carry on (answered late) and stops hanging. `"max_seconds"` bounds a hang (default 300)."""
+    body = _options()
+    prefix = body.get("path_prefix")
+    if prefix is not None and not isinstance(prefix, str):
+        return _control({"error": "path_prefix must be a string or null"}, 400)
+    state = _state()
+    with state.lock:
+        if body.get("max_seconds") is not None:
+            state.hang_max_seconds = float(body["max_seconds"])
+        if prefix is None:
+            state.hang_released.set()
+            state.hang_released = threading.Event()
+        state.hang_prefix = prefix
+        return _control({"path_prefix": state.hang_prefix, "max_seconds": state.hang_max_seconds})
+
+
 def control_config() -> Response:
     """GET/POST /_fake/config: invalid_pages, templates (allow-list or null), fault_timeout_seconds, ..."""
     state = _state()
@@ -967,6 +1000,7 @@ _ROUTES: list[tuple[str, Any, list[str]]] = [
     ("/_fake/phone-codes", control_phone_codes, ["POST"]),
     ("/_fake/tokens/revoke", control_revoke_tokens, ["POST"]),
     ("/_fake/faults", control_faults, ["POST"]),
+    ("/_fake/hang", control_hang, ["POST"]),
     ("/_fake/config", control_config, ["GET", "POST"]),
     ("/_fake/reset", control_reset, ["POST"]),
     ("/_fake/stats", control_stats, ["GET"]),
@@ -1012,6 +1046,7 @@ class FakeWeChatHandle:
         """Wake sleeping fault handlers, stop serving and close the socket."""
         self.state.stopping.set()
         self.state.wake.set()
+        self.state.hang_released.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
