@@ -49,6 +49,17 @@ def _database_url(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
+def _end_the_tests_transaction() -> None:
+    """Start each test request with no transaction open, as a request on a server does.
+
+    On a server every request pushes its own app context and so gets a fresh session. The test client reuses
+    the app context a test holds, and with it the session: a read by the test (or by the request before) would
+    still have its transaction open when the next request calls WeChat. Commit, so what the test wrote stays.
+    """
+    if db.session().in_transaction():
+        db.session.commit()
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory, fake_wechat, pay_keys):
     cfg = {
@@ -72,6 +83,7 @@ def app(tmp_path_factory, fake_wechat, pay_keys):
     if ON_POSTGRES:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 20, "max_overflow": 20}
     application = create_app(cfg)
+    application.before_request(_end_the_tests_transaction)
     with application.app_context():
         db.drop_all()
         db.create_all()

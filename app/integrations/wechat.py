@@ -27,6 +27,7 @@ from wechatpy.session import SessionStorage
 from wechatpy.session.redisstorage import RedisStorage
 
 from app.errors import AppError, ValidationFailed
+from app.integrations.guard import check_no_open_transaction
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,7 @@ class WeChatGateway:
 
     def _call(self, func: Callable[[], T]) -> T:
         """Run one API call: refresh the token once on 40001/42001, and turn every failure into a WeChatError."""
+        check_no_open_transaction("WeChat")
         client = self._client
         for attempt in (1, 2):
             try:

@@ -32,6 +32,7 @@ from flask import Flask, current_app
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from app.errors import AppError, ValidationFailed
+from app.integrations.guard import check_no_open_transaction
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ class WeChatPayGateway:
 
     def _request(self, call: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
         """Run one wechatpayv3 call and return the decoded JSON (or {} for 204), mapping every failure."""
+        check_no_open_transaction("WeChat Pay")
         try:
             status, body = call()
         except requests.Timeout as exc:
