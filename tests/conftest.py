@@ -12,12 +12,12 @@ import os
 import uuid
 
 import pytest
-import sqlalchemy as sa
 
 from app import create_app
 from app.accounts import services as account_services
 from app.extensions import db
 from app.integrations.wechatpay import generate_pay_keys, pay_config_from_keys
+from tests.helpers import clear_tables
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
@@ -93,21 +93,6 @@ def app(tmp_path_factory, fake_wechat, pay_keys):
         db.engine.dispose()
 
 
-def _clear_tables() -> None:
-    db.session.remove()
-    tables = [t.name for t in db.metadata.sorted_tables]
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            conn.execute(sa.text("PRAGMA foreign_keys=OFF"))
-            for t in reversed(tables):
-                conn.execute(sa.text(f'DELETE FROM "{t}"'))
-            conn.execute(sa.text("DELETE FROM sqlite_sequence")) if conn.execute(
-                sa.text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
-            conn.execute(sa.text("PRAGMA foreign_keys=ON"))
-
-
 @pytest.fixture()
 def app_ctx(app):
     with app.app_context():
@@ -117,7 +102,7 @@ def app_ctx(app):
 @pytest.fixture()
 def clean_db(app_ctx, fake_wechat):
     """An empty database (every table cleared) and a reset fake WeChat."""
-    _clear_tables()
+    clear_tables()
     fake_wechat.reset() if hasattr(fake_wechat, "reset") else None
     yield
     db.session.remove()
