@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,32 @@ ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 APPID, SECRET = "wxtest0000000000", "test-secret"
 
 account_services.use_fast_hashing()
+
+TESTS_DIR = Path(__file__).resolve().parent
+# The test pyramid's layers (README: Tests); every test gets one, so `pytest -m unit` runs a single layer.
+LAYERS = ("unit", "service", "http", "e2e")
+E2E_FIXTURES = {"served_app", "live_server"}  # the app over real HTTP in a thread
+
+
+def _layer(item: pytest.Item) -> str:
+    """e2e: a real server; http: the test client (or the API contract's folder); service: the database through
+    the app; unit: no database at all."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    path = Path(item.path)
+    if fixtures & E2E_FIXTURES:
+        return "e2e"
+    if "client" in fixtures or path.relative_to(TESTS_DIR).parts[0] == "api" or path.stem.endswith("_api"):
+        return "http"
+    if "app" in fixtures:
+        return "service"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its layer, unless it names one itself."""
+    for item in items:
+        if not any(item.get_closest_marker(layer) for layer in LAYERS):
+            item.add_marker(_layer(item))
 
 
 @pytest.fixture(scope="session")
