@@ -55,7 +55,7 @@ def _differences(app) -> list:
 
 def _function_differences(conn) -> list:
     """The hot sell path's SQL functions as the migrations left them must be the ones the code ships."""
-    from app.scans.hot import function_sql
+    from app.scans.models import function_sql
 
     names = ("scan_sell_one", "scan_sell_many")
 
