@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.logging_setup import setup_logging
 
     setup_logging(app)
+    _provide_security()
     _init_extensions(app)
     _register_routes(app)
 
@@ -53,6 +54,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_cli(app)
     return app
+
+
+def _provide_security() -> None:
+    """Give `app.core.security` the roles and the store-scope lookup it checks with (core imports no domain)."""
+    from app.accounts import roles
+    from app.channel.queries import get_store_scope
+    from app.core import security
+
+    security.provide(roles=security.RoleTable(
+        permissions=roles.PERMISSIONS, store_roles=roles.STORE_ROLES, partner_roles=roles.PARTNER_ROLES,
+        region_roles=(roles.HQ_ADMIN, roles.HQ_ANALYST), warehouse_role=roles.WAREHOUSE_OPERATOR),
+        load_store_scope=get_store_scope)
 
 
 def _init_extensions(app: Flask) -> None:

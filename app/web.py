@@ -1,8 +1,6 @@
-"""Routes outside the JSON APIs: the offline API docs page, the landing page, and optional web areas."""
+"""Routes outside the JSON APIs: the offline API docs page, the landing page, and the web areas it mounts."""
 
 from __future__ import annotations
-
-import importlib
 
 from flask import Blueprint, Flask, Request, redirect, render_template
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
@@ -20,9 +18,6 @@ class ConsoleSessions(SecureCookieSessionInterface):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
-# Web areas built in their own packages; each exposes `register(app, api)`.
-OPTIONAL = ("app.hq.pages", "app.public.views", "app.payments.callbacks")
-
 
 @bp.get("/")
 def index():
@@ -39,11 +34,11 @@ def register(app: Flask, api: Api) -> None:
         spec = api.spec.to_dict()
         return render_template("api_docs.html", spec=spec)
 
-    for name in OPTIONAL:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.register(app, api)
+    # Web areas built in their own packages, imported plainly: a missing one fails start-up.
+    from app.hq.pages import register as register_console
+    from app.payments.callbacks import register as register_pay_callbacks
+    from app.public.views import register as register_public
+
+    register_console(app, api)
+    register_public(app, api)
+    register_pay_callbacks(app, api)

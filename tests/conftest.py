@@ -10,20 +10,47 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from app import create_app
 from app.accounts import services as account_services
 from app.extensions import db
 from app.integrations.wechatpay import generate_pay_keys, pay_config_from_keys
+from tests.helpers import clear_tables
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 APPID, SECRET = "wxtest0000000000", "test-secret"
 
 account_services.use_fast_hashing()
+
+TESTS_DIR = Path(__file__).resolve().parent
+# The test pyramid's layers (README: Tests); every test gets one, so `pytest -m unit` runs a single layer.
+LAYERS = ("unit", "service", "http", "e2e")
+E2E_FIXTURES = {"served_app", "live_server"}  # the app over real HTTP in a thread
+
+
+def _layer(item: pytest.Item) -> str:
+    """e2e: a real server; http: the test client (or the API contract's folder); service: the database through
+    the app; unit: no database at all."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    path = Path(item.path)
+    if fixtures & E2E_FIXTURES:
+        return "e2e"
+    if "client" in fixtures or path.relative_to(TESTS_DIR).parts[0] == "api" or path.stem.endswith("_api"):
+        return "http"
+    if "app" in fixtures:
+        return "service"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its layer, unless it names one itself."""
+    for item in items:
+        if not any(item.get_closest_marker(layer) for layer in LAYERS):
+            item.add_marker(_layer(item))
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +76,17 @@ def _database_url(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
+def _end_the_tests_transaction() -> None:
+    """Start each test request with no transaction open, as a request on a server does.
+
+    On a server every request pushes its own app context and so gets a fresh session. The test client reuses
+    the app context a test holds, and with it the session: a read by the test (or by the request before) would
+    still have its transaction open when the next request calls WeChat. Commit, so what the test wrote stays.
+    """
+    if db.session().in_transaction():
+        db.session.commit()
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory, fake_wechat, pay_keys):
     cfg = {
@@ -72,6 +110,7 @@ def app(tmp_path_factory, fake_wechat, pay_keys):
     if ON_POSTGRES:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 20, "max_overflow": 20}
     application = create_app(cfg)
+    application.before_request(_end_the_tests_transaction)
     with application.app_context():
         db.drop_all()
         db.create_all()
@@ -79,21 +118,6 @@ def app(tmp_path_factory, fake_wechat, pay_keys):
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
-
-
-def _clear_tables() -> None:
-    db.session.remove()
-    tables = [t.name for t in db.metadata.sorted_tables]
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            conn.execute(sa.text("PRAGMA foreign_keys=OFF"))
-            for t in reversed(tables):
-                conn.execute(sa.text(f'DELETE FROM "{t}"'))
-            conn.execute(sa.text("DELETE FROM sqlite_sequence")) if conn.execute(
-                sa.text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
-            conn.execute(sa.text("PRAGMA foreign_keys=ON"))
 
 
 @pytest.fixture()
@@ -105,7 +129,7 @@ def app_ctx(app):
 @pytest.fixture()
 def clean_db(app_ctx, fake_wechat):
     """An empty database (every table cleared) and a reset fake WeChat."""
-    _clear_tables()
+    clear_tables()
     fake_wechat.reset() if hasattr(fake_wechat, "reset") else None
     yield
     db.session.remove()

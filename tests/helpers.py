@@ -1,4 +1,4 @@
-"""Helpers shared by tests: database snapshots and the error shape."""
+"""Helpers shared by tests: clearing the database, snapshots and the error shape."""
 
 from __future__ import annotations
 
@@ -8,6 +8,22 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from app.extensions import db
+
+
+def clear_tables() -> None:
+    """Delete every row of every table (and reset the ids), whatever the engine."""
+    db.session.remove()
+    tables = [t.name for t in db.metadata.sorted_tables]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(sa.text("PRAGMA foreign_keys=OFF"))
+            for t in reversed(tables):
+                conn.execute(sa.text(f'DELETE FROM "{t}"'))
+            conn.execute(sa.text("DELETE FROM sqlite_sequence")) if conn.execute(
+                sa.text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
+            conn.execute(sa.text("PRAGMA foreign_keys=ON"))
 
 
 def table_counts() -> dict[str, int]:

@@ -17,7 +17,8 @@ from app.extensions import db
 from app.integrations.wechat import get_wechat
 
 
-def _session_answer(user: User, kind: str) -> dict[str, Any]:
+def session_answer(user: User, kind: str) -> dict[str, Any]:
+    """What a login answers: a fresh bearer token for the user's current roles, its expiry, and the user."""
     token = services.token_for(user, kind)
     return {"token": token["token"], "expires_at": datetime.fromtimestamp(token["expires_at"], UTC).isoformat(),
             "user": describe_user(user.id)}
@@ -29,7 +30,7 @@ def login_with_wechat(js_code: str) -> dict[str, Any]:
     with transaction():
         user = services.login_mini_program(openid=session["openid"], session_key=session["session_key"],
                                            unionid=session.get("unionid"))
-    return _session_answer(user, "mp")
+    return session_answer(user, "mp")
 
 
 def login_console(username: str, password: str) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def login_console(username: str, password: str) -> dict[str, Any]:
             failure = exc
     if failure is not None:
         raise failure
-    return _session_answer(user, "hq")
+    return session_answer(user, "hq")
 
 
 def bind_phone(user_id: int, phone_code: str) -> dict[str, Any]:

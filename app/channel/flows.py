@@ -22,7 +22,7 @@ def redeem_invite(principal: Principal, token: str) -> dict[str, Any]:
     with transaction():
         services.redeem_invite(user_id=principal.user_id, token=token)
     user = db.session.get(User, principal.user_id)
-    return account_flows._session_answer(user, "mp")
+    return account_flows.session_answer(user, "mp")
 
 
 def invite_qr_png(principal: Principal, invite_id: int) -> bytes:
@@ -30,7 +30,7 @@ def invite_qr_png(principal: Principal, invite_id: int) -> bytes:
     invite = db.session.get(Invite, invite_id)
     if invite is None:
         raise NotFound("找不到这个邀请", code="invite_not_found")
-    services._invite_target_check(principal, invite.role, invite.store_id, invite.partner_id)
+    services.check_invite_target(principal, invite.role, invite.store_id, invite.partner_id)
     if invite.qr_png:
         return invite.qr_png
     token = invite.token

@@ -78,7 +78,8 @@ def create_store(*, code: str, name: str, region_code: str, distributor_id: int,
     return store
 
 
-def _invite_target_check(principal: Principal, role: str, store_id: int | None, partner_id: int | None) -> None:
+def check_invite_target(principal: Principal, role: str, store_id: int | None, partner_id: int | None) -> None:
+    """Raise unless the caller may invite into `role` at this store or partner (and the role is invitable)."""
     if role in STORE_ROLES:
         if store_id is None or partner_id is not None:
             raise ValidationFailed("门店角色的邀请要指定门店", code="store_required")
@@ -101,7 +102,7 @@ def _invite_target_check(principal: Principal, role: str, store_id: int | None, 
 def create_invite(principal: Principal, *, role: str, store_id: int | None = None, partner_id: int | None = None,
                   ttl_hours: int = 72) -> Invite:
     """An invite into a role at a store or partner; its token is the mini-program code's scene."""
-    _invite_target_check(principal, role, store_id, partner_id)
+    check_invite_target(principal, role, store_id, partner_id)
     if not 1 <= ttl_hours <= 24 * 30:
         raise ValidationFailed("有效期要在 1 小时到 30 天之间", code="invalid_ttl")
     token = "i" + "".join(secrets.choice(INVITE_ALPHABET) for _ in range(15))
@@ -116,7 +117,7 @@ def revoke_invite(principal: Principal, invite_id: int) -> Invite:
     invite = db.session.get(Invite, invite_id)
     if invite is None:
         raise NotFound("找不到这个邀请", code="invite_not_found")
-    _invite_target_check(principal, invite.role, invite.store_id, invite.partner_id)
+    check_invite_target(principal, invite.role, invite.store_id, invite.partner_id)
     if invite.redeemed_at is not None:
         raise Conflict("邀请已经被使用，不能撤销", code="invite_used")
     invite.revoked_at = invite.revoked_at or now_utc()

@@ -8,6 +8,7 @@ object; every object route goes through it (or through `load_store`, which calls
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -15,8 +16,30 @@ from typing import Any
 from flask import current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PARTNER_ROLES, PERMISSIONS, STORE_ROLES, WAREHOUSE_OPERATOR
 from app.errors import Forbidden, NotFound, Unauthorized
+
+
+@dataclass(frozen=True)
+class RoleTable:
+    """What each role may do and how its scope is read; the accounts domain's (`app.accounts.roles`)."""
+
+    permissions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    store_roles: tuple[str, ...] = ()  # scoped to their store
+    partner_roles: tuple[str, ...] = ()  # scoped to their partner's subtree
+    region_roles: tuple[str, ...] = ()  # HQ staff: a region, or everywhere
+    warehouse_role: str = ""  # any store; their warehouse for warehouse work
+
+
+# Core imports no domain: `create_app` hands over the role table and the store-scope lookup (`provide`).
+# Until then no role allows anything.
+_roles = RoleTable()
+_load_store_scope: Callable[[int], StoreScope | None] | None = None
+
+
+def provide(*, roles: RoleTable, load_store_scope: Callable[[int], StoreScope | None]) -> None:
+    """Take the role table and the lookup of a store's scope (`app.channel.queries.get_store_scope`)."""
+    global _roles, _load_store_scope
+    _roles, _load_store_scope = roles, load_store_scope
 
 
 @dataclass(frozen=True)
@@ -55,7 +78,7 @@ class Principal:
 
     def can(self, action: str) -> bool:
         """Whether any role allows the action somewhere (scope is `authorize`'s business)."""
-        return any(action in PERMISSIONS.get(b.role, ()) for b in self.bindings)
+        return any(action in _roles.permissions.get(b.role, ()) for b in self.bindings)
 
 
 def _serializer() -> URLSafeSerializer:
@@ -145,33 +168,34 @@ def region_covers(scope_code: str, code: str | None) -> bool:
 
 
 def _binding_covers_store(b: Binding, target: StoreScope) -> bool:
-    if b.role in STORE_ROLES:
+    if b.role in _roles.store_roles:
         return b.store_id == target.store_id
-    if b.role in PARTNER_ROLES:
+    if b.role in _roles.partner_roles:
         return bool(b.partner_path) and target.distributor_path.startswith(b.partner_path)
-    if b.role in (HQ_ADMIN, HQ_ANALYST):
+    if b.role in _roles.region_roles:
         return b.region_code is None or any(region_covers(b.region_code, c) for c in target.region_codes)
     # Warehouse operators ship to any store; their actions (not their scope) keep them out of store business.
-    return b.role == WAREHOUSE_OPERATOR
+    return b.role == _roles.warehouse_role
 
 
 def _binding_covers_partner(b: Binding, partner_path: str) -> bool:
-    if b.role in PARTNER_ROLES:
+    if b.role in _roles.partner_roles:
         return bool(b.partner_path) and partner_path.startswith(b.partner_path)
-    return b.role in (HQ_ADMIN, HQ_ANALYST) and b.region_code is None
+    return b.role in _roles.region_roles and b.region_code is None
 
 
 def authorize(principal: Principal, action: str, *, store: StoreScope | None = None,
               partner_path: str | None = None, warehouse_id: int | None = None) -> None:
     """Raise Forbidden unless one of the caller's bindings allows `action` on this object."""
     for b in principal.bindings:
-        if action not in PERMISSIONS.get(b.role, ()):
+        if action not in _roles.permissions.get(b.role, ()):
             continue
         if store is not None and not _binding_covers_store(b, store):
             continue
         if partner_path is not None and not _binding_covers_partner(b, partner_path):
             continue
-        if warehouse_id is not None and b.role == WAREHOUSE_OPERATOR and b.warehouse_id not in (None, warehouse_id):
+        if (warehouse_id is not None and b.role == _roles.warehouse_role
+                and b.warehouse_id not in (None, warehouse_id)):
             continue
         return
     raise Forbidden("这不在你的权限范围内", code="out_of_scope", details={"action": action})
@@ -179,9 +203,9 @@ def authorize(principal: Principal, action: str, *, store: StoreScope | None = N
 
 def store_scope(store_id: int) -> StoreScope:
     """Load what scope checks need about a store, or 404."""
-    from app.channel.queries import get_store_scope  # domains import security, not the other way round
-
-    scope = get_store_scope(store_id)
+    if _load_store_scope is None:
+        raise RuntimeError("app.core.security.provide() was not called: build the app with create_app()")
+    scope = _load_store_scope(store_id)
     if scope is None:
         raise NotFound("找不到这家门店", code="store_not_found")
     return scope
@@ -191,7 +215,7 @@ def authorize_store(principal: Principal, action: str, store_id: int) -> StoreSc
     """The one check for store-owned objects: the store exists and the caller may `action` there."""
     # A store user acting on their own store needs no database read.
     for b in principal.bindings:
-        if b.role in STORE_ROLES and b.store_id == store_id and action in PERMISSIONS[b.role]:
+        if b.role in _roles.store_roles and b.store_id == store_id and action in _roles.permissions[b.role]:
             return StoreScope(store_id=store_id, distributor_path="", region_codes=())
     scope = store_scope(store_id)
     authorize(principal, action, store=scope)

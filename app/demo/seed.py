@@ -1,11 +1,10 @@
-"""Seed the demo: the channel, catalog and warehouses here; other areas add theirs through `EXTRA_SEEDS`.
+"""Seed the demo: the channel, catalog and warehouses here, then the steps in `EXTRA_SEEDS`.
 
 Seeding is idempotent: a database that already has the demo HQ partner is left alone.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +19,14 @@ from app.catalog.gtin import make_gtin
 from app.channel import services as channel
 from app.channel.models import Partner
 from app.core.tx import transaction
+from app.demo import codes as demo_codes
+from app.demo import history as demo_history
+from app.demo import orders as demo_orders
 from app.extensions import db
 from app.inventory import services as inventory
 
-# Modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
-EXTRA_SEEDS = ("app.demo.codes", "app.demo.history", "app.demo.orders")
+# The modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
+EXTRA_SEEDS = (demo_codes, demo_history, demo_orders)
 
 HQ_CODE = "HQ"
 
@@ -78,14 +80,8 @@ def seed(*, only_if_empty: bool = False, extras: bool = True) -> str:
     ctx = DemoContext()
     with transaction():
         _seed_foundation(ctx)
-    for name in EXTRA_SEEDS if extras else ():
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.seed(ctx)
+    for step in EXTRA_SEEDS if extras else ():
+        step.seed(ctx)
     return "demo data seeded"
 
 

@@ -274,44 +274,40 @@ def store_stock():
 @login_required
 def alerts():
     """Diversion alerts found by scans (the scans area's table), newest first."""
-    items, available = [], True
-    try:
-        from app.scans.models import DiversionAlert
-    except ImportError:
-        available = False
-    else:
-        from app.channel.models import Partner, Store
-        from app.codes.models import Code
-        from app.codes.parse import grouped
+    from app.channel.models import Partner, Store
+    from app.codes.models import Code
+    from app.codes.parse import grouped
+    from app.scans.models import DiversionAlert
 
-        rows = db.session.scalars(sa.select(DiversionAlert).order_by(DiversionAlert.id.desc()).limit(200)).all()
-        serials = dict(db.session.execute(sa.select(Code.id, Code.serial).where(
-            Code.id.in_({r.code_id for r in rows}))).all())
-        store_ids = {r.expected_store_id for r in rows} | {r.actual_store_id for r in rows}
-        partner_ids = {r.expected_distributor_id for r in rows} | {r.actual_distributor_id for r in rows}
-        stores = dict(db.session.execute(sa.select(Store.id, Store.name).where(Store.id.in_(store_ids - {None}))).all())
-        partners = dict(db.session.execute(
-            sa.select(Partner.id, Partner.name).where(Partner.id.in_(partner_ids - {None}))).all())
-        skus = dict(_skus())
-        visible = None
-        if any(b.region_code for b in g.principal.bindings):
-            from app.channel.queries import visible_stores_condition
+    items = []
+    rows = db.session.scalars(sa.select(DiversionAlert).order_by(DiversionAlert.id.desc()).limit(200)).all()
+    serials = dict(db.session.execute(sa.select(Code.id, Code.serial).where(
+        Code.id.in_({r.code_id for r in rows}))).all())
+    store_ids = {r.expected_store_id for r in rows} | {r.actual_store_id for r in rows}
+    partner_ids = {r.expected_distributor_id for r in rows} | {r.actual_distributor_id for r in rows}
+    stores = dict(db.session.execute(sa.select(Store.id, Store.name).where(Store.id.in_(store_ids - {None}))).all())
+    partners = dict(db.session.execute(
+        sa.select(Partner.id, Partner.name).where(Partner.id.in_(partner_ids - {None}))).all())
+    skus = dict(_skus())
+    visible = None
+    if any(b.region_code for b in g.principal.bindings):
+        from app.channel.queries import visible_stores_condition
 
-            visible = set(db.session.scalars(sa.select(Store.id).join(Store.distributor)
-                                             .where(visible_stores_condition(g.principal, "hq.read"))))
-        for r in rows:
-            if visible is not None and r.actual_store_id not in visible and r.expected_store_id not in visible:
-                continue
-            items.append({"at": r.created_at, "sku": skus.get(r.sku_id, r.sku_id), "source": r.source,
-                          "serial": grouped(serials[r.code_id]) if r.code_id in serials else "",
-                          "expected_store": stores.get(r.expected_store_id, "—"),
-                          "expected_distributor": partners.get(r.expected_distributor_id, "—"),
-                          "expected_region": region_name(r.expected_region) if r.expected_region else "—",
-                          "actual_store": stores.get(r.actual_store_id, "—"),
-                          "actual_distributor": partners.get(r.actual_distributor_id, "—"),
-                          "actual_region": region_name(r.actual_region) if r.actual_region else "—",
-                          "policy": r.policy})
-    return render_template("hq/alerts.html", items=items, available=available)
+        visible = set(db.session.scalars(sa.select(Store.id).join(Store.distributor)
+                                         .where(visible_stores_condition(g.principal, "hq.read"))))
+    for r in rows:
+        if visible is not None and r.actual_store_id not in visible and r.expected_store_id not in visible:
+            continue
+        items.append({"at": r.created_at, "sku": skus.get(r.sku_id, r.sku_id), "source": r.source,
+                      "serial": grouped(serials[r.code_id]) if r.code_id in serials else "",
+                      "expected_store": stores.get(r.expected_store_id, "—"),
+                      "expected_distributor": partners.get(r.expected_distributor_id, "—"),
+                      "expected_region": region_name(r.expected_region) if r.expected_region else "—",
+                      "actual_store": stores.get(r.actual_store_id, "—"),
+                      "actual_distributor": partners.get(r.actual_distributor_id, "—"),
+                      "actual_region": region_name(r.actual_region) if r.actual_region else "—",
+                      "policy": r.policy})
+    return render_template("hq/alerts.html", items=items)
 
 
 @bp.get("/plans")
@@ -413,18 +409,15 @@ def receive(transfer_id: int):
 @login_required
 def code_batches():
     """Code batches with progress and label downloads."""
-    items, available = [], True
-    try:
-        from app.codes.models import CodeBatch
-    except ImportError:
-        available = False
-    else:
-        skus = dict(_skus())
-        for b in db.session.scalars(sa.select(CodeBatch).order_by(CodeBatch.id.desc()).limit(200)):
-            items.append({"id": b.id, "sku": skus.get(b.sku_id, b.sku_id), "quantity": b.quantity,
-                          "case_size": b.case_size, "status": b.status, "units_made": b.units_made,
-                          "created_at": b.created_at})
-    return render_template("hq/code_batches.html", items=items, available=available)
+    from app.codes.models import CodeBatch
+
+    items = []
+    skus = dict(_skus())
+    for b in db.session.scalars(sa.select(CodeBatch).order_by(CodeBatch.id.desc()).limit(200)):
+        items.append({"id": b.id, "sku": skus.get(b.sku_id, b.sku_id), "quantity": b.quantity,
+                      "case_size": b.case_size, "status": b.status, "units_made": b.units_made,
+                      "created_at": b.created_at})
+    return render_template("hq/code_batches.html", items=items)
 
 
 @bp.get("/api/<path:rest>")

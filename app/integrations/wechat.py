@@ -27,6 +27,7 @@ from wechatpy.session import SessionStorage
 from wechatpy.session.redisstorage import RedisStorage
 
 from app.errors import AppError, ValidationFailed
+from app.integrations.guard import check_no_open_transaction
 from app.integrations.slots import CallSlots, slots_for
 
 log = logging.getLogger(__name__)
@@ -325,6 +326,7 @@ class WeChatGateway:
 
     def _call(self, func: Callable[[], T]) -> T:
         """Run one API call in one of this process's WeChat slots (WeChatBusy at once when none is free)."""
+        check_no_open_transaction("WeChat")
         if self._slots is None:
             return self._call_now(func)
         with self._slots.slot(WeChatBusy):

@@ -32,6 +32,7 @@ from flask import Flask, current_app
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from app.errors import AppError, ValidationFailed
+from app.integrations.guard import check_no_open_transaction
 from app.integrations.slots import CallSlots, slots_for
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ class WeChatPayGateway:
 
     def _request(self, call: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
         """Run one wechatpayv3 call and return the decoded JSON (or {} for 204), mapping every failure."""
+        check_no_open_transaction("WeChat Pay")
         if self._slots is None:
             return self._request_now(call)
         with self._slots.slot(PayBusy):

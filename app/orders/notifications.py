@@ -47,18 +47,20 @@ def message_data(order: Order, kind: str) -> dict[str, str]:
 
 def send_order_message(order_id: int, kind: str) -> int:
     """Job: tell the store's owners about the order; returns how many messages went out."""
-    order = db.session.get(Order, order_id)
-    if order is None:
-        return 0
     template = current_app.config["WECHAT_TEMPLATES"].get(kind)
     if not template:
         log.warning("orders: no template for %s", kind)
         return 0
+    order = db.session.get(Order, order_id)
+    if order is None:
+        db.session.rollback()
+        return 0
+    openids, data, page = recipients(order), message_data(order, kind), PAGE.format(id=order.id)
+    db.session.rollback()  # the reads are done: no transaction stays open while WeChat answers
     sent = 0
-    for openid in recipients(order):
+    for openid in openids:
         try:
-            get_wechat().send_subscribe_message(openid, template, message_data(order, kind),
-                                                page=PAGE.format(id=order.id))
+            get_wechat().send_subscribe_message(openid, template, data, page=page)
             sent += 1
         except WeChatNotSubscribed:
             log.info("orders: %s has not subscribed to %s; not retrying", openid, kind)

@@ -731,10 +731,8 @@ def ship_order(principal: Principal, order_id: int, *, case_codes: list[str],
         skus = {s.id: s for s in db.session.scalars(sa.select(Sku).where(Sku.id.in_(by_sku)))}
         quantities: dict[int, int] = {}
         if case_codes:
-            try:
-                from app.codes.services import ship_codes
-            except ImportError:
-                raise ServiceUnavailable("扫码发货暂不可用", code="codes_unavailable") from None
+            from app.codes.services import ship_codes
+
             shipped = ship_codes(serials=case_codes, from_location_id=wh.location_id, to_store_id=store.id,
                                  order_id=order.id, user_id=principal.user_id)
             for sku_id, units in shipped.items():

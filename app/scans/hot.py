@@ -19,7 +19,6 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,10 +30,6 @@ from app.scans.models import BIZ_STEPS
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
-# The functions as this code expects them: the newest version of each, which the head migration creates
-# (2303fe3f8ce0; tests/test_migrations.py checks both build the same). Released versions never change.
-FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v2.sql", SQL_DIR / "scan_sell_many_v2.sql")
 
 _ONE = "SELECT scan_sell_one(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _MANY = "SELECT out_ord, out_answer FROM scan_sell_many(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -55,11 +50,6 @@ class HotSell:
     at: datetime
     lat: float | None = None
     lng: float | None = None
-
-
-def function_sql() -> str:
-    """The SQL that creates the hot path's functions (what `create_all` runs; migrations run the same files)."""
-    return "\n".join(f.read_text(encoding="utf-8") for f in FUNCTION_FILES)
 
 
 def sell_one(item: HotSell, *, tz: str) -> str | None:

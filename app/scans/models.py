@@ -1,8 +1,10 @@
-"""Scan events in the GS1 EPCIS vocabulary, idempotent scan requests, diversion alerts and the HQ scan policy."""
+"""Scan events in the GS1 EPCIS vocabulary, idempotent scan requests, diversion alerts, the HQ scan policy, and
+the hot sell path's SQL functions (created with the tables)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,10 +115,20 @@ class ScanPolicy(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
 
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+# The hot sell path's functions (`app.scans.hot`) as this code expects them: the newest version of each, which the
+# head migration creates (2303fe3f8ce0; tests/test_migrations.py checks both build the same). Released versions
+# never change.
+FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v2.sql", SQL_DIR / "scan_sell_many_v2.sql")
+
+
+def function_sql() -> str:
+    """The SQL that creates the hot path's functions (what `create_all` runs; migrations run the same files)."""
+    return "\n".join(f.read_text(encoding="utf-8") for f in FUNCTION_FILES)
+
+
 @sa.event.listens_for(db.metadata, "after_create")
 def _create_sell_function(target, connection, **_kw) -> None:
     """`create_all` (tests, benchmarks) makes the hot sell path's function too, as the migrations do."""
     if connection.dialect.name == "postgresql":
-        from app.scans.hot import function_sql
-
         connection.exec_driver_sql(function_sql())

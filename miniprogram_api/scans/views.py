@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from app.core.security import authorize_store, current_principal, default_store_id, require
 from app.errors import AppError
-from app.scans import queries
+from app.scans import messages, queries
 from app.scans.services import EncodedAnswer, ScanInput, scan, scan_batch, undo_scan
 from miniprogram_api.scans.schemas import (
     ScanAnswer,
@@ -110,7 +110,7 @@ def create_scan_batch(body):
         except ValidationError as err:
             request_id = raw.get("request_id") if isinstance(raw.get("request_id"), str) else None
             items.append({"request_id": request_id, "status": "refused", "reason": "validation_failed",
-                          "message": "扫码内容不完整", "action": raw.get("action"), "serial": None,
+                          "message": messages.refused("validation_failed"), "action": raw.get("action"), "serial": None,
                           "code_state": None, "sku": None, "quantity": 0, "stock": None, "alerts": [],
                           "event_id": None, "store_id": None, "details": {"fields": err.messages}})
     answers = scan_batch(principal, items)

@@ -224,14 +224,14 @@ def test_sales_committed_while_folding_are_counted_exactly_once(postgres, demo):
 
     from app.codes.models import Code
     from app.scans.services import ScanInput, scan, scan_batch
-    from tests.scans.test_reliability import _principal, _stock_store_with_codes
+    from tests.scans.helpers import owner_principal, stock_store_with_codes
 
     today = today_business()
     with transaction():  # today starts from zero, so the folds alone fill it
         rebuild(today, today, events=[])
     sku_id = db.session.scalar(sa.select(Code.sku_id).where(Code.kind == "unit").order_by(Code.id).limit(1))
-    serials = _stock_store_with_codes("S1", sku_id, 600)
-    principal = _principal("S1")
+    serials = stock_store_with_codes("S1", sku_id, 600)
+    principal = owner_principal("S1")
     db.session.remove()
     app = postgres
     done = threading.Event()

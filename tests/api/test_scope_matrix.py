@@ -25,7 +25,8 @@ from app.catalog.models import PriceTier, Sku
 from app.channel.models import Partner, Store
 from app.core.tx import transaction
 from app.extensions import db
-from tests.conftest import _clear_tables, hq_login, mp_login
+from tests.conftest import hq_login, mp_login
+from tests.helpers import clear_tables
 
 # Who each actor is (mini-program openid or HQ username) ...
 ACTORS = {
@@ -164,7 +165,7 @@ def world(app):
 
     client = app.test_client()
     with app.app_context():
-        _clear_tables()
+        clear_tables()
         seed(extras=False)
         db.session.remove()
         ids = {
@@ -184,7 +185,7 @@ def world(app):
         ids["invites"][code] = resp.get_json()["id"]
     yield ids, headers
     with app.app_context():
-        _clear_tables()
+        clear_tables()
 
 
 def _fill(route: Route, ids: dict, target: str) -> str:

@@ -28,7 +28,8 @@ from app.inventory.models import Warehouse
 from app.inventory.services import move_stock
 from tests.api import test_scope_matrix as matrix
 from tests.api.test_scope_matrix import ALL_STORES, PARTNER_SCOPE, STORE_READERS, hq, partners
-from tests.conftest import _clear_tables, hq_login, mp_login
+from tests.conftest import hq_login, mp_login
+from tests.helpers import clear_tables
 
 # The matrix's actors, and an operator bound to the Shenzhen sub-warehouse (made by the fixture): warehouse work is
 # scoped by warehouse, so they may allocate and ship S2's orders (from Shenzhen) but not S1's (from Hangzhou).
@@ -412,7 +413,7 @@ def world(app):
     from app.scans.models import DiversionAlert
 
     with app.app_context():
-        _clear_tables()
+        clear_tables()
         seed()
         warehouses = dict(db.session.execute(sa.select(Warehouse.code, Warehouse.id)).all())
         with transaction():
@@ -453,7 +454,7 @@ def world(app):
         principals = {name: read_token(h["Authorization"][7:]) for name, h in headers.items()}
     yield World(app, client, ids, headers, principals)
     with app.app_context():
-        _clear_tables()
+        clear_tables()
 
 
 def _path(route: Route, w: World, target: str, values: dict) -> str:

@@ -7,10 +7,15 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from app.accounts.models import User
+from app.accounts.roles import STORE_OWNER
 from app.channel.models import Store
-from app.codes.models import Code
+from app.codes.models import Code, CodeBatch
+from app.codes.services import generate_batch
+from app.core.security import Binding, Principal
+from app.core.tx import transaction
 from app.extensions import db
-from app.inventory.services import get_level
+from app.inventory.services import get_level, move_stock
 
 
 def now_iso() -> str:
@@ -36,3 +41,24 @@ def codes_in(store_code: str, state: str = "in_store", kind: str = "unit", n: in
 
 def on_hand(store_code: str, sku_id: int) -> int:
     return get_level(location_id=store(store_code).location_id, sku_id=sku_id).on_hand
+
+
+def owner_principal(store_code: str, user_openid: str = "demo_store_owner") -> Principal:
+    """The caller a store owner's token states: the demo user `user_openid` as owner of the store."""
+    uid = db.session.scalar(sa.select(User.id).where(User.openid == user_openid))
+    return Principal(user_id=uid, kind="mp", bindings=(Binding(role=STORE_OWNER, store_id=store(store_code).id),))
+
+
+def stock_store_with_codes(store_code: str, sku_id: int, n: int) -> list[str]:
+    """n fresh codes of a SKU in the store's stock (issued, then booked straight in for the test)."""
+    with transaction():
+        batch = CodeBatch(sku_id=sku_id, quantity=n, status="pending")
+        db.session.add(batch)
+    generate_batch(batch.id)
+    s = store(store_code)
+    with transaction():
+        db.session.execute(sa.update(Code).where(Code.batch_id == batch.id).values(
+            state="in_store", store_id=s.id, location_id=s.location_id, destination_store_id=s.id,
+            destination_distributor_id=s.distributor_id, destination_region=s.city_code))
+        move_stock(location_id=s.location_id, sku_id=sku_id, on_hand=n, kind="receive", reason="test")
+    return list(db.session.scalars(sa.select(Code.serial).where(Code.batch_id == batch.id).order_by(Code.id)))

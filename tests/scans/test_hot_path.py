@@ -24,8 +24,7 @@ from app.scans import hot, messages
 from app.scans import services as scan_services
 from app.scans.models import ScanEvent, ScanRequest
 from app.scans.services import EncodedAnswer, ScanInput, scan, scan_batch
-from tests.scans.helpers import codes_in, on_hand, store
-from tests.scans.test_reliability import _principal
+from tests.scans.helpers import codes_in, on_hand, owner_principal, store
 
 
 @dataclass
@@ -52,7 +51,7 @@ def test_the_hot_and_general_paths_sell_alike(postgres, demo, monkeypatch):
     sku_id = codes_in("S1")[0].sku_id
     units = [Unit(c.id, c.serial, c.order_id) for c in codes_in("S1", n=4, sku_id=sku_id)]
     s1 = store("S1")
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     with transaction():
         db.session.add(IncentiveRule(sku_id=sku_id, step="sell", points=3, amount_fen=20, is_active=True))
     sku = db.session.get(Sku, sku_id)
@@ -123,7 +122,7 @@ def test_the_hot_and_general_paths_sell_alike(postgres, demo, monkeypatch):
 def _nothing_sold(serial: str, store_code: str, **extra) -> None:
     s = store(store_code)
     code = db.session.execute(sa.select(Code.id, Code.state).where(Code.serial == serial)).first()
-    item = hot.HotSell(user_id=_principal(store_code).user_id, request_id=uuid.uuid4().hex, serial=serial,
+    item = hot.HotSell(user_id=owner_principal(store_code).user_id, request_id=uuid.uuid4().hex, serial=serial,
                        gtin=extra.get("gtin"), store_id=s.id, at=datetime.now(UTC))
     events = db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent))
     db.session.remove()
@@ -137,7 +136,7 @@ def _nothing_sold(serial: str, store_code: str, **extra) -> None:
 
 def test_anything_but_a_plain_sell_is_left_to_the_general_path(postgres, demo):
     sold = codes_in("S1")[0]
-    assert scan(_principal("S1"), _input(sold.serial))["status"] == "accepted"
+    assert scan(owner_principal("S1"), _input(sold.serial))["status"] == "accepted"
     _nothing_sold(sold.serial, "S1")  # already sold: a duplicate, answered with when and where
     _nothing_sold(codes_in("S1")[0].serial, "S2")  # another store's unit: diversion
     _nothing_sold(codes_in("S1", state="in_transit")[0].serial, "S1")  # not received yet
@@ -150,7 +149,7 @@ def test_anything_but_a_plain_sell_is_left_to_the_general_path(postgres, demo):
 
 def test_a_repeat_in_one_call_is_left_for_after_it(postgres, demo):
     code = codes_in("S1")[0]
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     first, second = _input(code.serial), _input(code.serial)
     answers = scan_batch(principal, [first, second])
     assert [a["status"] for a in answers] == ["accepted", "duplicate"]
@@ -175,7 +174,7 @@ def test_a_level_below_the_codes_on_the_shelf_fails_the_call_and_the_general_pat
 
         set_counted(location_id=s1.location_id, sku_id=sku_id, counted=level.reserved, user_id=None,
                     reason="test: counted none")
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     with pytest.raises(scan_services.InsufficientStock):
         scan(principal, _input(codes[0][1]))
     answers = scan_batch(principal, [_input(serial) for _, serial in codes])
@@ -197,7 +196,7 @@ def test_no_connection_for_the_hot_path_leaves_the_sell_to_the_general_path(post
         raise sa.exc.OperationalError("connect", {}, Exception("too many clients already"))
 
     monkeypatch.setattr(hot._HotConnections, "take", refuse)
-    answer = scan(_principal("S1"), _input(serial))
+    answer = scan(owner_principal("S1"), _input(serial))
     assert type(answer) is dict and answer["status"] == "accepted"  # the general path's answer
     assert on_hand("S1", sku_id) == before - 1
     assert verify_ledger() == []
@@ -210,7 +209,7 @@ def test_a_replay_after_an_undo_is_the_first_answer_and_sells_nothing(postgres, 
 
     code = codes_in("S1")[0]
     code_id, sku_id, serial = code.id, code.sku_id, code.serial
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     first = _input(serial)
     answer = dict(scan(principal, first))
     undo_scan(principal, answer["event_id"])

@@ -9,25 +9,14 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from app.accounts.roles import STORE_OWNER
-from app.codes.models import Code, CodeBatch
-from app.codes.services import generate_batch
-from app.core.security import Binding, Principal
-from app.core.tx import transaction
+from app.codes.models import Code
 from app.extensions import db
 from app.inventory.models import StockMovement
-from app.inventory.services import move_stock, verify_ledger
+from app.inventory.services import verify_ledger
 from app.scans import services as scan_services
 from app.scans.models import ScanEvent, ScanRequest
 from app.scans.services import ScanInput, scan, scan_batch
-from tests.scans.helpers import codes_in, on_hand, store
-
-
-def _principal(store_code: str, user_openid: str = "demo_store_owner") -> Principal:
-    from app.accounts.models import User
-
-    uid = db.session.scalar(sa.select(User.id).where(User.openid == user_openid))
-    return Principal(user_id=uid, kind="mp", bindings=(Binding(role=STORE_OWNER, store_id=store(store_code).id),))
+from tests.scans.helpers import codes_in, on_hand, owner_principal, stock_store_with_codes
 
 
 def _input(serial: str, action: str = "sell") -> ScanInput:
@@ -61,7 +50,7 @@ def _run_threads(app, n, target):
 def test_fifty_concurrent_sells_of_one_code(postgres, demo):
     code = codes_in("S1")[0]
     serial, sku_id = code.serial, code.sku_id
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     before = on_hand("S1", sku_id)
     db.session.remove()
     answers = _run_threads(postgres, 50, lambda i: scan(principal, _input(serial)))
@@ -75,7 +64,7 @@ def test_fifty_concurrent_sells_of_one_code(postgres, demo):
 
 def test_concurrent_replays_of_one_request(postgres, demo):
     code = codes_in("S1")[0]
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     data = _input(code.serial)
     before = on_hand("S1", code.sku_id)
     db.session.remove()
@@ -87,27 +76,12 @@ def test_concurrent_replays_of_one_request(postgres, demo):
         ScanEvent.request_id == data.request_id)) == 1
 
 
-def _stock_store_with_codes(store_code: str, sku_id: int, n: int) -> list[str]:
-    """n fresh codes of a SKU in the store's stock (issued, then booked straight in for the test)."""
-    with transaction():
-        batch = CodeBatch(sku_id=sku_id, quantity=n, status="pending")
-        db.session.add(batch)
-    generate_batch(batch.id)
-    s = store(store_code)
-    with transaction():
-        db.session.execute(sa.update(Code).where(Code.batch_id == batch.id).values(
-            state="in_store", store_id=s.id, location_id=s.location_id, destination_store_id=s.id,
-            destination_distributor_id=s.distributor_id, destination_region=s.city_code))
-        move_stock(location_id=s.location_id, sku_id=sku_id, on_hand=n, kind="receive", reason="test")
-    return list(db.session.scalars(sa.select(Code.serial).where(Code.batch_id == batch.id).order_by(Code.id)))
-
-
 def test_eight_workers_selling_distinct_codes(postgres, demo):
     sku_id = codes_in("S1")[0].sku_id
-    serials = _stock_store_with_codes("S1", sku_id, 8 * 500)
+    serials = stock_store_with_codes("S1", sku_id, 8 * 500)
     before = on_hand("S1", sku_id)
     moves_before = db.session.scalar(sa.select(sa.func.count()).select_from(StockMovement))
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     db.session.remove()
 
     def worker(i):
@@ -167,7 +141,7 @@ def _snapshot(code_id: int, sku_id: int) -> tuple:
 def test_failure_after_first_write_leaves_nothing(postgres, demo, monkeypatch, failing_event_writes):
     code = codes_in("S1")[0]
     code_id, sku_id, serial = code.id, code.sku_id, code.serial
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     before = _snapshot(code_id, sku_id)
     calls = _hot_calls(monkeypatch)
     data = _input(serial)
@@ -207,7 +181,7 @@ def test_http_failure_is_500_without_trace_and_nothing_changes(postgres, client,
 
 def test_batch_with_a_bad_item_in_the_middle(postgres, demo):
     units = [(u.id, u.serial) for u in codes_in("S1", n=6)]
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     items = [_input(serial) for _, serial in units]
     bad = units[3][1]
     items[3] = _input(bad[:-1] + ("0" if bad[-1] != "0" else "1"))
@@ -225,7 +199,7 @@ def test_a_sell_goes_through_after_the_database_dropped_the_pooled_connections(p
     """No pre-ping: the first scan after a restart meets a dead pooled connection and is applied once anyway."""
     code = codes_in("S1")[0]
     serial, sku_id = code.serial, code.sku_id
-    principal = _principal("S1")
+    principal = owner_principal("S1")
     before = on_hand("S1", sku_id)
     events_before = db.session.scalar(sa.select(sa.func.count()).select_from(ScanEvent))
     db.session.remove()

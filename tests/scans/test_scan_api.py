@@ -183,7 +183,7 @@ def test_batch_each_item_on_its_own(client, owner):
     statuses = [i["status"] for i in out["items"]]
     assert statuses == ["accepted", "accepted", "refused", "refused", "accepted", "accepted", "accepted",
                         "duplicate"]
-    assert out["items"][3]["reason"] == "validation_failed"
+    assert out["items"][3]["reason"] == "validation_failed" and out["items"][3]["message"] == "扫码内容不完整"
     for k, n in per_sku.items():
         assert on_hand("S1", k) == before[k] - n
     again = client.post("/api/mp/v1/scans/batch", json={"items": items}, headers=owner).get_json()

@@ -1,21 +1,17 @@
 """HQ API blueprints (`/api/hq/v1`)."""
 
-import importlib
-
 from flask_smorest import Api
-
-# Each module exposes `blp` (or `blueprints`); modules of areas not built yet are skipped.
-MODULES = ("sessions", "catalog", "channel", "warehouses", "codes", "orders", "analytics", "stock")
 
 
 def register(api: Api) -> None:
-    for name in MODULES:
-        try:
-            module = importlib.import_module(f"app.hq.api.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"app.hq.api.{name}":
-                continue
-            raise
-        for blp in getattr(module, "blueprints", [getattr(module, "blp", None)]):
-            if blp is not None:
-                api.register_blueprint(blp, url_prefix="/api/hq/v1")
+    """Register every HQ API blueprint; each module is imported plainly, so a missing one fails start-up."""
+    from app.hq.api.analytics import blp as analytics
+    from app.hq.api.catalog import blp as catalog
+    from app.hq.api.channel import blp as channel
+    from app.hq.api.codes import blp as codes
+    from app.hq.api.orders import blp as orders
+    from app.hq.api.sessions import blp as sessions
+    from app.hq.api.warehouses import blp as warehouses
+
+    for blp in (sessions, catalog, channel, warehouses, codes, orders, analytics):
+        api.register_blueprint(blp, url_prefix="/api/hq/v1")
