@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, request
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -135,24 +135,6 @@ def register_error_handlers(app: Flask) -> None:
             return "操作与当前状态冲突", 409
         return jsonify(error_body(409, "conflict", "数据已被其他操作修改，请刷新后重试")), 409
 
-    @app.errorhandler(OperationalError)
-    def _operational_error(err: OperationalError):
-        # SQLite's write lock still held by another writer after the busy timeout: ask the phone to retry.
-        from app.core.db import is_sqlite_busy
-        from app.extensions import db
-
-        if not is_sqlite_busy(err):
-            return _unexpected(err)
-        db.session.rollback()
-        log.warning("database busy: %s", err.orig)
-        if not _wants_json():
-            resp = app.response_class("系统繁忙，请稍后再试", status=503, mimetype="text/plain")
-        else:
-            resp = jsonify(error_body(503, "busy", "系统繁忙，请稍后再试"))
-            resp.status_code = 503
-        resp.headers["Retry-After"] = "2"
-        return resp
-
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
         log.exception("unhandled error")
@@ -203,14 +185,27 @@ def is_database_unavailable(err: BaseException) -> bool:
 
 
 def _register_database_unavailable(app: Flask, fallback) -> None:
-    """503 `database_unavailable` with Retry-After for connection-level database errors; others go to `fallback`."""
+    """503 with Retry-After for a database that cannot answer now: `busy` (SQLite's write lock not free in time) or
+    `database_unavailable` (connection-level errors); every other database error goes to `fallback`."""
     import psycopg
     import sqlalchemy as sa
 
     def _database_error(err: Exception):
+        from app.core.db import is_sqlite_busy
+        from app.extensions import db
+
+        if isinstance(err, sa.exc.OperationalError) and is_sqlite_busy(err):
+            # SQLite's write lock still held by another writer after the busy timeout: ask the phone to retry.
+            db.session.rollback()
+            log.warning("database busy: %s", err.orig)
+            if not _wants_json():
+                return "系统繁忙，请稍后再试", 503, {"Retry-After": "2"}
+            resp = jsonify(error_body(503, "busy", "系统繁忙，请稍后再试"))
+            resp.status_code = 503
+            resp.headers["Retry-After"] = "2"
+            return resp
         if not is_database_unavailable(err):
             return fallback(err)
-        from app.extensions import db
 
         try:
             db.session.rollback()
