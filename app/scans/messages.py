@@ -26,7 +26,6 @@ REFUSALS = {
     "out_of_scope": "只能为自己的门店扫码",
     "bad_scanned_at": "扫码时间不对，请检查手机时间",
     "validation_failed": "扫码内容不完整",
-    "replayed_elsewhere": "这个请求号已经用过了",
     "busy": "系统正忙，这一条没有处理，请再扫一次",
 }
 

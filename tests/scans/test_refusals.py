@@ -298,6 +298,23 @@ def _undo_after_the_unit_was_scanned_again(mp):
     return lambda: undo_scan(s1(), sold)
 
 
+def _busy_item_in_a_batch(mp):
+    """The database keeps aborting the item for a deadlock, past every retry: the item is answered, not a 500."""
+    import app.core.retry
+    from app.scans import services
+
+    class _Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def aborted(*_a, **_kw):
+        raise sa.exc.OperationalError("UPDATE stock_levels ...", {}, _Deadlock("deadlock detected"))
+
+    code, _ = _sold_by_s1()
+    mp.setattr(services, "_scan_once", aborted)
+    mp.setattr(app.core.retry, "_PAUSE", 0)
+    return lambda: scan_batch(s1(), [item(code.serial, "return")])[0]
+
+
 ROWS = [
     Refusal("unknown code", "unknown_code", "查不到这个码，可能是假码，请核对", _unknown_code),
     Refusal("GTIN beside the serial is another SKU's", "gtin_mismatch", "码上的商品条码和商品对不上，可能是假码",
@@ -327,6 +344,8 @@ ROWS = [
     Refusal("no store (one scan)", "store_required", "请指定门店", _store_required_single),
     Refusal("no store (batch)", "store_required", "请指定门店", _store_required_in_a_batch),
     Refusal("no such store", "store_not_found", "找不到这家门店", _store_not_found),
+    Refusal("a batch item the database keeps aborting", "busy", "系统正忙，这一条没有处理，请再扫一次",
+            _busy_item_in_a_batch),
     Refusal("request id twice in a batch", "duplicate_request_id", "同一批里请求号重复了", _duplicate_request_id),
     # What the camera read is not one of our codes (app/codes/parse.py words these).
     Refusal("blank", "empty_code", "没有扫到内容，请重新扫码", _parse("   ")),
