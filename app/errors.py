@@ -167,11 +167,9 @@ def is_database_unavailable(err: BaseException) -> bool:
         if err.connection_invalidated:
             return True
         err = err.orig
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        psycopg = None
-    if psycopg is not None and isinstance(err, psycopg.Error):
+    import psycopg
+
+    if isinstance(err, psycopg.Error):
         sqlstate = err.sqlstate
         if sqlstate is None:
             # Raised by the client, not the server: connection refused, closed, or lost mid-query.
