@@ -4,7 +4,7 @@
 server's database for reading it from the test. The database is the suite's engine: a SQLite file of its own, or
 on PostgreSQL a database of its own next to TEST_DATABASE_URL's (made here, dropped after), so the suite's
 database is never touched. The schema is made and the demo seeded before gunicorn starts; the server talks to
-the suite's fake WeChat. The server is always stopped, its whole process group, whatever the tests did.
+the suite's fake WeChat. The server is always killed, its whole process group, whatever the tests did.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -92,21 +91,37 @@ def _free_socket() -> socket.socket:
 
 @contextmanager
 def _server_database(tmp_dir: Path) -> Iterator[str]:
-    """A database for the server alone: a SQLite file, or a PostgreSQL database beside the suite's."""
+    """A database for the server alone: a SQLite file, or a PostgreSQL database beside the suite's.
+
+    The PostgreSQL one (`<suite's database>_live`) is made once and emptied before and after each use: dropping a
+    database makes a busy server checkpoint, which can take longer than the tests themselves.
+    """
     if not ON_POSTGRES:
         yield f"sqlite:///{tmp_dir / 'live.db'}"
         return
     url = sa.engine.make_url(TEST_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1)
                              .replace("postgres://", "postgresql+psycopg://", 1))
-    name = f"{url.database}_live_{uuid.uuid4().hex[:8]}"[:63]
+    name = f"{url.database}_live"[:63]
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    live = sa.create_engine(url.set(database=name), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+    def empty() -> None:
+        with admin.connect() as conn:  # whatever a killed earlier run left connected
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                 " WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+        with live.connect() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield url.set(database=name).render_as_string(hide_password=False)
+        empty()
+        yield live.url.render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        empty()
+        live.dispose()
         admin.dispose()
 
 
@@ -153,20 +168,13 @@ def _server_env(database_url: str, secret_key: str, fake_wechat, pay_keys) -> di
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """Stop gunicorn and everything it started: QUIT (stop now) to the process group, KILL if anything lingers."""
-    for sig, wait in ((signal.SIGQUIT, 5), (signal.SIGKILL, 15)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break  # the whole group is gone
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        try:
-            os.killpg(proc.pid, 0)  # workers outliving their master?
-        except ProcessLookupError:
-            break
+    """Kill gunicorn's whole process group (master, workers, their threads) at once: nothing of it is kept, so
+    nothing needs a graceful stop, which would cost seconds for every module."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the whole group is gone already
+    proc.wait(timeout=30)
 
 
 def _wait_ready(proc: subprocess.Popen, log_path: Path) -> None:
