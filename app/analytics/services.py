@@ -1,4 +1,8 @@
-"""Allocation plans and transfer orders: create, edit, approve (stock leaves central), receive (stock arrives)."""
+"""Allocation plans and transfer orders: create, edit, approve (stock leaves central), receive (stock arrives).
+
+Approving and receiving change several stock levels: they lock them first, in the lock order of
+`app.inventory.services`, and run again if PostgreSQL still aborts them for a deadlock (`app.core.retry`).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,12 @@ from app.analytics.models import AllocationLine, AllocationPlan, TransferLine, T
 from app.analytics.queries import smoothed_rates
 from app.catalog.models import Sku
 from app.core.clock import now_utc, today_business
+from app.core.retry import retried
 from app.core.tx import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.inventory.models import Location, StockLevel, Warehouse, WarehouseCity
-from app.inventory.services import move_stock, transit_location_id
+from app.inventory.services import lock_levels, move_stock, transit_location_id
 
 
 def _central() -> Warehouse:
@@ -119,6 +124,7 @@ def edit_line(*, plan_id: int, line_id: int, quantity: int) -> AllocationLine:
     return line
 
 
+@retried
 def approve_plan(*, plan_id: int, user_id: int | None) -> AllocationPlan:
     """Approve: one transfer order per sub-warehouse; stock leaves central and goes in transit, in one transaction."""
     with transaction():
@@ -132,13 +138,16 @@ def approve_plan(*, plan_id: int, user_id: int | None) -> AllocationPlan:
         for line in plan.lines:
             if line.quantity > 0:
                 by_wh[line.warehouse_id].append(line)
+        transits = {wh_id: transit_location_id(db.session.get(Warehouse, wh_id).location_id) for wh_id in by_wh}
+        lock_levels([(loc, ln.sku_id) for wh_id, lines in by_wh.items() for ln in lines
+                     for loc in (central.location_id, transits[wh_id])])
         for wh_id, lines in sorted(by_wh.items()):
             sub = db.session.get(Warehouse, wh_id)
             transfer = TransferOrder(plan_id=plan.id, from_warehouse_id=central.id, to_warehouse_id=sub.id,
                                      lines=[TransferLine(sku_id=ln.sku_id, quantity=ln.quantity) for ln in lines])
             db.session.add(transfer)
             db.session.flush()
-            transit = transit_location_id(sub.location_id)
+            transit = transits[wh_id]
             for ln in lines:
                 # InsufficientStock rolls the whole approval back: stock moved since the plan was made.
                 move_stock(location_id=central.location_id, sku_id=ln.sku_id, on_hand=-ln.quantity,
@@ -152,6 +161,7 @@ def approve_plan(*, plan_id: int, user_id: int | None) -> AllocationPlan:
     return plan
 
 
+@retried
 def receive_transfer(*, transfer_id: int, user_id: int | None) -> TransferOrder:
     """The sub-warehouse receives a transfer: transit → sub-warehouse stock."""
     with transaction():
@@ -163,6 +173,7 @@ def receive_transfer(*, transfer_id: int, user_id: int | None) -> TransferOrder:
             raise Conflict("这张调拨单已经收货了", code="transfer_already_received")
         sub = db.session.get(Warehouse, transfer.to_warehouse_id)
         transit = transit_location_id(sub.location_id)
+        lock_levels([(loc, ln.sku_id) for ln in transfer.lines for loc in (transit, sub.location_id)])
         for ln in transfer.lines:
             move_stock(location_id=transit, sku_id=ln.sku_id, on_hand=-ln.quantity, kind="transfer_in",
                        ref_type="transfer", ref_id=transfer.id, user_id=user_id)
