@@ -185,13 +185,17 @@ def is_database_unavailable(err: BaseException) -> bool:
 
 
 def _register_database_unavailable(app: Flask, fallback) -> None:
-    """503 `database_unavailable` with Retry-After for connection-level database errors; others go to `fallback`."""
+    """503 `database_unavailable` with Retry-After for connection-level database errors.
+
+    Any other error of these classes goes to the handler registered for its class before this one (e.g. one for
+    SQLite's "database is locked"), else to `fallback`; so register this last.
+    """
     import psycopg
     import sqlalchemy as sa
 
-    def _database_error(err: Exception):
+    def _database_error(err: Exception, otherwise):
         if not is_database_unavailable(err):
-            return fallback(err)
+            return otherwise(err)
         from app.extensions import db
 
         try:
@@ -207,9 +211,11 @@ def _register_database_unavailable(app: Flask, fallback) -> None:
         resp.headers["Retry-After"] = retry_after
         return resp
 
+    registered = app.error_handler_spec[None][None]
     for cls in (sa.exc.DBAPIError, sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError,
                 sa.exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError):
-        app.register_error_handler(cls, _database_error)
+        previous = registered.get(cls) or fallback
+        app.register_error_handler(cls, lambda err, previous=previous: _database_error(err, previous))
 
 
 def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
