@@ -184,11 +184,12 @@ def is_database_unavailable(err: BaseException) -> bool:
 
 def _register_database_unavailable(app: Flask, fallback) -> None:
     """503 with Retry-After for a database that cannot answer now: `busy` (SQLite's write lock not free in time) or
-    `database_unavailable` (connection-level errors); every other database error goes to `fallback`."""
+    `database_unavailable` (connection-level errors). Any other error of these classes goes to the handler registered
+    for its class before this one, else to `fallback`; so register this last."""
     import psycopg
     import sqlalchemy as sa
 
-    def _database_error(err: Exception):
+    def _database_error(err: Exception, otherwise):
         from app.core.db import is_sqlite_busy
         from app.extensions import db
 
@@ -203,7 +204,7 @@ def _register_database_unavailable(app: Flask, fallback) -> None:
             resp.headers["Retry-After"] = "2"
             return resp
         if not is_database_unavailable(err):
-            return fallback(err)
+            return otherwise(err)
 
         try:
             db.session.rollback()
@@ -218,9 +219,11 @@ def _register_database_unavailable(app: Flask, fallback) -> None:
         resp.headers["Retry-After"] = retry_after
         return resp
 
+    registered = app.error_handler_spec[None][None]
     for cls in (sa.exc.DBAPIError, sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError,
                 sa.exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError):
-        app.register_error_handler(cls, _database_error)
+        previous = registered.get(cls) or fallback
+        app.register_error_handler(cls, lambda err, previous=previous: _database_error(err, previous))
 
 
 def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:

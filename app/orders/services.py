@@ -638,13 +638,26 @@ def _refund_done(refund: Refund, refund_status: str) -> str:
 
 
 def close_wechat_order(number: str) -> None:
-    """Job: close an unpaid WeChat order (best effort)."""
-    from app.integrations.wechatpay import PayOrderNotFound, get_wechatpay
+    """Job: close an unpaid WeChat order; if it was paid after all (its notice may be lost), book that payment.
 
+    Booking it on an order paid another way refunds it alone (book_wechat_payment): no money is kept twice.
+    """
+    from app.integrations.wechatpay import PayError, PayOrderNotFound, get_wechatpay
+
+    gateway = get_wechatpay()
     try:
-        get_wechatpay().close_order(number)
+        gateway.close_order(number)
+        return
     except PayOrderNotFound:
-        pass
+        return
+    except PayError as exc:
+        if exc.retryable:
+            raise
+        log.info("orders: WeChat order %s not closed (%s): asking whether it was paid", number, exc.pay_code)
+    result = gateway.query_by_out_trade_no(number)
+    if result.get("trade_state") in ("SUCCESS", "REFUND") and result.get("transaction_id"):
+        book_wechat_payment(out_trade_no=number, transaction_id=result["transaction_id"],
+                            amount_fen=int(result["amount"]["total"]))
 
 
 # ---- fulfilment -----------------------------------------------------------------------------------------------

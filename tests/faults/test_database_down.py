@@ -87,3 +87,32 @@ def test_other_database_errors_stay_500(make_app, exc):
     resp = _raising_app(make_app, exc).get("/api/test/db")
     assert resp.status_code == 500 and resp.get_json()["error"]["code"] == "internal_error"
     assert "Retry-After" not in resp.headers
+
+
+def test_a_handler_for_another_database_error_still_runs(make_app):
+    """Another handler of OperationalError (e.g. SQLite's "database is locked") keeps its errors; ours, ours."""
+    import sqlite3
+
+    from flask import jsonify
+
+    from app.errors import _register_database_unavailable
+
+    app = make_app(TESTING=False, PROPAGATE_EXCEPTIONS=False)
+
+    @app.errorhandler(sa.exc.OperationalError)
+    def _locked(err):
+        return jsonify({"error": {"code": "database_busy", "message": "忙", "details": {}}}), 503
+
+    _register_database_unavailable(app, fallback=lambda err: ("unexpected", 500))
+    errors = {
+        "locked": sa.exc.OperationalError("UPDATE x", {}, sqlite3.OperationalError("database is locked")),
+        "gone": sa.exc.OperationalError("SELECT 1", {}, psycopg.errors.AdminShutdown("terminating connection")),
+    }
+
+    @app.get("/api/test/<name>")
+    def raising(name):
+        raise errors[name]
+
+    c = app.test_client()
+    assert c.get("/api/test/locked").get_json()["error"]["code"] == "database_busy"
+    _assert_unavailable(c.get("/api/test/gone"))

@@ -115,3 +115,22 @@ def test_refunding_the_order_later_returns_the_cash_once_more_only(app, client, 
     assert client.post(NOTIFY, data=done["body"].encode(), headers=done["headers"]).status_code == 204
     detail = client.get(f"{HQ}/orders/{order['id']}", headers=admin).get_json()
     assert detail["status"] == "refunded" and detail["refunded_fen"] == detail["paid_fen"] == 2 * order["total_fen"]
+
+
+def test_wechat_payment_whose_notice_was_lost_is_found_and_refunded(app, client, owner, demo_ids, fake_wechat):
+    """The owner paid in WeChat, the notice never came, HQ recorded cash: closing the WeChat order finds it paid."""
+    admin = hq_login(client)
+    order = _prepaid_order(client, owner, demo_ids)
+    paid = fake_pay(fake_wechat, order["number"], notify=False)  # never delivered
+    resp = client.post(f"{HQ}/orders/{order['id']}/offline-payments",
+                       json={"reference": "CASH-5", "amount_fen": order["total_fen"]}, headers=admin)
+    assert resp.status_code == 200
+    with app.app_context():
+        row = db.session.get(Order, order["id"])
+        payments = {p.method: p for p in db.session.scalars(sa.select(Payment).where(Payment.order_id == row.id))}
+        refunds = [(r.payment_id, r.amount_fen, r.status) for r in db.session.scalars(
+            sa.select(Refund).where(Refund.order_id == row.id))]
+        status = row.status
+        db.session.remove()
+    assert status == "paid" and payments["wechat"].transaction_id == paid["transaction_id"]
+    assert refunds == [(payments["wechat"].id, order["total_fen"], "processing")]
