@@ -12,7 +12,7 @@ def register(api: Api) -> None:
 
     for blp in (sessions, invites, catalog, stock):
         api.register_blueprint(blp, url_prefix="/api/mp/v1")
-    for name in ("scans", "orders", "incentives"):
+    for name in ("scans", "orders", "incentives", "staff"):
         _register_optional(api, name)
 
 

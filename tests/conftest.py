@@ -67,6 +67,7 @@ def app(tmp_path_factory, fake_wechat, pay_keys):
         "DEMO_ADMIN_PASSWORD": "admin",
         "DEMO_HISTORY_DAYS": 14,
         "CODE_URL_BASE": "https://q.example.com",
+        "TOKEN_REVOCATION_FILE": str(tmp_path_factory.mktemp("tokens") / "token-revocations.bin"),
         **pay_config_from_keys(pay_keys),
     }
     if ON_POSTGRES:
@@ -94,6 +95,10 @@ def _clear_tables() -> None:
             conn.execute(sa.text("DELETE FROM sqlite_sequence")) if conn.execute(
                 sa.text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
             conn.execute(sa.text("PRAGMA foreign_keys=ON"))
+    # User ids start again from 1: what this process cached about the old users' token versions is void.
+    from flask import current_app
+
+    current_app.extensions["token_versions"].forget_all()
 
 
 @pytest.fixture()
@@ -193,7 +198,8 @@ def make_app(app, isolated_extensions):
         "TESTING", "SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "JOBS_MODE", "REDIS_URL", "RATELIMIT_ENABLED",
         "RATELIMIT_STORAGE_URI", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_API_BASE", "WECHATPAY_API_BASE",
         "WECHAT_TIMEOUT", "DEMO_ADMIN_PASSWORD", "DEMO_HISTORY_DAYS", "CODE_URL_BASE", "WECHATPAY_PRIVATE_KEY",
-        "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY", "WECHATPAY_PUBLIC_KEY_ID")}
+        "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY", "WECHATPAY_PUBLIC_KEY_ID",
+        "TOKEN_REVOCATION_FILE")}
     built = []
 
     def _make(**overrides):

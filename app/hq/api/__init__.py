@@ -5,7 +5,7 @@ import importlib
 from flask_smorest import Api
 
 # Each module exposes `blp` (or `blueprints`); modules of areas not built yet are skipped.
-MODULES = ("sessions", "catalog", "channel", "warehouses", "codes", "orders", "analytics", "stock")
+MODULES = ("sessions", "catalog", "channel", "warehouses", "codes", "orders", "analytics", "stock", "users")
 
 
 def register(api: Api) -> None:
