@@ -42,6 +42,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -218,13 +219,13 @@ def bump(user_id: int) -> None:
     pending[user_id] = (current_app.extensions["token_versions"], version)
 
 
-@sa.event.listens_for(sa.orm.Session, "after_commit")
-def _announce_bumps(session: sa.orm.Session) -> None:
+@sa.event.listens_for(Session, "after_commit")
+def _announce_bumps(session: Session) -> None:
     pending = session.info.pop("token_version_bumps", None)
     for user_id, (backend, version) in (pending or {}).items():
         backend.bumped(user_id, version)
 
 
-@sa.event.listens_for(sa.orm.Session, "after_rollback")
-def _forget_bumps(session: sa.orm.Session) -> None:
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_bumps(session: Session) -> None:
     session.info.pop("token_version_bumps", None)

@@ -18,7 +18,6 @@ from flask import current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PARTNER_ROLES, PERMISSIONS, STORE_ROLES, WAREHOUSE_OPERATOR
-from app.core.revocation import current_version
 from app.errors import Forbidden, NotFound, Unauthorized
 
 
@@ -76,10 +75,11 @@ def issue_token(*, user_id: int, kind: str, bindings: list[Binding], ttl_seconds
 
 def read_token(token: str) -> Principal:
     """The caller a token names, if it is signed, unexpired and not revoked (checked on every request)."""
-    principal = _signed_principal(current_app.config["SECRET_KEY"], token)
+    app = current_app._get_current_object()  # one context lookup, not two: this runs on every request
+    principal = _signed_principal(app.config["SECRET_KEY"], token)
     if principal is None or principal.expires_at < time.time():
         raise Unauthorized("登录已过期，请重新登录", code="token_expired")
-    if current_version(principal.user_id) != principal.token_version:
+    if app.extensions["token_versions"].current(principal.user_id) != principal.token_version:
         raise Unauthorized("登录已失效，请重新登录", code="token_revoked")
     return principal
 
