@@ -116,14 +116,10 @@ def deactivate_user(principal: Principal, user_id: int) -> dict[str, Any]:
 
 def remove_membership(principal: Principal, user_id: int, membership_id: int) -> None:
     """HQ takes one role away from a user."""
-    from app.accounts.models import Membership
-
     with transaction():
         _user_admin(principal, user_id)
-        membership = db.session.get(Membership, membership_id)
-        if membership is None or membership.user_id != user_id:
+        if not services.remove_memberships(user_id, [membership_id]):
             raise NotFound("这个用户没有这个角色", code="membership_not_found")
-        services.remove_memberships(user_id, [membership])
 
 
 def user_count() -> int:

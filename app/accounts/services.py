@@ -77,12 +77,14 @@ def deactivate_user(user_id: int) -> User:
     return user
 
 
-def remove_memberships(user_id: int, memberships: list[Membership]) -> None:
-    """Take these roles away from the user; tokens that still carry them stop working."""
-    for m in memberships:
-        db.session.delete(m)
-    db.session.flush()
-    revocation.bump(user_id)
+def remove_memberships(user_id: int, membership_ids: list[int]) -> int:
+    """Take these roles away from the user; tokens that still carry them stop working. Returns how many were
+    removed (one DELETE: a concurrent removal of the same roles removes nothing here, and raises nothing)."""
+    removed = db.session.execute(sa.delete(Membership).where(
+        Membership.id.in_(membership_ids), Membership.user_id == user_id)).rowcount
+    if removed:
+        revocation.bump(user_id)
+    return removed
 
 
 def login_mini_program(*, openid: str, session_key: str, unionid: str | None = None) -> User:

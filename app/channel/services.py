@@ -178,13 +178,12 @@ def remove_store_member(principal: Principal, store_id: int, user_id: int) -> No
     from app.accounts.services import remove_memberships
 
     above_store = _may_manage_members(principal, store_id)
-    memberships = list(db.session.scalars(sa.select(Membership).where(
-        Membership.store_id == store_id, Membership.user_id == user_id).with_for_update()))
-    if not memberships:
-        raise NotFound("这个人不在这家门店", code="member_not_found")
-    if not above_store and any(m.role != STORE_CLERK for m in memberships):
+    roles = dict(db.session.execute(sa.select(Membership.id, Membership.role).where(
+        Membership.store_id == store_id, Membership.user_id == user_id)).all())
+    if not above_store and any(role != STORE_CLERK for role in roles.values()):
         raise Forbidden("店主只能移除店员", code="out_of_scope", details={"action": "member.manage"})
-    remove_memberships(user_id, memberships)
+    if not roles or not remove_memberships(user_id, list(roles)):
+        raise NotFound("这个人不在这家门店", code="member_not_found")
 
 
 def set_invite_qr(invite_id: int, png: bytes) -> None:
