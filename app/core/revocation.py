@@ -223,7 +223,11 @@ def bump(user_id: int) -> None:
 def _announce_bumps(session: Session) -> None:
     pending = session.info.pop("token_version_bumps", None)
     for user_id, (backend, version) in (pending or {}).items():
-        backend.bumped(user_id, version)
+        try:
+            backend.bumped(user_id, version)
+        except Exception:  # committed already: the caller must not see an error for what did happen
+            log.exception("could not announce token version %s of user %s to the other processes", version,
+                          user_id)
 
 
 @sa.event.listens_for(Session, "after_rollback")
