@@ -46,6 +46,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_routes(app)
 
+    from app.security_headers import init_app as init_security_headers
+
+    init_security_headers(app)
+
     from app.errors import register_error_handlers
 
     register_error_handlers(app)  # after flask-smorest, so ours wins
@@ -70,6 +74,7 @@ def _provide_security() -> None:
 
 def _init_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (every table, for Alembic and create_all)
+    from app.core import revocation
     from app.extensions import api, db, limiter, migrate
     from app.integrations import wechat, wechatpay
 
@@ -87,6 +92,7 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
     wechat.init_app(app)
     wechatpay.init_app(app)
+    revocation.init_app(app)
 
 
 def _sqlite_pragmas(app: Flask) -> None:

@@ -115,6 +115,10 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "BUSINESS_TZ": "Asia/Shanghai",
         # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 3),
+        # Token revocation (app/core/revocation.py): the file that tells this machine's processes of a change
+        # when there is no Redis, and the Redis key prefix of the users' token versions when there is.
+        "TOKEN_REVOCATION_FILE": env.get("TOKEN_REVOCATION_FILE", str(INSTANCE / "token-revocations.bin")),
+        "TOKEN_VERSION_KEY_PREFIX": env.get("TOKEN_VERSION_KEY_PREFIX", "tokver:"),
     }
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {
@@ -128,6 +132,13 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
             "connect_args": {"connect_timeout": _int(env, "DB_CONNECT_TIMEOUT", 5)},
         }
     cfg.update(overrides)
+    # The console's session cookie: HttpOnly always; Secure (and so the __Host- name: this host only, path /)
+    # in production unless SESSION_COOKIE_SECURE says otherwise, which the production check then refuses.
+    production = cfg["APP_ENV"] == "production"
+    cfg.setdefault("SESSION_COOKIE_SECURE", _bool(env.get("SESSION_COOKIE_SECURE"), production))
+    cfg.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    cfg.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    cfg.setdefault("SESSION_COOKIE_NAME", "__Host-session" if cfg["SESSION_COOKIE_SECURE"] else "session")
     return cfg
 
 
@@ -153,6 +164,9 @@ def check_production(cfg: dict[str, Any]) -> None:
             problems.append(f"{key} points at a local fake WeChat: unset it to use WeChat itself")
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         problems.append("DATABASE_URL is SQLite: production needs PostgreSQL (postgresql+psycopg://...)")
+    if not cfg.get("SESSION_COOKIE_SECURE"):
+        problems.append("SESSION_COOKIE_SECURE is off: the console's cookie must only travel over HTTPS "
+                        "(unset SESSION_COOKIE_SECURE)")
     if not cfg["REDIS_URL"]:
         problems.append("REDIS_URL is not set: production needs Redis for tokens, rate limits and jobs")
     for key in ("WECHATPAY_PRIVATE_KEY", "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY",

@@ -11,7 +11,8 @@ def register(api: Api) -> None:
     from miniprogram_api.orders.views import blp as orders
     from miniprogram_api.scans.views import blp as scans
     from miniprogram_api.sessions.views import blp as sessions
+    from miniprogram_api.staff.views import blp as staff
     from miniprogram_api.stock.views import blp as stock
 
-    for blp in (sessions, invites, catalog, stock, scans, orders, incentives):
+    for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff):
         api.register_blueprint(blp, url_prefix="/api/mp/v1")

@@ -105,6 +105,7 @@ def app(tmp_path_factory, fake_wechat, pay_keys):
         "DEMO_ADMIN_PASSWORD": "admin",
         "DEMO_HISTORY_DAYS": 14,
         "CODE_URL_BASE": "https://q.example.com",
+        "TOKEN_REVOCATION_FILE": str(tmp_path_factory.mktemp("tokens") / "token-revocations.bin"),
         **pay_config_from_keys(pay_keys),
     }
     if ON_POSTGRES:
@@ -217,7 +218,8 @@ def make_app(app, isolated_extensions):
         "TESTING", "SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "JOBS_MODE", "REDIS_URL", "RATELIMIT_ENABLED",
         "RATELIMIT_STORAGE_URI", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_API_BASE", "WECHATPAY_API_BASE",
         "WECHAT_TIMEOUT", "DEMO_ADMIN_PASSWORD", "DEMO_HISTORY_DAYS", "CODE_URL_BASE", "WECHATPAY_PRIVATE_KEY",
-        "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY", "WECHATPAY_PUBLIC_KEY_ID")}
+        "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY", "WECHATPAY_PUBLIC_KEY_ID",
+        "TOKEN_REVOCATION_FILE")}
     built = []
 
     def _make(**overrides):

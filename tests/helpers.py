@@ -24,6 +24,10 @@ def clear_tables() -> None:
             conn.execute(sa.text("DELETE FROM sqlite_sequence")) if conn.execute(
                 sa.text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
             conn.execute(sa.text("PRAGMA foreign_keys=ON"))
+    # User ids start again from 1: what this process cached about the old users' token versions is void.
+    from flask import current_app
+
+    current_app.extensions["token_versions"].forget_all()
 
 
 def table_counts() -> dict[str, int]:

@@ -66,6 +66,8 @@ RELEASED = {
         "265d585c249262e3bb34268c4f955c4c2d48ca7b285e85bfa2b5b6fee4fc0d64",
     "migrations/versions/2303fe3f8ce0_hot_sell_functions_v2.py":
         "a3d4099e53eb04ded2759bd5780f1852035118ba68e264c15918fedeed518bf4",
+    "migrations/versions/5b8e2f7c1d90_users_token_version.py":
+        "8d69543a9acc536285eafc79bff4079cf08b3cb3bf895ad2e2624abd51fcd179",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",

@@ -24,17 +24,19 @@ ROLE_NAMES = {
 }
 
 _STORE_READ = {"store.read", "stock.read", "catalog.read", "order.read", "incentive.read"}
+# member.manage: see and remove the people bound to a store (an owner: its clerks only).
 _PARTNER = _STORE_READ | {"partner.read", "order.create", "order.cancel", "order.offline_pay", "invite.create",
-                          "store.register"}
+                          "store.register", "member.manage"}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     STORE_OWNER: frozenset(_STORE_READ | {"scan", "stock.adjust", "order.create", "order.confirm", "order.pay",
-                                          "order.cancel", "order.receive", "invite.create"}),
+                                          "order.cancel", "order.receive", "invite.create",
+                                          "member.manage"}),
     STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive"}),
     DISTRIBUTOR_STAFF: frozenset(_PARTNER),
     AGENT_STAFF: frozenset(_PARTNER),
     HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "hq.read"}),
     WAREHOUSE_OPERATOR: frozenset({"hq.read", "order.read", "store.read", "warehouse.operate"}),
     HQ_ADMIN: frozenset(_PARTNER | {"hq.read", "hq.write", "warehouse.operate", "stock.adjust", "order.pay",
-                                    "order.offline_pay", "scan.admin"}),
+                                    "order.offline_pay", "scan.admin", "user.manage"}),
 }

@@ -13,9 +13,10 @@ from flask import current_app
 from app.accounts.models import Membership, User
 from app.accounts.roles import HQ_ROLES
 from app.channel.models import Partner
+from app.core import revocation
 from app.core.clock import now_utc
 from app.core.security import Binding, issue_token
-from app.errors import AppError, Unauthorized, ValidationFailed
+from app.errors import AppError, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
 
 _hasher = PasswordHasher()
@@ -50,8 +51,40 @@ def bindings_for(user_id: int) -> list[Binding]:
 
 def token_for(user: User, kind: str) -> dict[str, Any]:
     ttl = current_app.config["MP_TOKEN_TTL_SECONDS" if kind == "mp" else "HQ_TOKEN_TTL_SECONDS"]
-    token, exp = issue_token(user_id=user.id, kind=kind, bindings=bindings_for(user.id), ttl_seconds=ttl)
+    version = user.token_version or 0
+    token, exp = issue_token(user_id=user.id, kind=kind, bindings=bindings_for(user.id), ttl_seconds=ttl,
+                             token_version=version)
     return {"token": token, "expires_at": exp}
+
+
+# --- revocation: each of these raises the user's token version (app/core/revocation.py) -------------------
+
+def revoke_tokens(user_id: int) -> None:
+    """Log the user out everywhere: every token issued so far stops working after the commit."""
+    if db.session.get(User, user_id) is None:
+        raise NotFound("找不到这个用户", code="user_not_found")
+    revocation.bump(user_id)
+
+
+def deactivate_user(user_id: int) -> User:
+    """The user can no longer log in, and their tokens stop working."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("找不到这个用户", code="user_not_found")
+    user.is_active = False
+    db.session.flush()
+    revocation.bump(user_id)
+    return user
+
+
+def remove_memberships(user_id: int, membership_ids: list[int]) -> int:
+    """Take these roles away from the user; tokens that still carry them stop working. Returns how many were
+    removed (one DELETE: a concurrent removal of the same roles removes nothing here, and raises nothing)."""
+    removed = db.session.execute(sa.delete(Membership).where(
+        Membership.id.in_(membership_ids), Membership.user_id == user_id)).rowcount
+    if removed:
+        revocation.bump(user_id)
+    return removed
 
 
 def login_mini_program(*, openid: str, session_key: str, unionid: str | None = None) -> User:

@@ -47,6 +47,15 @@ def create_invite(principal: Principal, **kwargs) -> Invite:
     return invite
 
 
+def store_members(principal: Principal, store_id: int) -> list[dict]:
+    return services.store_members(principal, store_id)
+
+
+def remove_store_member(principal: Principal, store_id: int, user_id: int) -> None:
+    with transaction():
+        services.remove_store_member(principal, store_id, user_id)
+
+
 def revoke_invite(principal: Principal, invite_id: int) -> Invite:
     with transaction():
         return services.revoke_invite(principal, invite_id)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app.accounts.models import Membership
-from app.accounts.roles import PARTNER_ROLES, STORE_OWNER, STORE_ROLES
+from app.accounts.roles import PARTNER_ROLES, PERMISSIONS, STORE_CLERK, STORE_OWNER, STORE_ROLES
 from app.catalog.models import PriceTier
 from app.channel import regions
 from app.channel.models import Invite, Partner, Store, Territory
@@ -150,6 +150,41 @@ def redeem_invite(*, user_id: int, token: str) -> Membership:
     db.session.add(membership)
     db.session.flush()
     return membership
+
+
+def _may_manage_members(principal: Principal, store_id: int) -> bool:
+    """Whether the caller may remove owners too (partner staff serving the store, HQ), not only clerks."""
+    authorize_store(principal, "member.manage", store_id)
+    return any(b.role not in STORE_ROLES and "member.manage" in PERMISSIONS.get(b.role, ())
+               for b in principal.bindings)
+
+
+def store_members(principal: Principal, store_id: int) -> list[dict]:
+    """The people bound to a store and their roles (no phone numbers)."""
+    from app.accounts.models import User
+    from app.accounts.roles import ROLE_NAMES
+
+    _may_manage_members(principal, store_id)
+    rows = db.session.execute(
+        sa.select(Membership.user_id, User.display_name, Membership.role, Membership.created_at)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.store_id == store_id).order_by(Membership.id)).all()
+    return [{"user_id": r.user_id, "display_name": r.display_name or "", "role": r.role,
+             "role_name": ROLE_NAMES.get(r.role, r.role), "since": r.created_at} for r in rows]
+
+
+def remove_store_member(principal: Principal, store_id: int, user_id: int) -> None:
+    """Unbind a person from a store: an owner removes clerks; partner staff and HQ remove anyone. The person's
+    tokens stop working on their next request (they log in again without the store)."""
+    from app.accounts.services import remove_memberships
+
+    above_store = _may_manage_members(principal, store_id)
+    roles = dict(db.session.execute(sa.select(Membership.id, Membership.role).where(
+        Membership.store_id == store_id, Membership.user_id == user_id)).all())
+    if not above_store and any(role != STORE_CLERK for role in roles.values()):
+        raise Forbidden("店主只能移除店员", code="out_of_scope", details={"action": "member.manage"})
+    if not roles or not remove_memberships(user_id, list(roles)):
+        raise NotFound("这个人不在这家门店", code="member_not_found")
 
 
 def set_invite_qr(invite_id: int, png: bytes) -> None:

@@ -1,8 +1,10 @@
 """Who is calling and what they may touch.
 
 A bearer token is a signed, expiring statement of the caller's role bindings, so most checks need no
-database read. `authorize` is the one place that decides whether a principal may take an action on an
-object; every object route goes through it (or through `load_store`, which calls it).
+database read; it also carries its user's token version, and stops working once that version is raised
+(logout, a role removed: `app.core.revocation`, which checks it without a database read on the hot path).
+`authorize` is the one place that decides whether a principal may take an action on an object; every object
+route goes through it (or through `load_store`, which calls it).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Principal:
     kind: str  # "mp" (mini-program) or "hq" (console)
     bindings: tuple[Binding, ...] = field(default_factory=tuple)
     expires_at: int = 0
+    token_version: int = 0  # the user's version when the token was issued (app/core/revocation.py)
 
     @property
     def roles(self) -> list[str]:
@@ -85,17 +88,22 @@ def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="bearer-token")
 
 
-def issue_token(*, user_id: int, kind: str, bindings: list[Binding], ttl_seconds: int) -> tuple[str, int]:
-    """A signed token and its expiry (unix seconds)."""
+def issue_token(*, user_id: int, kind: str, bindings: list[Binding], ttl_seconds: int,
+                token_version: int = 0) -> tuple[str, int]:
+    """A signed token and its expiry (unix seconds); it works while the user's token version is this one."""
     exp = int(time.time()) + ttl_seconds
-    payload = {"u": user_id, "k": kind, "b": [b.to_list() for b in bindings], "e": exp}
+    payload = {"u": user_id, "k": kind, "b": [b.to_list() for b in bindings], "e": exp, "v": token_version}
     return _serializer().dumps(payload), exp
 
 
 def read_token(token: str) -> Principal:
-    principal = _signed_principal(current_app.config["SECRET_KEY"], token)
+    """The caller a token names, if it is signed, unexpired and not revoked (checked on every request)."""
+    app = current_app._get_current_object()  # one context lookup, not two: this runs on every request
+    principal = _signed_principal(app.config["SECRET_KEY"], token)
     if principal is None or principal.expires_at < time.time():
         raise Unauthorized("登录已过期，请重新登录", code="token_expired")
+    if app.extensions["token_versions"].current(principal.user_id) != principal.token_version:
+        raise Unauthorized("登录已失效，请重新登录", code="token_revoked")
     return principal
 
 
@@ -116,7 +124,8 @@ def _signed_principal(secret_key: str, token: str) -> Principal | None:
     if not expires_at:
         return None
     return Principal(user_id=int(data["u"]), kind=data["k"],
-                     bindings=tuple(Binding(*b) for b in data.get("b", [])), expires_at=expires_at)
+                     bindings=tuple(Binding(*b) for b in data.get("b", [])), expires_at=expires_at,
+                     token_version=int(data.get("v", 0)))
 
 
 def current_principal(optional: bool = False) -> Principal | None:

@@ -1,7 +1,8 @@
 """The HQ web console at /hq/: server-rendered pages over the same services and reads as the HQ API.
 
-The login keeps the HQ bearer token in Flask's signed session cookie (HttpOnly, SameSite=Lax); every POST form
-carries a CSRF token. Pages read through `app.analytics.queries`, so a region-bound analyst sees only their region.
+The login keeps the HQ bearer token in Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure in
+production), made anew at login; logout revokes the token on the server. Every POST form carries a CSRF token.
+Pages read through `app.analytics.queries`, so a region-bound analyst sees only their region.
 Exports and label downloads go through `/hq/api/...`, which runs the HQ API's GET routes with the session's token.
 """
 
@@ -175,6 +176,13 @@ def login():
             if not read_token(token).can("hq.read"):
                 error = "这个账号不能进入总部控制台"
             else:
+                # A new session at login (no fixation): nothing set before it survives but the language,
+                # and the CSRF token is a new one.
+                keep_lang = session.get("lang")
+                session.clear()
+                if keep_lang:
+                    session["lang"] = keep_lang
+                session["csrf"] = secrets.token_urlsafe(24)
                 session["hq_token"] = token
                 session["user_name"] = answer["user"].get("display_name") or request.form.get("username")
                 return redirect(_safe_next(request.args.get("next")))
@@ -183,7 +191,11 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.pop("hq_token", None)
+    """Log out: the HQ token the cookie held is revoked on the server (the user's token version is raised),
+    so a copy of the cookie, or of the token, stops working too."""
+    if g.principal is not None:
+        flows.logout_everywhere(g.principal.user_id)
+    session.clear()
     return redirect(url_for("hq_pages.login"))
 
 

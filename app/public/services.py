@@ -72,8 +72,9 @@ def verify(text: str, *, lat: float | None = None, lng: float | None = None) -> 
         message = f"正品：已被查询 {count} 次"
     return {"genuine": True, "status": "suspicious" if suspicious else "genuine", "reason": None,
             "serial": scanned.serial, "serial_grouped": grouped(scanned.serial), "message": message,
-            "product": {"sku_id": sku.id, "name": sku.name, "product_name": product_name,
-                        "specification": sku.specification, "gtin": sku.gtin},
+            # What a consumer should see: the product as printed (no internal id, nothing about the store).
+            "product": {"name": sku.name, "product_name": product_name, "specification": sku.specification,
+                        "gtin": sku.gtin},
             "state": state, "sold": state == "sold", "sold_at": sold_at, "first_verified_at": first_at,
             "times_verified": count, "suspicious": suspicious}
 

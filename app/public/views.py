@@ -30,14 +30,24 @@ class PublicVerifyArgs(Schema):
             raise ValidationError("lat 和 lng 要一起给", field_name="lat")
 
 
+class ConsumerProduct(Schema):
+    name = fields.String()
+    product_name = fields.String()
+    specification = fields.String(allow_none=True)
+    gtin = fields.String()
+
+
 class PublicVerifyOut(Schema):
+    """What a consumer sees: never the store, its owner or any internal id."""
+
+
     genuine = fields.Boolean()
     status = fields.String(metadata={"enum": ["genuine", "suspicious", "not_found", "invalid", "mismatch"]})
     reason = fields.String(allow_none=True)
     message = fields.String()
     serial = fields.String()
     serial_grouped = fields.String()
-    product = fields.Dict()
+    product = fields.Nested(ConsumerProduct)
     state = fields.String()
     sold = fields.Boolean()
     sold_at = AwareDateTime(allow_none=True)

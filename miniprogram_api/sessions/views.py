@@ -19,6 +19,15 @@ def create_session(body):
     return flows.login_with_wechat(body["code"])
 
 
+@blp.route("/sessions", methods=["DELETE"])
+@blp.response(204)
+@blp.doc(security=[{"bearer": []}])
+def delete_sessions():
+    """Log out: every token of the caller, on every phone, stops working on its next request."""
+    flows.logout_everywhere(current_principal().user_id)
+    return None
+
+
 @blp.route("/me", methods=["GET"])
 @blp.response(200, UserOut)
 @blp.doc(security=[{"bearer": []}])

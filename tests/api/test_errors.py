@@ -85,7 +85,7 @@ def test_404_unknown_id(client, admin):
 
 
 def test_405(client):
-    resp = client.delete("/api/mp/v1/sessions")
+    resp = client.put("/api/mp/v1/sessions")  # DELETE is logout
     assert_error(resp, 405, "method_not_allowed")
     assert "POST" in resp.headers["Allow"]
 

@@ -130,6 +130,7 @@ ROUTES: list[Route] = [
     Route("invite QR", "GET", "/api/hq/v1/invites/{invite}/qr.png", stores(*INVITERS), ("S1", "S2", "S5")),
     Route("revoke invite", "POST", "/api/hq/v1/invites/{invite}/revoke", stores(*INVITERS), ("S1", "S2", "S5"),
           setup=_fresh_invites, fill=lambda ids, t: {"invite": ids["revocable"][t]}),
+    Route("store members", "GET", "/api/mp/v1/stores/{store}/members", stores(*INVITERS), ("S1", "S2", "S5")),
     Route("hq me", "GET", "/api/hq/v1/me", hq(*HQ_STAFF)),
     Route("warehouses", "GET", "/api/hq/v1/warehouses", hq(*HQ_STAFF)),
     Route("sku list", "GET", "/api/hq/v1/skus", hq(*HQ_STAFF)),
@@ -225,6 +226,7 @@ CHECKED_BLUEPRINTS = {"mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp
                       "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs"}
 NOT_OBJECT_ROUTES = {
     ("POST", "/api/mp/v1/sessions"), ("POST", "/api/hq/v1/sessions"),  # login
+    ("DELETE", "/api/mp/v1/sessions"), ("DELETE", "/api/hq/v1/sessions"),  # logout: the caller themself
     ("GET", "/api/mp/v1/me"), ("POST", "/api/mp/v1/me/phone"),        # the caller themself
     ("POST", "/api/mp/v1/invites/{token}/redeem"),                     # anyone holding the invite
     ("GET", "/api/hq/v1/regions"),                                     # public reference data

@@ -5,7 +5,7 @@ from marshmallow import fields, validate
 
 from app.accounts import flows
 from app.core.schemas import Body
-from app.core.security import require
+from app.core.security import current_principal, require
 from app.extensions import limiter
 from miniprogram_api.sessions.schemas import SessionOut, UserOut
 
@@ -24,6 +24,15 @@ class HqLoginBody(Body):
 def create_session(body):
     """Log in with username and password; repeated failures lock the account for a while."""
     return flows.login_console(body["username"], body["password"])
+
+
+@blp.route("/sessions", methods=["DELETE"])
+@blp.response(204)
+@blp.doc(security=[{"bearer": []}])
+def delete_sessions():
+    """Log out: every token of the caller (the console's too) stops working on its next request."""
+    flows.logout_everywhere(current_principal().user_id)
+    return None
 
 
 @blp.route("/me", methods=["GET"])
