@@ -23,6 +23,9 @@ BIZ_STEPS = {
     "return": ("returning", "returned"),
     "undo": ("void_shipping", "unknown"),  # exported as an EPCIS errorDeclaration on the corrected event
     "adjust": ("inspecting", "sellable_accessible"),
+    # A stocktake by codes: a unit on the books here but not found (missing), or found here (back on the shelf).
+    "missing": ("cycle_counting", "unknown"),
+    "found": ("cycle_counting", "sellable_accessible"),
 }
 
 

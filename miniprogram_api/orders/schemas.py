@@ -130,10 +130,44 @@ class OrderOut(Schema):
     lines = fields.List(fields.Nested(LineOut))
 
 
+class CancelRequestRef(Schema):
+    """A store's request to cancel a paid order, which HQ approves (the refund happens then) or rejects."""
+
+    id = fields.Integer()
+    status = fields.String(metadata={"enum": ["pending", "approved", "rejected"]})
+    status_name = fields.Function(lambda r: CANCEL_REQUEST_NAMES.get(r.status, r.status))
+    reason = fields.String()
+    requested_at = AwareDateTime()
+    decided_at = AwareDateTime(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+
+
+CANCEL_REQUEST_NAMES = {"pending": "等待总部处理", "approved": "总部已同意", "rejected": "总部未同意"}
+
+
 class OrderDetailOut(OrderOut):
     events = fields.List(fields.Nested(OrderEventOut))
     shipments = fields.List(fields.Nested(ShipmentOut))
     refunds = fields.Function(lambda o: RefundOut(many=True).dump(refunds_of(o.id)))
+    cancel_request = fields.Nested(CancelRequestRef, allow_none=True,
+                                   metadata={"description": "the latest cancellation request, if any"})
+
+
+def _cancel_message(order) -> str:
+    if order.status == states.REFUNDED:
+        return "订单已取消，钱已退回"
+    if order.status == states.CANCELLED:
+        return "订单已取消，退款处理中" if order.paid_fen > order.refunded_fen else "订单已取消"
+    request = order.cancel_request
+    if request is not None and request.status == "pending":
+        return "已提交取消申请，总部同意后会退款"
+    return states.STATUS_NAMES.get(order.status, order.status)
+
+
+class CancelOut(OrderDetailOut):
+    """The order after a cancel: cancelled (200), or still paid with a pending request for HQ (202)."""
+
+    message = fields.Function(_cancel_message, metadata={"description": "one short Chinese sentence for the owner"})
 
 
 class PaymentOut(Schema):

@@ -5,9 +5,10 @@ from flask_smorest import Blueprint
 from app.core.pagination import page_schema, paginate
 from app.core.security import current_principal
 from app.errors import ValidationFailed
-from app.orders import queries, services
+from app.orders import queries, services, states
 from miniprogram_api.orders.schemas import (
     CancelBody,
+    CancelOut,
     ConfirmBody,
     OrderCreateBody,
     OrderDetailOut,
@@ -69,11 +70,17 @@ def reject_order(body, order_id):
 
 @blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
 @blp.arguments(CancelBody)
-@blp.response(200, OrderDetailOut)
+@blp.response(200, CancelOut, description="cancelled")
+@blp.alt_response(202, schema=CancelOut, success=True,
+                  description="paid: a cancellation request waits for HQ (the refund happens when HQ approves)")
 @blp.doc(security=SECURITY)
 def cancel_order(body, order_id):
-    """Cancel an order that has not shipped; what was paid is refunded."""
-    return services.cancel_order(current_principal(), order_id, reason=body["reason"])
+    """Cancel an order that has not shipped: an unpaid one at once; a paid one asks HQ, who refunds on approval."""
+    order = services.cancel_order(current_principal(), order_id, reason=body["reason"])
+    request = order.cancel_request
+    if order.status not in (states.CANCELLED, states.REFUNDED) and request is not None and request.status == "pending":
+        return order, 202
+    return order
 
 
 @blp.route("/orders/<int:order_id>/payments", methods=["POST"])
