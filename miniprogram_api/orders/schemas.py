@@ -176,3 +176,17 @@ class PaymentOut(Schema):
     method = fields.String()
     order = fields.Nested(OrderDetailOut)
     request_payment = fields.Dict(allow_none=True)
+
+
+def _receipt_message(order) -> str:
+    if order.status not in (states.DELIVERED, states.COMPLETED):
+        return states.STATUS_NAMES.get(order.status, order.status)
+    parts = [f"{line.sku.name} {line.received_quantity} {line.sku.unit}" for line in order.lines[:3]]
+    more = "等" if len(order.lines) > 3 else ""
+    return f"收货完成：{'、'.join(parts)}{more}已入库，可以售出了"
+
+
+class ReceiptOut(OrderDetailOut):
+    """The order after the owner confirmed its goods arrived (received into the store's stock, codes and all)."""
+
+    message = fields.Function(_receipt_message, metadata={"description": "one short Chinese sentence for the owner"})

@@ -16,6 +16,7 @@ from miniprogram_api.orders.schemas import (
     OrderOut,
     PaymentBody,
     PaymentOut,
+    ReceiptOut,
     RejectBody,
 )
 
@@ -114,8 +115,9 @@ def check_payment(order_id):
 
 
 @blp.route("/orders/<int:order_id>/receive", methods=["POST"])
-@blp.response(200, OrderDetailOut)
+@blp.response(200, ReceiptOut)
 @blp.doc(security=SECURITY)
 def receive_order(order_id):
-    """The owner confirms the goods arrived (instead of scanning them in)."""
+    """The owner confirms the goods arrived (instead of scanning them in): everything still on its way is received
+    into the store's stock, coded goods by their codes as a scan-in would; a repeat answers the same."""
     return services.confirm_receipt(current_principal(), order_id)
