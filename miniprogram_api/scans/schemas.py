@@ -111,7 +111,7 @@ class ScanUndoAnswer(Schema):
 
 
 class ScanListArgs(Schema):
-    store_id = Int(load_default=None)
+    store_id = Int(load_default=None, validate=validate.Range(min=1, max=MAX_ID, error="不是有效的门店编号"))
     page = Int(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = Int(load_default=20, validate=validate.Range(min=1, max=200))
 

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from app.core.security import authorize_store, current_principal, default_store_id, require
-from app.errors import AppError
+from app.errors import AppError, NotFound
 from app.scans import messages, queries
 from app.scans.services import EncodedAnswer, ScanInput, scan, scan_batch, undo_scan
 from miniprogram_api.scans.schemas import (
@@ -147,8 +147,12 @@ def _json_response(body: str):
 @blp.response(200, ScanUndoAnswer)
 @blp.doc(security=[{"bearer": []}])
 def undo(event_id):
-    """Undo one's own scan within the undo window: a correcting event, never a delete."""
-    return undo_scan(require("scan"), event_id)
+    """Undo a scan within the undo window (one's own; the store's owner, any scan made in the store): a correcting
+    event, never a delete."""
+    principal = require("scan")
+    if event_id > MAX_ID:  # no such event can exist (ids are BIGINT)
+        raise NotFound("找不到你的这次扫码", code="scan_not_found")
+    return undo_scan(principal, event_id)
 
 
 @blp.route("/scans", methods=["GET"])

@@ -245,6 +245,13 @@ def test_wrong_types_on_the_single_scan_route_are_a_clean_422(client, owner):
     assert on_hand("S1", code.sku_id) == level
 
 
+def test_ids_beyond_bigint_on_the_other_scan_routes(client, owner):
+    r = client.post(f"{SCANS}/{2**63}/undo", headers=owner)
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "scan_not_found"
+    r = client.get(f"{SCANS}?store_id={2**63}", headers=owner)
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]
+
+
 def test_wrong_types_in_the_batch_body_itself_are_a_clean_422(client, owner):
     for raw in ({"items": "x"}, {"items": {}}, {"items": []}, {"items": [], "more": 1}, [1]):
         r = client.post(f"{SCANS}/batch", data=json.dumps(raw), headers={**owner, "Content-Type": "application/json"})
