@@ -21,6 +21,7 @@ from app.core.clock import now_utc
 from app.core.tx import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
+from app.inventory.models import StockLevel
 from app.inventory.services import InsufficientStock, get_level, move_stock, set_counted, transit_location_id
 from app.scans import messages
 from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent
@@ -156,12 +157,28 @@ def _count_codes(*, store_id: int, location_id: int, sku: Sku, scanned: list[str
     # the shelf.
     _bring_here(found, store_id=store_id, location_id=location_id, user_id=user_id, reason=reason, now=now)
     _mark_missing(lost, store_id=store_id, location_id=location_id, user_id=user_id, reason=reason, now=now)
-    # Whatever the books said beyond the codes (an old count by number, say) is corrected to the codes.
-    level = set_counted(location_id=location_id, sku_id=sku.id, counted=len(serials), user_id=user_id,
-                        reason=f"{reason}（按码核对账面）")
+    level = _stock_to_codes(store_id=store_id, location_id=location_id, sku_id=sku.id, user_id=user_id,
+                            reason=reason)
     return {"sku_id": sku.id, "before": before, "counted": len(serials), "delta": len(serials) - before,
             "on_hand": level.on_hand, "found_serials": sorted(r.serial for r in found),
             "missing_serials": sorted(r.serial for r in lost)}
+
+
+def _stock_to_codes(*, store_id: int, location_id: int, sku_id: int, user_id: int, reason: str):
+    """Whatever the stock said beyond the codes on the shelf (an old count by number, say) is corrected to them.
+
+    The gap between the level and the codes is read in one statement, so one consistent view: every other
+    change of the shelf moves a code and the level together and leaves the gap as it is, and the correction is
+    applied as a change (not a new absolute level), so a scan committing meanwhile is kept."""
+    level = sa.select(sa.func.coalesce(sa.func.max(StockLevel.on_hand), 0)).where(
+        StockLevel.location_id == location_id, StockLevel.sku_id == sku_id).scalar_subquery()
+    shelf = sa.select(sa.func.count()).select_from(C).where(
+        C.c.store_id == store_id, C.c.sku_id == sku_id, C.c.kind == "unit", C.c.state.in_(ON_SHELF)).scalar_subquery()
+    gap = db.session.scalar(sa.select(level - shelf))
+    if gap:
+        return move_stock(location_id=location_id, sku_id=sku_id, on_hand=-gap, kind="stocktake",
+                          user_id=user_id, reason=f"{reason}（按码核对账面）")
+    return get_level(location_id=location_id, sku_id=sku_id)
 
 
 def _events(codes: list, action: str, *, store_id: int, location_id: int, user_id: int, now) -> None:

@@ -131,3 +131,58 @@ def test_an_adjustment_of_a_serialized_sku_asks_for_a_stocktake_by_codes(client,
     r = client.post(ADJUST, json={"sku_id": sku_id, "delta": -1, "reason": "破损"}, headers=owner)
     assert r.status_code == 422 and r.get_json()["error"]["code"] == "serials_required", r.get_json()
     assert on_hand("S1", sku_id) == before
+
+
+def test_a_stocktake_by_codes_also_corrects_an_old_count_by_number(client, owner):
+    """Books left wrong by a count by number (before counts by codes): the codes put the stock right."""
+    from app.core.tx import transaction
+    from app.inventory.services import move_stock
+
+    sku_id = codes_in("S1")[0].sku_id
+    here = _codes("S1", sku_id)
+    with transaction():
+        move_stock(location_id=store("S1").location_id, sku_id=sku_id, on_hand=-3, kind="stocktake", reason="旧盘点")
+    r = client.post(COUNTS, json={"lines": [{"sku_id": sku_id, "serials": [c.serial for c in here]}]}, headers=owner)
+    assert r.status_code == 201, r.get_json()
+    line = r.get_json()["lines"][0]
+    assert (line["before"], line["on_hand"], line["delta"]) == (len(here) - 3, len(here), 3)
+    assert line["missing_serials"] == [] and line["found_serials"] == []
+    assert on_hand("S1", sku_id) == len(here)
+    assert verify_ledger() == []
+
+
+
+def test_a_receive_that_commits_during_a_stocktake_is_kept(postgres, client, owner, clerk, monkeypatch):
+    """A case scanned in while the stocktake runs (committed between its reads and its correction): the stock
+    still equals the codes on the shelf."""
+    import threading
+    import uuid
+    from datetime import UTC, datetime
+
+    from app.scans import stocktake
+
+    app = postgres
+    sku_id = codes_in("S1")[0].sku_id
+    case = codes_in("S1", state="in_transit", kind="case", sku_id=sku_id)[0].serial
+    here = [c.serial for c in _codes("S1", sku_id)]
+    answers: list = []
+
+    def receive():
+        answers.append(app.test_client().post("/api/mp/v1/scans", json={
+            "request_id": uuid.uuid4().hex, "code": case, "action": "receive",
+            "scanned_at": datetime.now(UTC).isoformat()}, headers=clerk).get_json())
+
+    real = stocktake._mark_missing
+
+    def missing_then_a_scan_elsewhere(*args, **kwargs):
+        real(*args, **kwargs)
+        other = threading.Thread(target=receive)
+        other.start()
+        other.join(timeout=60)
+
+    monkeypatch.setattr(stocktake, "_mark_missing", missing_then_a_scan_elsewhere)
+    r = client.post(COUNTS, json={"lines": [{"sku_id": sku_id, "serials": here}]}, headers=owner)
+    assert r.status_code == 201, r.get_json()
+    assert answers and answers[0]["status"] == "accepted", answers
+    assert on_hand("S1", sku_id) == len(_codes("S1", sku_id)) == len(here) + answers[0]["quantity"]
+    assert verify_ledger() == []
