@@ -110,6 +110,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "CODE_URL_BASE": env.get("CODE_URL_BASE", "https://q.example.com"),
         "SCAN_UNDO_MINUTES": _int(env, "SCAN_UNDO_MINUTES", 10),
         "SCAN_BATCH_MAX": _int(env, "SCAN_BATCH_MAX", 500),
+        # How old a phone's scan time may be (an offline queue) before it is recorded at the server's time.
+        "SCAN_OFFLINE_DAYS": _int(env, "SCAN_OFFLINE_DAYS", 30),
         "DIVERSION_POLICY": env.get("DIVERSION_POLICY", "alert"),
         "PROXY_ORDER_CONFIRM_DAYS": _int(env, "PROXY_ORDER_CONFIRM_DAYS", 3),
         "BUSINESS_TZ": "Asia/Shanghai",

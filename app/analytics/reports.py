@@ -27,7 +27,8 @@ TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "distributor_ranking": [("rank", "排名"), ("label", "分销商"), ("units", "销量（件）"),
                             ("amount_yuan", "销售额（元）"), ("selling_stores", "动销门店数"),
                             ("previous_units", "上期销量"), ("change_pct", "环比（%）")],
-    "production": [("sku_name", "商品"), ("daily_rate", "日均销量"), ("forecast_units", "预测需求"),
+    "production": [("sku_name", "商品"), ("stores", "在卖门店数"), ("daily_rate", "日均销量"),
+                   ("forecast_units", "预测需求"),
                    ("safety_units", "安全库存"), ("network_units", "全网库存"), ("suggested_units", "建议生产"),
                    ("explanation", "说明")],
 }

@@ -11,7 +11,8 @@ from app.core.clock import now_utc
 from app.core.types import BigId, UTCDateTime
 from app.extensions import db
 
-CODE_STATES = ("issued", "packed", "in_warehouse", "in_transit", "in_store", "sold", "returned", "voided")
+# `missing`: on a store's books but not found there at a stocktake by codes (it comes back when scanned there).
+CODE_STATES = ("issued", "packed", "in_warehouse", "in_transit", "in_store", "sold", "returned", "voided", "missing")
 CODE_KINDS = ("unit", "case")
 BATCH_STATUSES = ("pending", "running", "done", "failed")
 
@@ -55,7 +56,7 @@ class Code(db.Model):
     state: Mapped[str] = mapped_column(sa.String(16), default="issued")
     # Where it is: a warehouse or store location (null while issued, or sold and gone).
     location_id: Mapped[int | None] = mapped_column(sa.ForeignKey("locations.id"))
-    # The store holding it (in_store, returned) or the store that sold it (sold).
+    # The store holding it (in_store, returned), the store that sold it (sold) or where it went missing (missing).
     store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
     # Anti-diversion: where the shipment was meant to go. order_id has no foreign key so codes do not
     # depend on the orders module.

@@ -34,7 +34,13 @@ class IncentiveRule(db.Model):
 
 
 class IncentiveCredit(db.Model):
-    """One credit to a store; unique per code and step, so a code pays once per step however often scanned."""
+    """One entry of a store's incentive ledger (append-only amounts): a credit, or the reversal of one.
+
+    A standing credit holds its code's slot for the step (`code_id`, unique with `step`), so a code pays once per
+    step however often it is scanned. When the scan that earned it is undone, a reversal entry (negative amounts,
+    `reverses_id`) is added and the credit gives up its slot (`code_id` cleared, the code kept in
+    `reversed_code_id`), so scanning the code again earns the step once more. Amounts are never changed or deleted.
+    """
 
     __tablename__ = "incentive_credits"
     __table_args__ = (
@@ -44,7 +50,11 @@ class IncentiveCredit(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     store_id: Mapped[int] = mapped_column(sa.ForeignKey("stores.id"))
-    code_id: Mapped[int] = mapped_column(sa.ForeignKey("codes.id"))
+    code_id: Mapped[int | None] = mapped_column(sa.ForeignKey("codes.id"))
+    # Set on a reversed credit and on its reversal: the code they were for.
+    reversed_code_id: Mapped[int | None] = mapped_column(sa.ForeignKey("codes.id"))
+    # On a reversal entry: the credit it reverses (unique: a credit is reversed at most once).
+    reverses_id: Mapped[int | None] = mapped_column(sa.ForeignKey("incentive_credits.id"), unique=True)
     sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"))
     step: Mapped[str] = mapped_column(sa.String(16))
     points: Mapped[int] = mapped_column(sa.Integer, default=0)

@@ -17,16 +17,20 @@ def list_rules() -> list[IncentiveRule]:
 
 
 def store_ledger(store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
-    """The store's credits, newest first, with the balance of points and fen."""
+    """The store's ledger entries (credits and reversals), newest first, with the balance of points and fen."""
     totals = db.session.execute(sa.select(sa.func.coalesce(sa.func.sum(IncentiveCredit.points), 0),
                                           sa.func.coalesce(sa.func.sum(IncentiveCredit.amount_fen), 0),
                                           sa.func.count())
                                 .where(IncentiveCredit.store_id == store_id)).one()
+    code_id = sa.func.coalesce(IncentiveCredit.code_id, IncentiveCredit.reversed_code_id)
     rows = db.session.execute(
-        sa.select(IncentiveCredit, Code.serial, Sku.name).join(Code, Code.id == IncentiveCredit.code_id)
+        sa.select(IncentiveCredit, Code.serial, Sku.name).outerjoin(Code, Code.id == code_id)
         .join(Sku, Sku.id == IncentiveCredit.sku_id).where(IncentiveCredit.store_id == store_id)
         .order_by(IncentiveCredit.id.desc()).limit(page_size).offset((page - 1) * page_size)).all()
+    # A reversal entry takes back a credit whose scan was undone; the credit it reverses says `reversed`.
     items = [{"id": c.id, "serial": serial, "sku_id": c.sku_id, "sku_name": name, "step": c.step,
+              "kind": "reversal" if c.reverses_id is not None else "credit",
+              "reversed": c.reverses_id is None and c.code_id is None, "reverses_id": c.reverses_id,
               "points": c.points, "amount_fen": c.amount_fen, "event_id": c.event_id, "created_at": c.created_at}
              for c, serial, name in rows]
     return {"store_id": store_id, "balance_points": int(totals[0]), "balance_fen": int(totals[1]),

@@ -61,6 +61,12 @@ class Order(db.Model):
     events: Mapped[list[OrderEvent]] = relationship(back_populates="order", cascade="all, delete-orphan",
                                                     order_by="OrderEvent.id")
     shipments: Mapped[list[Shipment]] = relationship(back_populates="order", order_by="Shipment.id")
+    cancel_requests: Mapped[list[CancelRequest]] = relationship(order_by="CancelRequest.id", viewonly=True)
+
+    @property
+    def cancel_request(self) -> CancelRequest | None:
+        """The latest cancellation request of the order, if any."""
+        return self.cancel_requests[-1] if self.cancel_requests else None
 
     def move_to(self, target: str, *, action: str, user_id: int | None = None, note: str | None = None) -> None:
         """Change status, refusing an illegal move, and append the history row."""
@@ -251,3 +257,25 @@ class PaymentNotification(db.Model):
     transaction_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class CancelRequest(db.Model):
+    """A store's (or its partner's) request to cancel an order that is paid: HQ approves (and the money goes back
+    then) or rejects it. At most one is pending per order."""
+
+    __tablename__ = "order_cancel_requests"
+    __table_args__ = (
+        sa.Index("uq_order_cancel_requests_pending", "order_id", unique=True,
+                 postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'")),
+        sa.Index("ix_order_cancel_requests_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | approved | rejected
+    reason: Mapped[str] = mapped_column(sa.String(200), default="")
+    requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(sa.String(200))

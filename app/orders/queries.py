@@ -14,7 +14,15 @@ from app.channel.queries import visible_partners_condition, visible_stores_condi
 from app.core.security import Principal, authorize, authorize_store
 from app.errors import Forbidden, NotFound
 from app.extensions import db
-from app.orders.models import CommissionEntry, CommissionRule, CreditAccount, CreditLedger, Order, Refund
+from app.orders.models import (
+    CancelRequest,
+    CommissionEntry,
+    CommissionRule,
+    CreditAccount,
+    CreditLedger,
+    Order,
+    Refund,
+)
 
 
 def get_order_for(principal: Principal, order_id: int, action: str = "order.read") -> Order:
@@ -127,3 +135,30 @@ def commission_report(principal: Principal, *, partner_id: int | None, date_from
                      "role": e.role, "base_fen": e.base_fen, "share_bp": e.share_bp, "amount_fen": e.amount_fen,
                      "created_at": e.created_at} for e, number in entries],
     }
+
+
+def _cancel_request_select() -> sa.Select:
+    return (sa.select(CancelRequest, Order.number, Order.status, Order.store_id, Store.name, Order.paid_fen,
+                      Order.payment_method)
+            .join(Order, Order.id == CancelRequest.order_id).join(Store, Store.id == Order.store_id))
+
+
+def cancel_requests(principal: Principal, *, status: str) -> sa.Select:
+    """Cancellation requests of orders in the stores the caller may see, oldest first (HQ works through them)."""
+    return (_cancel_request_select().where(visible_stores_condition(principal, "order.read"),
+                                           CancelRequest.status == status)
+            .order_by(CancelRequest.id))
+
+
+def cancel_request_dict(row: sa.Row) -> dict[str, Any]:
+    request, number, order_status, store_id, store_name, paid_fen, method = row
+    return {"id": request.id, "order_id": request.order_id, "order_number": number, "order_status": order_status,
+            "store_id": store_id, "store_name": store_name, "paid_fen": paid_fen, "payment_method": method,
+            "status": request.status, "reason": request.reason, "requested_by_id": request.requested_by_id,
+            "requested_at": request.requested_at, "decided_by_id": request.decided_by_id,
+            "decided_at": request.decided_at, "decision_note": request.decision_note}
+
+
+def cancel_request_detail(request_id: int) -> dict[str, Any]:
+    row = db.session.execute(_cancel_request_select().where(CancelRequest.id == request_id)).one()
+    return cancel_request_dict(row)

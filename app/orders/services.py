@@ -33,6 +33,7 @@ from app.inventory.models import Warehouse, WarehouseCity
 from app.inventory.services import InsufficientStock, get_level, lock_levels, move_stock, transit_location_id
 from app.orders import states
 from app.orders.models import (
+    CancelRequest,
     CommissionEntry,
     CommissionRule,
     CreditAccount,
@@ -287,12 +288,17 @@ def reject_order(principal: Principal, order_id: int, *, reason: str) -> Order:
 
 def cancel_order(principal: Principal, order_id: int, *, reason: str | None = None,
                  action: str = "order.cancel") -> Order:
-    """Cancel before shipping: reservations are released and whatever was paid is refunded."""
+    """Cancel before shipping. An unpaid order is cancelled at once (an open WeChat payment is closed first). A paid
+    one (WeChat, credit or offline) is only asked for: a cancellation request that HQ approves, and the money goes
+    back then (`decide_cancel_request`); HQ itself cancels and refunds at once. Asking twice is one request."""
     with transaction():
         order = _lock(order_id)
         authorize_store(principal, action, order.store_id)
         if order.status not in states.CANCELLABLE:
             states.check_move(order.status, states.CANCELLED, action="cancel")
+        if order.status in states.HOLDS_MONEY and not _decides_refunds(principal):
+            _request_cancel(order, user_id=principal.user_id, reason=reason)
+            return order
         prepay = order.prepay_id if order.status == states.AWAITING_PAYMENT else None
         number = order.number
     if prepay:
@@ -302,8 +308,71 @@ def cancel_order(principal: Principal, order_id: int, *, reason: str | None = No
         order = _lock(order_id)
         if order.status not in states.CANCELLABLE:
             states.check_move(order.status, states.CANCELLED, action="cancel")
+        if order.status in states.HOLDS_MONEY and not _decides_refunds(principal):
+            _request_cancel(order, user_id=principal.user_id, reason=reason)  # the payment beat the close
+            return order
         _cancel_locked(order, user_id=principal.user_id, reason=reason or "")
         return order
+
+
+def _decides_refunds(principal: Principal) -> bool:
+    """HQ decides whether a paid order's money goes back; stores and partners ask."""
+    return principal.kind == "hq" and principal.can("hq.write")
+
+
+def _pending_request(order_id: int) -> CancelRequest | None:
+    return db.session.scalar(sa.select(CancelRequest).where(CancelRequest.order_id == order_id,
+                                                            CancelRequest.status == "pending"))
+
+
+def _request_cancel(order: Order, *, user_id: int, reason: str | None) -> CancelRequest:
+    """The order's pending cancellation request, made if there is none (the order is locked; the partial unique
+    index keeps it one per order where the lock is not a real one)."""
+    pending = _pending_request(order.id)
+    if pending is not None:
+        return pending
+    request = CancelRequest(order_id=order.id, status="pending", reason=(reason or "")[:200],
+                            requested_by_id=user_id, requested_at=now_utc())
+    try:
+        with db.session.begin_nested():
+            db.session.add(request)
+    except sa.exc.IntegrityError:
+        return _pending_request(order.id)
+    order.events.append(OrderEvent(from_status=order.status, to_status=order.status, action="cancel_request",
+                                   user_id=user_id, note=(reason or None) and reason[:255]))
+    db.session.flush()
+    db.session.expire(order, ["cancel_requests"])
+    return request
+
+
+def decide_cancel_request(principal: Principal, request_id: int, *, approve: bool, note: str | None = None
+                          ) -> CancelRequest:
+    """HQ approves a cancellation request (the order is cancelled and refunded, as HQ's refund does) or rejects
+    it with a reason (the order goes on). An order that shipped meanwhile can no longer be cancelled: reject it."""
+    with transaction():
+        order_id = db.session.scalar(sa.select(CancelRequest.order_id).where(CancelRequest.id == request_id))
+        if order_id is None:
+            raise NotFound("找不到这个取消申请", code="cancel_request_not_found")
+        order = _lock(order_id)  # the order first, as every change of an order
+        authorize_store(principal, "order.cancel", order.store_id)
+        request = db.session.scalar(sa.select(CancelRequest).where(CancelRequest.id == request_id)
+                                    .with_for_update().execution_options(populate_existing=True))
+        if request.status != "pending":
+            raise Conflict("这个取消申请已经处理过了", code="cancel_request_decided",
+                           details={"status": request.status})
+        if approve:
+            if order.status not in states.CANCELLABLE:
+                states.check_move(order.status, states.CANCELLED, action="cancel")
+            _cancel_locked(order, user_id=principal.user_id, reason=request.reason or "门店申请取消",
+                           note=note)
+        else:
+            request.status, request.decided_by_id, request.decided_at = "rejected", principal.user_id, now_utc()
+            request.decision_note = note
+            order.events.append(OrderEvent(from_status=order.status, to_status=order.status, action="cancel_reject",
+                                           user_id=principal.user_id, note=note))
+        db.session.flush()
+        db.session.refresh(request)
+        return request
 
 
 def _close_or_book(number: str) -> None:
@@ -323,7 +392,14 @@ def _close_or_book(number: str) -> None:
                                 amount_fen=int(result["amount"]["total"]))
 
 
-def _cancel_locked(order: Order, *, user_id: int | None, reason: str, action: str = "cancel") -> None:
+def _cancel_locked(order: Order, *, user_id: int | None, reason: str, action: str = "cancel",
+                   note: str | None = None) -> None:
+    # A pending cancellation request is answered by this cancellation, whoever made it.
+    db.session.execute(sa.update(CancelRequest).where(CancelRequest.order_id == order.id,
+                                                      CancelRequest.status == "pending")
+                       .values(status="approved", decided_by_id=user_id, decided_at=now_utc(), decision_note=note)
+                       .execution_options(synchronize_session=False))
+    db.session.expire(order, ["cancel_requests"])
     held = order.status in states.HOLDS_MONEY
     if order.status == states.ALLOCATED:
         _release(order, user_id=user_id)
@@ -845,12 +921,28 @@ def _complete(order: Order, *, user_id: int | None) -> None:
 
 @retried
 def confirm_receipt(principal: Principal, order_id: int) -> Order:
-    """The owner confirms the goods arrived (for those who do not scan): everything shipped counts as received."""
+    """The owner confirms the goods arrived (for those who do not scan): everything shipped is received.
+
+    Coded goods still in transit are received by their codes exactly as a scan-in would receive them (codes in
+    store, stock transit → store with ledger rows, events), so they can be sold at once; goods without codes move
+    by quantity. One transaction; a repeat (or a confirmation after the scans completed the order) answers the
+    order as it is. Locks: the codes, then stock, then the order, as a scan-in takes them.
+    """
+    from app.scans.services import receive_in_transit
+
     with transaction():
-        order = _lock(order_id)
+        order = db.session.get(Order, order_id)
+        if order is None:
+            raise NotFound("找不到这个订单", code="order_not_found")
         authorize_store(principal, "order.receive", order.store_id)
+        if order.status in (states.DELIVERED, states.COMPLETED):
+            return order
         states.check_move(order.status, states.DELIVERED, action="deliver")
         store = _store(order.store_id)
+        receive_in_transit(store_id=store.id, user_id=principal.user_id, order_id=order.id)
+        order = _lock(order_id)
+        if order.status != states.SHIPPED:
+            return order  # the codes' receipt delivered it (or someone else got here first)
         serialized = set(db.session.scalars(sa.select(Sku.id).where(
             Sku.id.in_([line.sku_id for line in order.lines]), Sku.serialized.is_(True))))
         now = now_utc()
@@ -863,8 +955,8 @@ def confirm_receipt(principal: Principal, order_id: int) -> Order:
         lock_levels([(loc, sku_id) for sku_id in outstanding for loc in (transit, store.location_id)])
         for sku_id, quantity in sorted(outstanding.items()):
             if sku_id in serialized:
-                # Coded goods keep their stock in transit until their codes are scanned in (the scan moves it);
-                # the owner's word is enough for the order.
+                # Shipped codes no longer on their way here (sold or received elsewhere: the scans moved their
+                # stock): the owner's word completes the order; there is nothing left in transit to move.
                 record_receipt(order_id=order.id, store_id=store.id, sku_id=sku_id, quantity=quantity, at=now,
                                user_id=principal.user_id)
                 continue

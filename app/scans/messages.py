@@ -24,9 +24,9 @@ REFUSALS = {
     "nothing_in_transit": "没有发往本店、待入库的这个商品",
     "diverted": "这件商品不属于本店的进货，总部规定不能售出",
     "out_of_scope": "只能为自己的门店扫码",
-    "bad_scanned_at": "扫码时间不对，请检查手机时间",
     "validation_failed": "扫码内容不完整",
     "busy": "系统正忙，这一条没有处理，请再扫一次",
+    "missing": "这件商品盘点时登记为丢失，请联系总部",
 }
 
 
@@ -50,6 +50,18 @@ def returned(name: str, quantity: int, unit: str, on_hand: int) -> str:
     return f"退货成功：{name} {quantity} {unit}，店内现有 {on_hand} {unit}"
 
 
+TIME_NOTE = "手机时间不准，已按收到的时间记账"
+
+
+def with_time_note(message: str) -> str:
+    """A scan recorded at the server's time, because the phone's clock cannot be right, says so."""
+    return f"{message}（{TIME_NOTE}）"
+
+
+def found(name: str, unit: str, on_hand: int) -> str:
+    return f"找回成功：{name} 1 {unit} 已重新入库，店内现有 {on_hand} {unit}"
+
+
 def already_sold(at: datetime | None, store_name: str | None, here: bool) -> str:
     where = "本店" if here else (store_name or "别的门店")
     when = local_text(at) if at else ""
@@ -71,3 +83,29 @@ def undone(action: str, name: str) -> str:
 
 def diversion_alert(expected: str | None) -> str:
     return f"注意：这件商品原本发往{expected or '别的门店'}，已报告总部"
+
+
+def counted(lines: list[dict]) -> str:
+    """The sentence of a stocktake: what the shelf holds now and how it differed from the books."""
+    if len(lines) == 1:
+        line = lines[0]
+        name, unit = line.get("name", ""), line.get("unit", "")
+        text = f"盘点完成：{name} 现有 {line['on_hand']} {unit}"
+        if line["delta"] > 0:
+            text += f"，比账上多 {line['delta']} {unit}"
+        elif line["delta"] < 0:
+            text += f"，比账上少 {-line['delta']} {unit}"
+        else:
+            text += "，和账上一样"
+        if line.get("missing_serials"):
+            text += f"，{len(line['missing_serials'])} 件没找到，已登记为丢失"
+        return text
+    changed = sum(1 for line in lines if line["delta"])
+    if not changed:
+        return f"盘点完成：{len(lines)} 种商品都和账上一样"
+    return f"盘点完成：{len(lines)} 种商品，{changed} 种和账上不一样，已按盘点数更正"
+
+
+def adjusted(name: str, unit: str, delta: int, on_hand: int) -> str:
+    change = f"增加 {delta} {unit}" if delta > 0 else f"减少 {-delta} {unit}"
+    return f"调整成功：{name} {change}，店内现有 {on_hand} {unit}"

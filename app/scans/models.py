@@ -25,6 +25,9 @@ BIZ_STEPS = {
     "return": ("returning", "returned"),
     "undo": ("void_shipping", "unknown"),  # exported as an EPCIS errorDeclaration on the corrected event
     "adjust": ("inspecting", "sellable_accessible"),
+    # A stocktake by codes: a unit on the books here but not found (missing), or found here (back on the shelf).
+    "missing": ("cycle_counting", "unknown"),
+    "found": ("cycle_counting", "sellable_accessible"),
 }
 
 
@@ -91,7 +94,7 @@ class DiversionAlert(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     code_id: Mapped[int] = mapped_column(sa.ForeignKey("codes.id"), index=True)
     sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"), index=True)
-    source: Mapped[str] = mapped_column(sa.String(16))  # sell | consumer
+    source: Mapped[str] = mapped_column(sa.String(16))  # sell | consumer | stocktake
     event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan_events.id"))
     expected_store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
     expected_distributor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"))

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql
 
+from app.accounts.roles import STORE_OWNER
 from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Store
 from app.codes.models import Code
@@ -43,6 +44,9 @@ from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent, ScanPolicy, S
 _T = TypeVar("_T")
 
 ACTIONS = ("receive", "sell", "return")
+# The phone's clock and the server's may differ by this much: a device time this close to the server's is taken
+# as is ("live"); any other must lie within the offline window (SCAN_OFFLINE_DAYS) and not before the last event
+# of a code the scan moves, or the scan is recorded at the time the server received it (see `_scan_time`).
 FUTURE_SLACK = timedelta(minutes=10)
 
 C = Code.__table__
@@ -75,6 +79,16 @@ class _Ctx:
     now: datetime
     alerts: list[dict] = field(default_factory=list)
     orders_locked: set[int] = field(default_factory=set)
+    # The time the scan is recorded at: the phone's, or the server's when the phone's cannot be right.
+    at: datetime | None = None
+    time_adjusted: bool = False
+    found_event_id: int | None = None
+    # The phone's time is neither live nor out of the window: the history of the codes it moves must allow it.
+    check_history: bool = False
+
+    def __post_init__(self) -> None:
+        if self.at is None:
+            self.at = self.scan.scanned_at
 
 
 class _Refused(Exception):
@@ -128,7 +142,7 @@ def _add_event(ctx: _Ctx, *, action: str, sku_id: int, code_id: int | None, quan
     step, disposition = BIZ_STEPS[action]
     return db.session.execute(sa.insert(E).values(
         code_id=code_id, sku_id=sku_id, quantity=quantity, action=action, biz_step=step, disposition=disposition,
-        store_id=store_id or ctx.store_id, location_id=location_id, event_time=event_time or ctx.scan.scanned_at,
+        store_id=store_id or ctx.store_id, location_id=location_id, event_time=event_time or ctx.at,
         recorded_at=ctx.now, user_id=ctx.user_id, order_id=order_id, lat=ctx.scan.lat, lng=ctx.scan.lng,
         parent_event_id=parent_event_id, corrects_event_id=corrects_event_id, diverted=diverted,
     ).returning(E.c.id)).scalar_one()
@@ -257,6 +271,55 @@ def _replay(answer: dict) -> dict:
     return {**answer, "replayed": True}
 
 
+# --- the phone's clock -------------------------------------------------------------------------------------
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _is_live(at: datetime, now: datetime) -> bool:
+    """A device time within the clock slack of the server's: taken as is."""
+    return now - FUTURE_SLACK <= _aware(at) <= now + FUTURE_SLACK
+
+
+def _in_window(at: datetime, now: datetime) -> bool:
+    """A device time an offline queue can have: not in the future (beyond the slack), not older than the window.
+
+    Compared, never converted: a year-1 time with an offset cannot be moved to UTC at all."""
+    window = timedelta(days=current_app.config["SCAN_OFFLINE_DAYS"])
+    return now - window <= _aware(at) <= now + FUTURE_SLACK
+
+
+def _scan_time(ctx: _Ctx) -> None:
+    """Decide the time a scan is recorded at, before its code is known (see FUTURE_SLACK)."""
+    at = _aware(ctx.scan.scanned_at)
+    if _is_live(at, ctx.now):
+        ctx.at = as_utc(at)
+    elif _in_window(at, ctx.now):
+        ctx.at, ctx.check_history = as_utc(at), True
+    else:
+        ctx.at, ctx.time_adjusted = ctx.now, True
+
+
+def _not_before_history(ctx: _Ctx, code_ids: list[int]) -> None:
+    """A queued scan dated before the last event of a code it moves (the scan that brought the unit here, say)
+    comes from a wrong clock: it is recorded at the time the server received it."""
+    if not ctx.check_history or not code_ids:
+        return
+    ctx.check_history = False
+    last = db.session.scalar(sa.select(sa.func.max(E.c.event_time)).where(E.c.code_id.in_(code_ids)))
+    if last is not None and ctx.at < as_utc(last):
+        ctx.at, ctx.time_adjusted = ctx.now, True
+
+
+def _noted_time(ctx: _Ctx, answer: dict[str, Any]) -> dict[str, Any]:
+    """An accepted scan recorded at the server's time says so, in the sentence and in a field."""
+    if ctx.time_adjusted and answer.get("status") == "accepted":
+        answer["time_adjusted"] = True
+        answer["message"] = messages.with_time_note(answer["message"])
+    return answer
+
+
 # --- one scan ----------------------------------------------------------------------------------------------
 
 def scan(principal: Principal, data: ScanInput) -> Mapping[str, Any]:
@@ -268,7 +331,8 @@ def scan(principal: Principal, data: ScanInput) -> Mapping[str, Any]:
         raise ValidationFailed("请指定门店", code="store_required", details={"fields": {"store_id": ["必填"]}})
     authorize_store(principal, "scan", store_id)
     data.store_id = store_id
-    if data.action == "sell" and _hot_enabled():
+    # Only a live sell takes the hot path: any other device time needs the code's history (the general path).
+    if data.action == "sell" and _hot_enabled() and _is_live(data.scanned_at, now_utc()):
         item = _hot_item(principal.user_id, data)
         if item is not None:
             text = hot.sell_one(item, tz=current_app.config["BUSINESS_TZ"])
@@ -283,8 +347,9 @@ def _hot_enabled() -> bool:
 
 
 def _hot_item(user_id: int, data: ScanInput) -> hot.HotSell | None:
-    """A sell of a serialized code with a sane device time, for the hot path; None for anything else."""
-    if as_utc(data.scanned_at) > now_utc() + FUTURE_SLACK:
+    """A sell of a serialized code with a device time inside the offline window, for the hot path; None for
+    anything else (a time outside the window is replaced by the general path, which says so)."""
+    if not _in_window(data.scanned_at, now_utc()):
         return None
     try:
         scanned = parse_scan(data.code)
@@ -375,20 +440,19 @@ class _Replayed(Exception):
 def _apply(user_id: int, data: ScanInput) -> dict[str, Any]:
     """One scan's work inside the caller's transaction; business refusals come back as answers."""
     ctx = _Ctx(user_id=user_id, store_id=data.store_id, scan=data, now=now_utc())
+    _scan_time(ctx)
     try:
-        if as_utc(data.scanned_at) > ctx.now + FUTURE_SLACK:
-            raise _Refused("bad_scanned_at")
         try:
             scanned = parse_scan(data.code)
         except ScanParseError as exc:
             raise _Refused(exc.code, exc.message) from None
         if scanned.serial is None:
-            return _by_gtin(ctx, scanned)
+            return _noted_time(ctx, _by_gtin(ctx, scanned))
         if data.action == "sell":
-            return _sell(ctx, scanned)
+            return _noted_time(ctx, _sell(ctx, scanned))
         if data.action == "receive":
-            return _receive(ctx, scanned)
-        return _return(ctx, scanned)
+            return _noted_time(ctx, _receive(ctx, scanned))
+        return _noted_time(ctx, _return(ctx, scanned))
     except _Refused as r:
         return _answer("refused", scan=data, reason=r.reason, message=r.message,
                        **{"store_id": ctx.store_id, **r.extra})
@@ -448,6 +512,7 @@ def _sell(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
     base = {"serial": code.serial, "sku": sku, "store_id": ctx.store_id}
     if code.kind == "case":
         raise _Refused("case_not_sellable", code_state=code.state, **base)
+    _not_before_history(ctx, [code.id])
     if code.state == "sold":
         where = db.session.scalar(sa.select(ST.c.name).where(ST.c.id == code.store_id)) if code.store_id else None
         here = code.store_id == ctx.store_id
@@ -457,7 +522,12 @@ def _sell(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
                        first_sold={"at": code.sold_at.isoformat() if code.sold_at else None,
                                    "store_id": code.store_id, "store_name": where}, **base)
     store = _StoreView(code, ctx.store_id)
-    in_my_stock = code.state in ("in_store", "returned") and code.store_id == ctx.store_id
+    if code.state == "missing":
+        if code.store_id != ctx.store_id:
+            raise _Refused("missing", code_state=code.state, **base)
+        _found_here(ctx, code)  # the unit a stocktake missed turned up on the shelf: back in stock, then sold
+        code = _lock_code(ctx, scanned.serial)  # as it is now (in stock), for the sell's compare-and-set
+    in_my_stock = code.state in ("in_store", "returned", "missing") and code.store_id == ctx.store_id
     if in_my_stock and not _diverted(code, store):
         return _sell_in_stock(ctx, code, sku, base)
     if code.state == "voided":
@@ -486,7 +556,7 @@ def _sell(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
 
 
 def _sell_in_stock(ctx: _Ctx, code: sa.Row, sku: dict, base: dict, diverted: bool = False) -> dict[str, Any]:
-    at = ctx.scan.scanned_at
+    at = ctx.at
     _move_code(code, state="sold", store_id=ctx.store_id, location_id=None, sold_at=at, updated_at=ctx.now)
     level = move_stock(location_id=code.store_location_id, sku_id=code.sku_id, on_hand=-1, kind="sell",
                        ref_type="code", ref_id=code.id, user_id=ctx.user_id)
@@ -523,6 +593,7 @@ def _receive(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
             sa.select(C.c.id, C.c.state, C.c.store_id, C.c.destination_store_id, C.c.order_id, C.c.sku_id,
                       C.c.serial).where(C.c.case_id == code.id).order_by(C.c.serial).with_for_update()).all()
         todo = [u for u in units if u.state == "in_transit" and u.destination_store_id == ctx.store_id]
+        _not_before_history(ctx, [code.id, *(u.id for u in todo)])
         if not todo:
             if units and all(u.state in ("in_store", "sold", "returned") and u.store_id == ctx.store_id
                              for u in units):
@@ -539,10 +610,15 @@ def _receive(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
         on_hand = _receive_units(ctx, code, todo, head)
         return _answer("accepted", scan=ctx.scan, message=messages.received(code.name, len(todo), code.unit, on_hand),
                        code_state="in_store", quantity=len(todo), on_hand=on_hand, event_id=head, **base)
+    _not_before_history(ctx, [code.id])
     if code.state in ("in_store", "returned") and code.store_id == ctx.store_id:
         return _answer("duplicate", scan=ctx.scan, reason="already_received",
                        message=messages.already_received(code.name), code_state=code.state,
                        on_hand=_on_hand(code.store_location_id, code.sku_id), **base)
+    if code.state == "missing" and code.store_id == ctx.store_id:
+        level = _found_here(ctx, code)
+        return _answer("accepted", scan=ctx.scan, message=messages.found(code.name, code.unit, level.on_hand),
+                       code_state="in_store", quantity=1, on_hand=level.on_hand, event_id=ctx.found_event_id, **base)
     if code.state == "in_transit" and code.destination_store_id == ctx.store_id:
         head = _add_event(ctx, action="receive", sku_id=code.sku_id, code_id=code.id,
                           location_id=code.store_location_id, order_id=code.order_id)
@@ -550,12 +626,31 @@ def _receive(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
         return _answer("accepted", scan=ctx.scan, message=messages.received(code.name, 1, code.unit, on_hand),
                        code_state="in_store", quantity=1, on_hand=on_hand, event_id=head, **base)
     reason = {"in_transit": "not_for_this_store", "sold": "already_sold", "voided": "voided",
-              "in_store": "not_for_this_store", "returned": "not_for_this_store"}.get(code.state, "not_shipped")
+              "in_store": "not_for_this_store", "returned": "not_for_this_store",
+              "missing": "missing"}.get(code.state, "not_shipped")
     raise _Refused(reason, code_state=code.state, **base)
 
 
-def _receive_units(ctx: _Ctx, code: sa.Row, units: list, head: int, head_is_unit: bool = False) -> int:
-    """Move the units transit → store, set their state, write their events, tell the orders and analytics."""
+def _found_here(ctx: _Ctx, code: sa.Row):
+    """A unit a stocktake marked missing here is scanned here again: back on the shelf, with its ledger row."""
+    moved = db.session.execute(sa.update(C).where(C.c.id == code.id, C.c.state == "missing",
+                                                  C.c.store_id == ctx.store_id).values(
+        state="in_store", location_id=code.store_location_id, updated_at=ctx.now))
+    if moved.rowcount != 1:
+        raise CodeMoved()
+    level = move_stock(location_id=code.store_location_id, sku_id=code.sku_id, on_hand=1, kind="stocktake",
+                       ref_type="code", ref_id=code.id, user_id=ctx.user_id, reason="盘点时登记丢失，又扫到了")
+    ctx.found_event_id = _add_event(ctx, action="found", sku_id=code.sku_id, code_id=code.id,
+                                    location_id=code.store_location_id, order_id=code.order_id)
+    return level
+
+
+def _receive_units(ctx: _Ctx, code: Any, units: list, head: int, head_is_unit: bool = False,
+                   credit: bool = True) -> int:
+    """Move the units transit → store, set their state, write their events, tell the orders and analytics.
+
+    The units must still be in transit here (a compare-and-set: a racing receive of one of them refuses this one),
+    and `credit` pays the receive incentive (a verified scan; not a confirmation without scanning)."""
     ids = [u.id for u in units]
     # Only units still on their way here: another receive of the same units that got in first fails this one.
     moved = db.session.execute(sa.update(C).where(
@@ -576,7 +671,7 @@ def _receive_units(ctx: _Ctx, code: sa.Row, units: list, head: int, head_is_unit
         step, disposition = BIZ_STEPS["receive"]
         rows = [{"code_id": u.id, "sku_id": u.sku_id, "quantity": 1, "action": "receive", "biz_step": step,
                  "disposition": disposition, "store_id": ctx.store_id, "location_id": code.store_location_id,
-                 "event_time": ctx.scan.scanned_at, "recorded_at": ctx.now, "user_id": ctx.user_id,
+                 "event_time": ctx.at, "recorded_at": ctx.now, "user_id": ctx.user_id,
                  "order_id": u.order_id, "lat": ctx.scan.lat, "lng": ctx.scan.lng, "parent_event_id": head,
                  "diverted": False} for u in units]
         db.session.execute(sa.insert(E), rows)
@@ -588,9 +683,62 @@ def _receive_units(ctx: _Ctx, code: sa.Row, units: list, head: int, head_is_unit
         by_order.setdefault(u.order_id, []).append(u.serial)
     for order_id, serials in by_order.items():
         events.units_received.send(None, store_id=ctx.store_id, sku_id=code.sku_id, quantity=len(serials),
-                                   at=ctx.scan.scanned_at, order_id=order_id, serials=serials)
-    _credit("receive", ctx.store_id, pairs)
+                                   at=ctx.at, order_id=order_id, serials=serials)
+    if credit:
+        _credit("receive", ctx.store_id, pairs)
     return level.on_hand
+
+
+def receive_in_transit(*, store_id: int, user_id: int, order_id: int | None = None,
+                       unit_ids: list[int] | None = None) -> dict[int, int]:
+    """Receive, in the caller's transaction, the unit codes in transit to the store (those of `order_id`, or
+    `unit_ids`) exactly as scanning them in would: codes in store, stock transit → store with its ledger rows,
+    receive events (a case's units under one event for the case, as a case scan), the orders told (delivery
+    follows). No scan incentive: nobody scanned. Returns the units received per SKU.
+
+    Codes are locked as a scan locks them, a case before its units, then stock, then the order (via the
+    orders' receiver), so a scan of the same goods at the same moment waits or finds them received.
+    """
+    store = _store_row(store_id)
+    now = now_utc()
+    pick = [C.c.kind == "unit", C.c.state == "in_transit", C.c.destination_store_id == store_id]
+    pick.append(C.c.order_id == order_id if unit_ids is None else C.c.id.in_(unit_ids or [0]))
+    as_cases = unit_ids is None
+    case_ids = sorted({c for c in db.session.scalars(sa.select(C.c.case_id).where(*pick)) if c is not None}) \
+        if as_cases else []
+    cases = {r.id: r for r in db.session.execute(sa.select(C.c.id, C.c.sku_id, C.c.order_id).where(
+        C.c.id.in_(case_ids)).order_by(C.c.id).with_for_update())} if case_ids else {}
+    units = db.session.execute(sa.select(C.c.id, C.c.sku_id, C.c.order_id, C.c.serial, C.c.case_id)
+                               .where(*pick).order_by(C.c.id).with_for_update()).all()
+    ctx = _Ctx(user_id=user_id, store_id=store_id, now=now,
+               scan=ScanInput(request_id="", code="", action="receive", scanned_at=now))
+    groups: dict[tuple[int | None, int], list] = {}
+    for u in units:
+        key = (u.case_id if u.case_id in cases else None, u.sku_id)
+        groups.setdefault(key, []).append(u)
+    received: dict[int, int] = {}
+    for (case_id, sku_id), group in sorted(groups.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or 0,
+                                                                          kv[0][1])):
+        heads = [(case_id, group)] if case_id is not None else [(u.id, [u]) for u in group]
+        for head_code, members in heads:
+            head = _add_event(ctx, action="receive", sku_id=sku_id, code_id=head_code, quantity=len(members),
+                              location_id=store.location_id, order_id=members[0].order_id)
+            if case_id is not None:
+                db.session.execute(sa.update(C).where(C.c.id == case_id).values(
+                    state="in_store", store_id=store_id, location_id=store.location_id, updated_at=now))
+            target = _ReceiveTarget(id=head_code, sku_id=sku_id, store_location_id=store.location_id)
+            _receive_units(ctx, target, members, head, head_is_unit=case_id is None, credit=False)
+        received[sku_id] = received.get(sku_id, 0) + len(group)
+    return received
+
+
+@dataclass(frozen=True)
+class _ReceiveTarget:
+    """What `_receive_units` reads of the scanned code: the head's code, its SKU and the store's location."""
+
+    id: int
+    sku_id: int
+    store_location_id: int
 
 
 def _return(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
@@ -600,6 +748,7 @@ def _return(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
     base = {"serial": code.serial, "sku": sku, "store_id": ctx.store_id}
     if code.kind == "case":
         raise _Refused("case_not_sellable", code_state=code.state, **base)
+    _not_before_history(ctx, [code.id])
     if code.state == "returned" and code.store_id == ctx.store_id:
         return _answer("duplicate", scan=ctx.scan, reason="already_returned",
                        message=messages.already_returned(code.name), code_state=code.state,
@@ -613,7 +762,7 @@ def _return(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
                        ref_type="code", ref_id=code.id, user_id=ctx.user_id)
     event_id = _add_event(ctx, action="return", sku_id=code.sku_id, code_id=code.id,
                           location_id=code.store_location_id, order_id=code.order_id)
-    events.units_sold.send(None, store_id=ctx.store_id, sku_id=code.sku_id, quantity=-1, at=ctx.scan.scanned_at,
+    events.units_sold.send(None, store_id=ctx.store_id, sku_id=code.sku_id, quantity=-1, at=ctx.at,
                            amount_fen=-(code.price_fen or 0), event_id=event_id)
     return _answer("accepted", scan=ctx.scan, message=messages.returned(code.name, 1, code.unit, level.on_hand),
                    code_state="returned", quantity=1, on_hand=level.on_hand, event_id=event_id, **base)
@@ -631,7 +780,7 @@ def _by_gtin(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
         raise _Refused("serial_required", **base)
     q = ctx.scan.quantity or 1
     store = _store_row(ctx.store_id)
-    at = ctx.scan.scanned_at
+    at = ctx.at
     try:
         if ctx.scan.action == "sell":
             level = move_stock(location_id=store.location_id, sku_id=row.id, on_hand=-q, kind="sell",
@@ -754,14 +903,35 @@ def _stored_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
 
 def _sell_run(run: list[tuple[int, ScanInput, hot.HotSell]], answers: list, tz: str) -> list[tuple[int, ScanInput]]:
     """Sell a run of plain sells in one hot call; returns the items it left for the general path."""
-    sold = hot.sell_many([item for _, _, item in run], tz=tz)
-    left = []
+    run, left = _dated_after_history(run)
+    sold = hot.sell_many([item for _, _, item in run], tz=tz) if run else {}
     for k, (i, it, _) in enumerate(run):
         if k in sold:
             answers[i] = EncodedAnswer(sold[k])
         else:
             left.append((i, it))
-    return left
+    return sorted(left, key=lambda entry: entry[0])
+
+
+def _dated_after_history(run: list[tuple[int, ScanInput, hot.HotSell]]
+                         ) -> tuple[list[tuple[int, ScanInput, hot.HotSell]], list[tuple[int, ScanInput]]]:
+    """Split the run: the queued sells whose device time is before their code's last event, and any later sell
+    of the same codes (so a code's scans keep their order), go to the general path, which records them at the
+    server's time and says so; the rest stay. One read for the run; live sells need none."""
+    now = now_utc()
+    queued = {item.serial for _, it, item in run if not _is_live(it.scanned_at, now)}
+    if not queued:
+        return run, []
+    last = dict(db.session.execute(
+        sa.select(C.c.serial, sa.func.max(E.c.event_time)).select_from(C.join(E, E.c.code_id == C.c.id))
+        .where(_one_of(C.c.serial, sorted(queued))).group_by(C.c.serial)).all())
+    db.session.rollback()  # the read's transaction: nothing held while the hot path runs
+    wrong = {item.serial for _, it, item in run
+             if last.get(item.serial) is not None and _aware(it.scanned_at) < as_utc(last[item.serial])}
+    if not wrong:
+        return run, []
+    return ([entry for entry in run if entry[2].serial not in wrong],
+            [(i, it) for i, it, item in run if item.serial in wrong])
 
 
 def _general_stretch(user_id: int, stretch: list[tuple[int, ScanInput]], answers: list) -> None:
@@ -788,13 +958,20 @@ def _general_item(user_id: int, it: ScanInput) -> dict[str, Any]:
 
 # --- undo --------------------------------------------------------------------------------------------------
 
+def _may_undo(principal: Principal, ev: ScanEvent) -> bool:
+    """A store user undoes their own scans; the store's owner also anyone's scan made in the store."""
+    return ev.user_id == principal.user_id or any(
+        b.role == STORE_OWNER and b.store_id == ev.store_id for b in principal.bindings)
+
+
 @retried
 def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
-    """Correct one's own recent scan with a new event (never a delete); stock and sell-through follow."""
+    """Correct a recent scan with a new event (never a delete): one's own, or as the store's owner any scan made in
+    the store; stock, sell-through and the incentive credits it earned follow."""
     window = timedelta(minutes=current_app.config["SCAN_UNDO_MINUTES"])
     with transaction():
         ev = db.session.execute(sa.select(ScanEvent).where(ScanEvent.id == event_id).with_for_update()).scalar()
-        if ev is None or ev.user_id != principal.user_id or ev.store_id is None:
+        if ev is None or ev.store_id is None or not _may_undo(principal, ev):
             raise NotFound("找不到你的这次扫码", code="scan_not_found")
         authorize_store(principal, "scan", ev.store_id)
         if ev.action not in ACTIONS or ev.parent_event_id is not None:
@@ -836,6 +1013,8 @@ def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
                        ref_type="scan_event", ref_id=ev.id, user_id=principal.user_id, reason="撤销入库")
         undo_id = _add_event(ctx, action="undo", sku_id=ev.sku_id, code_id=ev.code_id, quantity=n,
                              location_id=loc, corrects_event_id=ev.id, event_time=now, order_id=ev.order_id)
+        if ev.action in ("sell", "receive"):
+            _reverse_credits(ev, units, undo_id=undo_id, now=now)
         state = db.session.scalar(sa.select(C.c.state).where(C.c.id == ev.code_id)) if ev.code_id else None
         serial = db.session.scalar(sa.select(C.c.serial).where(C.c.id == ev.code_id)) if ev.code_id else None
         return {"status": "accepted", "reason": None, "message": messages.undone(ev.action, sku.name),
@@ -843,6 +1022,26 @@ def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
                 "code_state": state, "quantity": n, "store_id": ev.store_id,
                 "sku": _sku_dict(sku.id, sku.name, sku.unit, sku.gtin),
                 "stock": {"sku_id": sku.id, "on_hand": level.on_hand}, "alerts": []}
+
+
+def _reverse_credits(ev: ScanEvent, units: list[int], *, undo_id: int, now: datetime) -> None:
+    """The incentive credits the undone scan earned: each gives up its code's slot (so a new scan of the code earns
+    the step again) and gets a reversal entry of the opposite amount. A credit is reversed once (compare-and-set on
+    its slot, and `reverses_id` is unique)."""
+    if not units:
+        return
+    credit = IncentiveCredit.__table__
+    released = db.session.execute(
+        sa.update(credit).where(credit.c.code_id.in_(units), credit.c.step == ev.action,
+                                credit.c.event_id == ev.id)
+        .values(code_id=None, reversed_code_id=credit.c.code_id)
+        .returning(credit.c.id, credit.c.store_id, credit.c.reversed_code_id, credit.c.sku_id, credit.c.points,
+                   credit.c.amount_fen)).all()
+    if released:
+        db.session.execute(sa.insert(credit), [
+            {"store_id": r.store_id, "code_id": None, "reversed_code_id": r.reversed_code_id, "reverses_id": r.id,
+             "sku_id": r.sku_id, "step": ev.action, "points": -r.points, "amount_fen": -r.amount_fen,
+             "event_id": undo_id, "created_at": now} for r in sorted(released, key=lambda r: r.id)])
 
 
 def _undo_move(loc: int, ev: ScanEvent, delta: int, user_id: int, reason: str):

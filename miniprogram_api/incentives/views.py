@@ -22,6 +22,10 @@ class IncentiveCreditOut(Schema):
     sku_id = fields.Integer()
     sku_name = fields.String()
     step = fields.String()
+    kind = fields.String(metadata={"enum": ["credit", "reversal"],
+                                   "description": "a reversal takes back a credit whose scan was undone"})
+    reversed = fields.Boolean(metadata={"description": "a credit taken back by a later reversal entry"})
+    reverses_id = fields.Integer(allow_none=True)
     points = fields.Integer()
     amount_fen = fields.Integer()
     event_id = fields.Integer(allow_none=True)

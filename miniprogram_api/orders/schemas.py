@@ -130,10 +130,44 @@ class OrderOut(Schema):
     lines = fields.List(fields.Nested(LineOut))
 
 
+class CancelRequestRef(Schema):
+    """A store's request to cancel a paid order, which HQ approves (the refund happens then) or rejects."""
+
+    id = fields.Integer()
+    status = fields.String(metadata={"enum": ["pending", "approved", "rejected"]})
+    status_name = fields.Function(lambda r: CANCEL_REQUEST_NAMES.get(r.status, r.status))
+    reason = fields.String()
+    requested_at = AwareDateTime()
+    decided_at = AwareDateTime(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+
+
+CANCEL_REQUEST_NAMES = {"pending": "等待总部处理", "approved": "总部已同意", "rejected": "总部未同意"}
+
+
 class OrderDetailOut(OrderOut):
     events = fields.List(fields.Nested(OrderEventOut))
     shipments = fields.List(fields.Nested(ShipmentOut))
     refunds = fields.Function(lambda o: RefundOut(many=True).dump(refunds_of(o.id)))
+    cancel_request = fields.Nested(CancelRequestRef, allow_none=True,
+                                   metadata={"description": "the latest cancellation request, if any"})
+
+
+def _cancel_message(order) -> str:
+    if order.status == states.REFUNDED:
+        return "订单已取消，钱已退回"
+    if order.status == states.CANCELLED:
+        return "订单已取消，退款处理中" if order.paid_fen > order.refunded_fen else "订单已取消"
+    request = order.cancel_request
+    if request is not None and request.status == "pending":
+        return "已提交取消申请，总部同意后会退款"
+    return states.STATUS_NAMES.get(order.status, order.status)
+
+
+class CancelOut(OrderDetailOut):
+    """The order after a cancel: cancelled (200), or still paid with a pending request for HQ (202)."""
+
+    message = fields.Function(_cancel_message, metadata={"description": "one short Chinese sentence for the owner"})
 
 
 class PaymentOut(Schema):
@@ -142,3 +176,17 @@ class PaymentOut(Schema):
     method = fields.String()
     order = fields.Nested(OrderDetailOut)
     request_payment = fields.Dict(allow_none=True)
+
+
+def _receipt_message(order) -> str:
+    if order.status not in (states.DELIVERED, states.COMPLETED):
+        return states.STATUS_NAMES.get(order.status, order.status)
+    parts = [f"{line.sku.name} {line.received_quantity} {line.sku.unit}" for line in order.lines[:3]]
+    more = "等" if len(order.lines) > 3 else ""
+    return f"收货完成：{'、'.join(parts)}{more}已入库，可以售出了"
+
+
+class ReceiptOut(OrderDetailOut):
+    """The order after the owner confirmed its goods arrived (received into the store's stock, codes and all)."""
+
+    message = fields.Function(_receipt_message, metadata={"description": "one short Chinese sentence for the owner"})

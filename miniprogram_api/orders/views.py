@@ -5,9 +5,10 @@ from flask_smorest import Blueprint
 from app.core.pagination import page_schema, paginate
 from app.core.security import current_principal
 from app.errors import ValidationFailed
-from app.orders import queries, services
+from app.orders import queries, services, states
 from miniprogram_api.orders.schemas import (
     CancelBody,
+    CancelOut,
     ConfirmBody,
     OrderCreateBody,
     OrderDetailOut,
@@ -15,6 +16,7 @@ from miniprogram_api.orders.schemas import (
     OrderOut,
     PaymentBody,
     PaymentOut,
+    ReceiptOut,
     RejectBody,
 )
 
@@ -69,11 +71,17 @@ def reject_order(body, order_id):
 
 @blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
 @blp.arguments(CancelBody)
-@blp.response(200, OrderDetailOut)
+@blp.response(200, CancelOut, description="cancelled")
+@blp.alt_response(202, schema=CancelOut, success=True,
+                  description="paid: a cancellation request waits for HQ (the refund happens when HQ approves)")
 @blp.doc(security=SECURITY)
 def cancel_order(body, order_id):
-    """Cancel an order that has not shipped; what was paid is refunded."""
-    return services.cancel_order(current_principal(), order_id, reason=body["reason"])
+    """Cancel an order that has not shipped: an unpaid one at once; a paid one asks HQ, who refunds on approval."""
+    order = services.cancel_order(current_principal(), order_id, reason=body["reason"])
+    request = order.cancel_request
+    if order.status not in (states.CANCELLED, states.REFUNDED) and request is not None and request.status == "pending":
+        return order, 202
+    return order
 
 
 @blp.route("/orders/<int:order_id>/payments", methods=["POST"])
@@ -107,8 +115,9 @@ def check_payment(order_id):
 
 
 @blp.route("/orders/<int:order_id>/receive", methods=["POST"])
-@blp.response(200, OrderDetailOut)
+@blp.response(200, ReceiptOut)
 @blp.doc(security=SECURITY)
 def receive_order(order_id):
-    """The owner confirms the goods arrived (instead of scanning them in)."""
+    """The owner confirms the goods arrived (instead of scanning them in): everything still on its way is received
+    into the store's stock, coded goods by their codes as a scan-in would; a repeat answers the same."""
     return services.confirm_receipt(current_principal(), order_id)

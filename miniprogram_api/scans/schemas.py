@@ -1,24 +1,49 @@
 """Request and answer shapes of the scan routes."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from app.core.schemas import AwareDateTime, Body, Int
 
+MAX_ID = 2**63 - 1  # ids are BIGINT: anything larger names nothing, and must not reach the database
+
+# The field errors an owner's phone may show, in Chinese (the error's `details`).
+_ERRORS = {"required": "必填", "null": "不能为空", "invalid": "格式不对", "type": "格式不对",
+           "unknown": "不认识的字段", "special": "不是有效的数字"}
+_TEXT = {**_ERRORS, "invalid": "要填文字"}
+_NUMBER = {**_ERRORS, "invalid": "要填整数", "too_large": "数字太大"}
+
+
+def _no_nul(value: str) -> None:
+    if "\x00" in value:
+        raise ValidationError("不能有控制字符")
+
 
 class ScanBody(Body):
-    request_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    code = fields.String(required=True, validate=validate.Length(min=1, max=512))
-    action = fields.String(required=True, validate=validate.OneOf(["receive", "sell", "return"]))
-    scanned_at = AwareDateTime(required=True)
-    store_id = Int(load_default=None)
-    quantity = Int(load_default=None, validate=validate.Range(min=1, max=10_000))
-    lat = fields.Float(load_default=None, validate=validate.Range(min=-90, max=90))
-    lng = fields.Float(load_default=None, validate=validate.Range(min=-180, max=180))
+    error_messages = {"unknown": "不认识的字段", "type": "扫码内容格式不对"}
+
+    request_id = fields.String(required=True, error_messages=_TEXT, validate=[
+        validate.Length(min=1, max=64, error="长度要在 1 到 64 之间"),
+        validate.Predicate("isprintable", error="不能有控制字符")])
+    code = fields.String(required=True, error_messages=_TEXT, validate=[
+        validate.Length(min=1, max=512, error="长度要在 1 到 512 之间"), _no_nul])
+    action = fields.String(required=True, error_messages=_TEXT, validate=validate.OneOf(
+        ["receive", "sell", "return"], error="只能是 receive、sell 或 return"))
+    scanned_at = AwareDateTime(required=True, error_messages={**_ERRORS, "invalid": "要填带时区的时间",
+                                                             "invalid_awareness": "要填带时区的时间"})
+    store_id = Int(load_default=None, error_messages=_NUMBER,
+                   validate=validate.Range(min=1, max=MAX_ID, error="不是有效的门店编号"))
+    quantity = Int(load_default=None, error_messages=_NUMBER,
+                   validate=validate.Range(min=1, max=10_000, error="数量要在 1 到 10000 之间"))
+    lat = fields.Float(load_default=None, error_messages={**_ERRORS, "invalid": "要填数字"},
+                       validate=validate.Range(min=-90, max=90, error="纬度要在 -90 到 90 之间"))
+    lng = fields.Float(load_default=None, error_messages={**_ERRORS, "invalid": "要填数字"},
+                       validate=validate.Range(min=-180, max=180, error="经度要在 -180 到 180 之间"))
 
 
 class ScanBatchBody(Body):
-    # Items are checked one by one in the view, so one bad item is refused on its own.
-    items = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
+    # Items are checked one by one in the view, so one bad item (even one that is not an object) is refused on
+    # its own.
+    items = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(min=1))
 
 
 class ScanSkuRef(Schema):
@@ -55,7 +80,12 @@ class ScanAnswer(Schema):
     store_id = fields.Integer(allow_none=True)
     first_sold = fields.Nested(ScanFirstSold)
     replayed = fields.Boolean()
-    details = fields.Dict()
+    details = fields.Dict(metadata={
+        "description": "a refused `validation_failed` batch item: its field errors, under `fields`"})
+    time_adjusted = fields.Boolean(metadata={
+        "description": "true when the phone's time could not be right (older than the offline window, in the "
+                       "future, or before the unit's previous scan): the scan is recorded at the time the server "
+                       "received it, and the message says so"})
 
 
 class ScanBatchAnswer(Schema):
@@ -82,7 +112,7 @@ class ScanUndoAnswer(Schema):
 
 
 class ScanListArgs(Schema):
-    store_id = Int(load_default=None)
+    store_id = Int(load_default=None, validate=validate.Range(min=1, max=MAX_ID, error="不是有效的门店编号"))
     page = Int(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = Int(load_default=20, validate=validate.Range(min=1, max=200))
 

@@ -9,10 +9,11 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from app.core.security import authorize_store, current_principal, default_store_id, require
-from app.errors import AppError
+from app.errors import AppError, NotFound
 from app.scans import messages, queries
 from app.scans.services import EncodedAnswer, ScanInput, scan, scan_batch, undo_scan
 from miniprogram_api.scans.schemas import (
+    MAX_ID,
     ScanAnswer,
     ScanBatchAnswer,
     ScanBatchBody,
@@ -33,11 +34,12 @@ def _plain_item(raw: dict) -> ScanInput | None:
 
     The shortcut exists because the schema costs more than the sell itself: in a 500-item batch, and in the
     CPU of a single sell."""
-    if (isinstance(raw.get("request_id"), str) and 0 < len(raw["request_id"]) <= 64
-            and isinstance(raw.get("code"), str) and 0 < len(raw["code"]) <= 512 and raw.get("action") in _ACTIONS
+    if (isinstance(raw.get("request_id"), str) and 0 < len(raw["request_id"]) <= 64 and raw["request_id"].isprintable()
+            and isinstance(raw.get("code"), str) and 0 < len(raw["code"]) <= 512 and "\x00" not in raw["code"]
+            and isinstance(raw.get("action"), str) and raw["action"] in _ACTIONS
             and isinstance(raw.get("scanned_at"), str) and raw.keys() <= {"request_id", "code", "action",
                                                                          "scanned_at", "store_id"}
-            and (raw.get("store_id") is None or type(raw["store_id"]) is int)):
+            and (raw.get("store_id") is None or (type(raw["store_id"]) is int and 0 < raw["store_id"] <= MAX_ID))):
         try:
             at = datetime.fromisoformat(raw["scanned_at"])
         except ValueError:
@@ -48,9 +50,23 @@ def _plain_item(raw: dict) -> ScanInput | None:
     return None
 
 
-def _load_item(raw: dict) -> ScanInput:
+def _load_item(raw) -> ScanInput:
     """One batch item: a plain one as is; anything else through the schema (and its field errors)."""
+    if not isinstance(raw, dict):
+        raise ValidationError({"_item": ["每条扫码要是一个对象"]})
     return _plain_item(raw) or ScanInput(**_scan_body.load(raw))
+
+
+def _bad_item(raw, err: ValidationError) -> dict:
+    """The answer for a batch item that is not a well-formed scan: refused on its own, nothing recorded."""
+    get = raw.get if isinstance(raw, dict) else (lambda _key: None)
+    request_id = get("request_id") if isinstance(get("request_id"), str) else None
+    action = get("action") if isinstance(get("action"), str) else None
+    fields_ = err.messages if isinstance(err.messages, dict) else {"_item": err.messages}
+    return {"request_id": request_id, "status": "refused", "reason": "validation_failed",
+            "message": messages.refused("validation_failed"), "action": action, "serial": None, "code_state": None,
+            "sku": None, "quantity": 0, "stock": None, "alerts": [], "event_id": None, "store_id": None,
+            "details": {"fields": fields_}}
 
 
 def _arguments(schema, plain, build=lambda body: body):
@@ -73,8 +89,8 @@ def _arguments(schema, plain, build=lambda body: body):
 
 
 def _plain_batch(raw) -> dict | None:
-    if (isinstance(raw, dict) and raw.keys() == {"items"} and isinstance(raw["items"], list) and raw["items"]
-            and all(type(it) is dict for it in raw["items"])):
+    """A body of the batch's shape (its items are judged one by one in the view)."""
+    if isinstance(raw, dict) and raw.keys() == {"items"} and isinstance(raw["items"], list) and raw["items"]:
         return raw
     return None
 
@@ -108,11 +124,7 @@ def create_scan_batch(body):
         try:
             items.append(_load_item(raw))
         except ValidationError as err:
-            request_id = raw.get("request_id") if isinstance(raw.get("request_id"), str) else None
-            items.append({"request_id": request_id, "status": "refused", "reason": "validation_failed",
-                          "message": messages.refused("validation_failed"), "action": raw.get("action"), "serial": None,
-                          "code_state": None, "sku": None, "quantity": 0, "stock": None, "alerts": [],
-                          "event_id": None, "store_id": None, "details": {"fields": err.messages}})
+            items.append(_bad_item(raw, err))
     answers = scan_batch(principal, items)
     # Answers from the hot path are accepted sells, already JSON: they go out as they are.
     statuses = ["accepted" if isinstance(a, EncodedAnswer) else a["status"] for a in answers]
@@ -135,8 +147,12 @@ def _json_response(body: str):
 @blp.response(200, ScanUndoAnswer)
 @blp.doc(security=[{"bearer": []}])
 def undo(event_id):
-    """Undo one's own scan within the undo window: a correcting event, never a delete."""
-    return undo_scan(require("scan"), event_id)
+    """Undo a scan within the undo window (one's own; the store's owner, any scan made in the store): a correcting
+    event, never a delete."""
+    principal = require("scan")
+    if event_id > MAX_ID:  # no such event can exist (ids are BIGINT)
+        raise NotFound("找不到你的这次扫码", code="scan_not_found")
+    return undo_scan(principal, event_id)
 
 
 @blp.route("/scans", methods=["GET"])

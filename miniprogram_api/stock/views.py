@@ -1,13 +1,13 @@
 """A store's stock."""
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Int
 from app.core.security import authorize_store, current_principal, default_store_id
 from app.inventory.queries import movements, store_stock
-from app.scans import stocktake
+from app.scans import messages, stocktake
 
 blp = Blueprint("mp_stock", __name__, description="Stock levels")
 
@@ -45,8 +45,19 @@ def stock(args):
 
 
 class CountLine(Body):
+    """A SKU without serials by its count; a one-item-one-code SKU by the code of every unit found (as scanned)."""
+
     sku_id = Int(required=True)
-    counted = Int(required=True, validate=validate.Range(min=0, max=10_000_000))
+    counted = Int(load_default=None, validate=validate.Range(min=0, max=10_000_000))
+    serials = fields.List(fields.String(validate=validate.Length(min=1, max=512)), load_default=None,
+                          validate=validate.Length(max=stocktake.MAX_SERIALS),
+                          metadata={"description": "one-item-one-code SKUs: every unit's code as scanned (the "
+                                                   "printed URL or the serial); an empty list counts none"})
+
+    @validates_schema
+    def _counted_or_serials(self, data, **_kwargs):
+        if data.get("counted") is None and data.get("serials") is None:
+            raise ValidationError("请填盘点数量，或扫每一件的码", field_name="counted")
 
 
 class CountBody(Body):
@@ -61,11 +72,16 @@ class CountLineOut(Schema):
     counted = fields.Integer()
     delta = fields.Integer()
     on_hand = fields.Integer()
+    found_serials = fields.List(fields.String(), metadata={
+        "description": "by codes: units found here that the books put elsewhere (now here)"})
+    missing_serials = fields.List(fields.String(), metadata={
+        "description": "by codes: units the books put here that were not found (now `missing`)"})
 
 
 class CountOut(Schema):
     store_id = fields.Integer()
     lines = fields.List(fields.Nested(CountLineOut))
+    message = fields.String(metadata={"description": "one short Chinese sentence for the owner"})
 
 
 class AdjustmentBody(Body):
@@ -81,6 +97,7 @@ class AdjustmentOut(Schema):
     delta = fields.Integer()
     on_hand = fields.Integer()
     reason = fields.String()
+    message = fields.String(metadata={"description": "one short Chinese sentence for the owner"})
 
 
 class MovementArgs(PageArgs):
@@ -106,13 +123,14 @@ class MovementOut(Schema):
 @blp.response(201, CountOut)
 @blp.doc(security=[{"bearer": []}])
 def count(body):
-    """Stocktake: bring each counted SKU's on hand to the count, with a reason the ledger keeps."""
+    """Stocktake: bring each SKU's stock to the count, with a reason the ledger keeps; one-item-one-code SKUs are
+    counted by their codes (a bare count of one is refused: `serials_required`), and their codes follow."""
     principal = current_principal()
     store_id = default_store_id(principal, body["store_id"])
     authorize_store(principal, "stock.adjust", store_id)
     lines = stocktake.record_count(store_id=store_id, lines=body["lines"], user_id=principal.user_id,
                                    reason=body["reason"])
-    return {"store_id": store_id, "lines": lines}
+    return {"store_id": store_id, "lines": lines, "message": messages.counted(lines)}
 
 
 @blp.route("/stock/adjustments", methods=["POST"])
@@ -120,7 +138,8 @@ def count(body):
 @blp.response(201, AdjustmentOut)
 @blp.doc(security=[{"bearer": []}])
 def adjustment(body):
-    """Add or remove units of a SKU with a reason (never below zero)."""
+    """Add or remove units of a SKU without serials, with a reason (never below zero); a one-item-one-code SKU is
+    corrected by a stocktake by its codes (`serials_required`)."""
     principal = current_principal()
     store_id = default_store_id(principal, body["store_id"])
     authorize_store(principal, "stock.adjust", store_id)

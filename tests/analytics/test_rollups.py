@@ -118,6 +118,13 @@ def test_rebuild_from_real_scan_events_equals_incremental(client, demo):
                                                                    Code.kind == "unit").order_by(Code.id).limit(4)))
     assert len(serials) == 4
     yesterday = (now_utc() - timedelta(days=1)).isoformat()
+    # The unit sold yesterday (an offline queue) was on the shelf before then: a sale dated before the unit's
+    # arrival would be recorded at the server's time.
+    from app.scans.models import ScanEvent
+
+    with transaction():
+        db.session.execute(sa.update(ScanEvent).where(ScanEvent.code_id == sa.select(Code.id).where(
+            Code.serial == serials[3]).scalar_subquery()).values(event_time=now_utc() - timedelta(days=2)))
     sold = [_scan(client, owner, code=s, action="sell", store_id=s1.id) for s in serials[:3]]
     _scan(client, owner, code=serials[3], action="sell", store_id=s1.id, scanned_at=yesterday)
     _scan(client, owner, code=serials[0], action="return", store_id=s1.id)

@@ -176,6 +176,17 @@ def _credit_owed(w: World, store: str) -> dict:
     return {}
 
 
+def _cancel_request(w: World, store: str) -> dict:
+    """A paid order of the store whose owner asked to cancel it: a request waiting for HQ."""
+    from app.orders import services
+
+    order_id = _order(w, store, "paid")["order_id"]
+    with w.app.app_context():
+        request_id = services.cancel_order(_owner_of(w, store), order_id, reason="矩阵").cancel_request.id
+        db.session.remove()
+    return {"request_id": request_id}
+
+
 # --- checks of list answers -----------------------------------------------------------------------------------
 
 def _store_ids(w: World, actor: str) -> set[int]:
@@ -341,6 +352,12 @@ OBJECT_ROUTES: list[Route] = [
           ok=201, body=lambda w, t, v: {"case_codes": []}, make=order_in("allocated"), consumes=True),
     Route("hq refund", "POST", f"{HQ}/orders/{{order_id}}/refund", stores("hq_admin"), STORE_TARGETS,
           body=lambda w, t, v: {"reason": "矩阵"}, make=order_in("paid"), consumes=True),
+    Route("hq cancel requests", "GET", f"{HQ}/cancel-requests?page_size=100", hq(*HQ_READERS),
+          check=_items_in_scope("store_id")),
+    Route("hq approve cancel request", "POST", f"{HQ}/cancel-requests/{{request_id}}/approve", stores("hq_admin"),
+          STORE_TARGETS, body=lambda w, t, v: {}, make=_cancel_request, consumes=True),
+    Route("hq reject cancel request", "POST", f"{HQ}/cancel-requests/{{request_id}}/reject", stores("hq_admin"),
+          STORE_TARGETS, body=lambda w, t, v: {"reason": "矩阵"}, make=_cancel_request, consumes=True),
     Route("hq offline payment", "POST", f"{HQ}/orders/{{order_id}}/offline-payments", stores("hq_admin"),
           STORE_TARGETS, body=lambda w, t, v: {"reference": f"M{next(_n)}", "amount_fen": 18000},
           make=order_in("awaiting_payment"), consumes=True),

@@ -198,9 +198,13 @@ def test_credit_line(app, client, owner, demo_ids):
     assert credit["ledger"][0]["kind"] == "charge"
     low = client.put(f"{HQ}/stores/{s1}/credit", json={"limit_fen": 10_000}, headers=admin)
     assert low.status_code == 409 and low.get_json()["error"]["code"] == "limit_below_balance"
-    # Cancelling before shipping gives the credit back at once.
+    # Cancelling a paid order before shipping asks HQ; its approval gives the credit back.
     resp = client.post(f"{MP}/orders/{order['id']}/cancel", json={"reason": "订错了"}, headers=owner)
-    assert resp.status_code == 200 and resp.get_json()["status"] == "refunded"
+    assert resp.status_code == 202 and resp.get_json()["status"] == "paid"
+    assert client.get(f"{HQ}/stores/{s1}/credit", headers=admin).get_json()["balance_fen"] == 57_600
+    request_id = resp.get_json()["cancel_request"]["id"]
+    resp = client.post(f"{HQ}/cancel-requests/{request_id}/approve", json={}, headers=admin)
+    assert resp.status_code == 200 and resp.get_json()["order_status"] == "refunded"
     assert client.get(f"{HQ}/stores/{s1}/credit", headers=admin).get_json()["balance_fen"] == 0
 
 

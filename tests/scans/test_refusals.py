@@ -205,11 +205,11 @@ def _diverted(mp):
     return lambda: scan(s1(), item(code.serial))
 
 
-def _bad_scanned_at(mp):
-    code = a_code(state="in_store", at="S1")
-    late = item(code.serial)
-    late.scanned_at = now_utc() + timedelta(hours=1)
-    return lambda: scan(s1(), late)
+def _missing_elsewhere(mp):
+    """A unit a stocktake at S2 recorded missing turns up at S1: refused, HQ must look into it."""
+    code = a_code(state="in_store", at="S2")
+    set_code(code, state="missing")
+    return lambda: scan(s1(), item(code.serial))
 
 
 def _out_of_scope_single(mp):
@@ -338,7 +338,8 @@ ROWS = [
             _nothing_in_transit),
     Refusal("diverted unit under the refuse policy", "diverted", "这件商品不属于本店的进货，总部规定不能售出",
             _diverted),
-    Refusal("scanned an hour in the future", "bad_scanned_at", "扫码时间不对，请检查手机时间", _bad_scanned_at),
+    Refusal("sell a unit another store's stocktake missed", "missing", "这件商品盘点时登记为丢失，请联系总部",
+            _missing_elsewhere),
     Refusal("another store (one scan)", "out_of_scope", "这不在你的权限范围内", _out_of_scope_single),
     Refusal("another store (batch)", "out_of_scope", "只能为自己的门店扫码", _out_of_scope_in_a_batch),
     Refusal("no store (one scan)", "store_required", "请指定门店", _store_required_single),

@@ -126,8 +126,9 @@ class CodeTraceOut(HqCodeOut):
 
 
 class DiversionAlertArgs(PageArgs):
-    source = fields.String(load_default=None, validate=validate.OneOf(["sell", "consumer"]),
-                           metadata={"description": "sell: a store sold it; consumer: a consumer checked it"})
+    source = fields.String(load_default=None, validate=validate.OneOf(["sell", "consumer", "stocktake"]),
+                           metadata={"description": "sell: a store sold it; consumer: a consumer checked it; "
+                                                    "stocktake: a store's stocktake found it on its shelf"})
     sku_id = Int(load_default=None)
     store_id = Int(load_default=None)
     distributor_id = Int(load_default=None)

@@ -8,7 +8,7 @@ from app.core.schemas import AwareDateTime, Body, Int
 from app.core.security import authorize_store, require
 from app.orders import queries, services, states
 from app.orders.models import CreditAccount
-from miniprogram_api.orders.schemas import LineIn, OrderDetailOut, OrderOut, ShipmentOut
+from miniprogram_api.orders.schemas import CANCEL_REQUEST_NAMES, LineIn, OrderDetailOut, OrderOut, ShipmentOut
 
 blp = Blueprint("hq_orders", __name__, description="Orders: allocation, shipping, refunds, credit, commission")
 
@@ -219,3 +219,69 @@ def get_rule():
 def commissions(args):
     """Commission per partner over a period, with its entries (the partners the caller may see)."""
     return queries.commission_report(require("hq.read", kind="hq"), **args)
+
+
+# --- cancellation requests of paid orders -----------------------------------------------------------------------
+
+
+class CancelRequestArgs(PageArgs):
+    status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "approved", "rejected"]))
+
+
+class ApproveBody(Body):
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class RejectCancelBody(Body):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class CancelRequestOut(Schema):
+    id = fields.Integer()
+    order_id = fields.Integer()
+    order_number = fields.String()
+    order_status = fields.String()
+    store_id = fields.Integer()
+    store_name = fields.String()
+    paid_fen = fields.Integer()
+    payment_method = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": ["pending", "approved", "rejected"]})
+    status_name = fields.Function(lambda r: CANCEL_REQUEST_NAMES.get(r["status"], r["status"]))
+    reason = fields.String()
+    requested_by_id = fields.Integer(allow_none=True)
+    requested_at = AwareDateTime()
+    decided_by_id = fields.Integer(allow_none=True)
+    decided_at = AwareDateTime(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+
+
+@blp.route("/cancel-requests", methods=["GET"])
+@blp.arguments(CancelRequestArgs, location="query")
+@blp.response(200, page_schema(CancelRequestOut, "CancelRequestPage"))
+def cancel_requests(args):
+    """Stores' requests to cancel paid orders (pending by default), oldest first, in the caller's region."""
+    principal = require("order.read", kind="hq")
+    page = paginate(queries.cancel_requests(principal, status=args["status"]), page=args["page"],
+                    page_size=args["page_size"], scalars=False)
+    page["items"] = [queries.cancel_request_dict(row) for row in page["items"]]
+    return page
+
+
+@blp.route("/cancel-requests/<int:request_id>/approve", methods=["POST"])
+@blp.arguments(ApproveBody)
+@blp.response(200, CancelRequestOut)
+def approve_cancel_request(body, request_id):
+    """Approve: the order is cancelled, its reservations released and what was paid refunded."""
+    principal = require("hq.write", kind="hq")
+    request = services.decide_cancel_request(principal, request_id, approve=True, note=body["note"])
+    return queries.cancel_request_detail(request.id)
+
+
+@blp.route("/cancel-requests/<int:request_id>/reject", methods=["POST"])
+@blp.arguments(RejectCancelBody)
+@blp.response(200, CancelRequestOut)
+def reject_cancel_request(body, request_id):
+    """Reject, saying why: the order goes on as it was."""
+    principal = require("hq.write", kind="hq")
+    request = services.decide_cancel_request(principal, request_id, approve=False, note=body["reason"])
+    return queries.cancel_request_detail(request.id)
