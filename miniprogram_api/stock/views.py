@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.core.pagination import PageArgs, page_schema, paginate
-from app.core.schemas import AwareDateTime, Body, Int
+from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import authorize_store, current_principal, default_store_id
 from app.inventory.queries import movements, store_stock
 from app.scans import stocktake
@@ -13,7 +13,7 @@ blp = Blueprint("mp_stock", __name__, description="Stock levels")
 
 
 class StockArgs(Schema):
-    store_id = Int(load_default=None)
+    store_id = Id(load_default=None)
 
 
 class StockItem(Schema):
@@ -45,12 +45,12 @@ def stock(args):
 
 
 class CountLine(Body):
-    sku_id = Int(required=True)
+    sku_id = Id(required=True)
     counted = Int(required=True, validate=validate.Range(min=0, max=10_000_000))
 
 
 class CountBody(Body):
-    store_id = Int(load_default=None)
+    store_id = Id(load_default=None)
     lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=500))
     reason = fields.String(load_default="盘点", validate=validate.Length(min=1, max=255))
 
@@ -69,8 +69,8 @@ class CountOut(Schema):
 
 
 class AdjustmentBody(Body):
-    store_id = Int(load_default=None)
-    sku_id = Int(required=True)
+    store_id = Id(load_default=None)
+    sku_id = Id(required=True)
     delta = Int(required=True, validate=validate.Range(min=-1_000_000, max=1_000_000))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=255))
 
@@ -84,8 +84,8 @@ class AdjustmentOut(Schema):
 
 
 class MovementArgs(PageArgs):
-    store_id = Int(load_default=None)
-    sku_id = Int(load_default=None)
+    store_id = Id(load_default=None)
+    sku_id = Id(load_default=None)
 
 
 class MovementOut(Schema):
