@@ -107,8 +107,9 @@ _BINDING_TYPES = (str, int, int, str, int, str)
 def _well_typed(data: dict) -> bool:
     """Whether a token's claims have the types `issue_token` writes (a JSON payload can hold anything)."""
     bindings = data.get("b", [])
+    version = data.get("v", 0)  # a version claim, where tokens carry one, is a whole number too
     if not (_is_id(data.get("u")) and data.get("k") in ("mp", "hq") and _is_id(data.get("e"))
-            and isinstance(bindings, list)):
+            and isinstance(bindings, list) and type(version) is int and 0 <= version <= BIGINT_MAX):
         return False
     for b in bindings:
         if not (isinstance(b, list) and 1 <= len(b) <= len(_BINDING_TYPES) and isinstance(b[0], str)):
