@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, jsonify, make_response, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -134,7 +134,11 @@ def register_error_handlers(app: Flask) -> None:
             data = getattr(err, "data", None)
             fields = (data or {}).get("messages") if isinstance(data, dict) else None
             page = _error_page(status, None, {"fields": _flatten_locations(fields)} if fields else None)
-            return err if page is None else page
+            if page is None:
+                return err
+            resp = make_response(page)
+            _copy_headers(err, resp)
+            return resp
         details: dict[str, Any] = {}
         code = message = None
         # webargs / flask-smorest attach the field errors here.
@@ -150,9 +154,7 @@ def register_error_handlers(app: Flask) -> None:
             code, message = "validation_failed", "填写的内容有误"
         resp = jsonify(error_body(status, code, message, details))
         resp.status_code = status
-        for name, value in (err.get_headers() if hasattr(err, "get_headers") else []):
-            if name.lower() in {"allow", "retry-after"}:
-                resp.headers[name] = value
+        _copy_headers(err, resp)
         return resp
 
     @app.errorhandler(IntegrityError)
@@ -172,6 +174,13 @@ def register_error_handlers(app: Flask) -> None:
         if not _wants_json():
             return _error_page(500) or ("系统出错了，请稍后再试", 500)
         return jsonify(error_body(500)), 500
+
+
+def _copy_headers(err: HTTPException, resp) -> None:
+    """The headers of werkzeug's answer a client acts on (which methods; when to retry)."""
+    for name, value in (err.get_headers() if hasattr(err, "get_headers") else []):
+        if name.lower() in {"allow", "retry-after"}:
+            resp.headers[name] = value
 
 
 def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:

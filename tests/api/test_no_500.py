@@ -174,6 +174,12 @@ def test_console_period_backwards_is_its_own_422(client, demo, page):
     _assert_console_error(client.get(f"{page}?from=2024-05-01&to=2024-01-01"), 422, "开始日期不能晚于结束日期")
 
 
+def test_console_exports_with_bad_arguments_are_its_own_422(client, demo):
+    _console_login(client)
+    html = _assert_console_error(client.get("/hq/api/sell-through?from=0001-01-01&format=xlsx"), 422)
+    assert "日期要在 2000-01-01 到 2099-12-31 之间" in html
+
+
 def test_console_empty_filters_are_no_filters(client, demo):
     _console_login(client)
     assert client.get("/hq/sell-through?from=&to=&sku_id=&region=&group_by=city").status_code == 200
@@ -366,3 +372,9 @@ def test_a_number_longer_than_python_converts_is_bad_json(client, owner):
     resp = client.post("/api/mp/v1/stock/adjustments", data=b'{"sku_id": ' + b"9" * 5000 + b', "delta": 1}',
                        content_type="application/json", headers=owner)
     assert_error(resp, 400, "bad_json")
+
+
+def test_console_wrong_method_is_its_own_405_with_allow(client, demo):
+    resp = client.get("/hq/logout")
+    _assert_console_error(resp, 405, "不支持这种请求方式")
+    assert "POST" in resp.headers["Allow"]
