@@ -1,4 +1,5 @@
-"""JSON a parser must not be handed: nesting deeper than any body of ours, or numbers longer than Python converts.
+"""Input the app must not be handed: JSON nested deeper than any body of ours, numbers longer than Python converts,
+and text no database can store.
 
 Python's `json` recurses once per nesting level (a body of 100 000 `[` is a RecursionError, not a ValueError, so
 every JSON parser in the app would answer 500), and refuses integers of more than 4300 digits with a ValueError
@@ -6,6 +7,10 @@ that webargs does not expect. Both are refused here, before any view or parser r
 400 `bad_json`. The check reads the body once (it stays cached for the parsers) and costs two byte counts for
 ordinary bodies; a body with more brackets than `MAX_DEPTH`, or longer than `MAX_DIGITS`, is scanned with byte
 operations (split, translate), never character by character in Python.
+
+Text with a NUL character (PostgreSQL refuses it in any string) or half of a UTF-16 surrogate pair (it cannot be
+encoded as UTF-8 for either database) is refused with 400 `bad_text`, wherever it comes: an escape in a JSON body
+(`\\u0000`, a lone `\\ud800`), or `%00` in the URL or a form.
 """
 
 from __future__ import annotations
@@ -26,10 +31,15 @@ _NOT_BRACKET = bytes(b for b in _ALL if b not in b"[]{}")
 _NOT_DIGIT = bytes(b for b in _ALL if b not in b"0123456789")
 _DIGIT_OR_SPACE = bytes(b if b in b"0123456789" else 32 for b in _ALL)
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_ANY_ESCAPE = re.compile(rb"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 
 
 class BadJson(AppError):
     status, code, message = 400, "bad_json", "提交的 JSON 嵌套太深或数字太长"
+
+
+class BadText(AppError):
+    status, code, message = 400, "bad_text", "提交的文字里有无法保存的字符"
 
 
 def problem(body: bytes) -> str | None:
@@ -67,19 +77,45 @@ def _deeper_than(brackets: bytes, limit: int) -> bool:
     return any(map(limit.__lt__, accumulate(map(_STEP.__getitem__, brackets))))
 
 
+def unstorable_escape(body: bytes) -> bool:
+    """Whether a JSON body escapes a NUL or half a surrogate pair (`\\u0000`, `\\ud800` alone, `\\udc00` alone)."""
+    if b"\\u" not in body:
+        return False
+    end, high = -1, False  # where the last escape ended; whether it opened a surrogate pair
+    for m in _ANY_ESCAPE.finditer(body):
+        esc = m.group(1)
+        point = int(esc[1:], 16) if len(esc) == 5 else None
+        if high and not (point is not None and 0xDC00 <= point <= 0xDFFF and m.start() == end):
+            return True
+        if point == 0 or (not high and point is not None and 0xDC00 <= point <= 0xDFFF):
+            return True
+        high = not high and point is not None and 0xD800 <= point <= 0xDBFF
+        end = m.end()
+    return high
+
+
 def _is_json(mimetype: str) -> bool:
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
 def init_app(app: Flask) -> None:
     @app.before_request
-    def _refuse_unparseable_json():
+    def _refuse_unreadable_input():
+        if "\x00" in request.path or b"%00" in request.query_string or b"\x00" in request.query_string:
+            raise BadText(details={"reason": "nul_in_url"})
         if not request.content_length and not request.headers.get("Transfer-Encoding"):
+            return
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            if any("\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)):
+                raise BadText(details={"reason": "nul_in_form"})
             return
         if not _is_json(request.mimetype):
             return
-        reason = problem(request.get_data(cache=True))
+        body = request.get_data(cache=True)
+        reason = problem(body)
         if reason == "too_deep":
             raise BadJson("提交的 JSON 嵌套太深", details={"reason": reason, "max_depth": MAX_DEPTH})
         if reason == "number_too_long":
             raise BadJson("提交的数字太长", details={"reason": reason, "max_digits": MAX_DIGITS})
+        if unstorable_escape(body):
+            raise BadText(details={"reason": "unstorable_character"})

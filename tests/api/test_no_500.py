@@ -378,3 +378,33 @@ def test_console_wrong_method_is_its_own_405_with_allow(client, demo):
     resp = client.get("/hq/logout")
     _assert_console_error(resp, 405, "不支持这种请求方式")
     assert "POST" in resp.headers["Allow"]
+
+
+# --- text no database can store (found by schemathesis on PostgreSQL) ---------------------------------------
+
+@pytest.mark.parametrize("text", ["\\u0000", "a\\u0000b", "\\ud8d6", "\\udc80x", "\\ud8d6\\u0041", "\\ud83d\\ud83d"])
+def test_unstorable_text_in_a_body_is_bad_text(client, admin, text):
+    body = '{"code": "T-' + text + '", "name": "辽宁省"}'
+    with assert_db_unchanged("price_tiers"):
+        resp = client.post("/api/hq/v1/price-tiers", data=body, content_type="application/json", headers=admin)
+        assert_error(resp, 400, "bad_text")
+
+
+def test_escaped_text_that_databases_store_is_fine(client, admin):
+    body = '{"code": "T-\\\\u0000-\\ud83d\\ude00-\\u4e2d", "name": "ok"}'  # a backslash, an emoji pair, 中
+    resp = client.post("/api/hq/v1/price-tiers", data=body, content_type="application/json", headers=admin)
+    assert resp.status_code == 201, resp.get_json()
+    assert resp.get_json()["code"] == "T-\\u0000-\U0001f600-中"
+
+
+@pytest.mark.parametrize("path", ["/api/hq/v1/codes/%00", "/api/hq/v1/orders?number=%00",
+                                  "/api/hq/v1/codes/ab%00cd"])
+def test_nul_in_the_url_is_bad_text(client, admin, path):
+    assert_error(client.get(path, headers=admin), 400, "bad_text")
+
+
+def test_nul_in_a_console_form_is_its_own_400(client, demo):
+    html = client.get("/hq/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    resp = client.post("/hq/login", data={"username": "ad\x00min", "password": "x", "csrf": csrf})
+    _assert_console_error(resp, 400, "无法保存的字符")
