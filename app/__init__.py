@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 
 from app.config import check_production, load_config
+from app.core import schemas as _schemas  # noqa: F401  (marshmallow in Chinese before any schema is built)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -24,6 +25,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(cfg)
+    from app.core.types import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # every `<int:id>` route: 1..BIGINT_MAX, else no match (404)
     app.config.update(
         API_TITLE="门店渠道后台 API",
         API_VERSION="v1",
@@ -53,6 +57,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.errors import register_error_handlers
 
     register_error_handlers(app)  # after flask-smorest, so ours wins
+
+    from app.core.jsonguard import init_app as init_json_guard
+
+    init_json_guard(app)
 
     from app.cli import register_cli
 

@@ -7,9 +7,10 @@ Flask, werkzeug and webargs, into `{"error": {"code", "message", "details"}}` on
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, make_response, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -92,18 +93,52 @@ def _wants_json() -> bool:
     return path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+# A web area with pages of its own shows errors in its own layout: `register_error_page(app, "/hq/", render)`,
+# where `render(status, message, details)` returns the response. Paths outside every such area keep the plain
+# answers below.
+ErrorPage = Callable[[int, str, dict[str, Any]], Any]
+
+
+def register_error_page(app: Flask, prefix: str, render: ErrorPage) -> None:
+    app.extensions.setdefault("error_pages", {})[prefix] = render
+
+
+def _error_page(status: int, message: str | None = None, details: dict[str, Any] | None = None):
+    """The area's own error page for this request, or None (an API path, a JSON client, or no such area)."""
+    if _wants_json():
+        return None
+    for prefix, render in current_app.extensions.get("error_pages", {}).items():
+        if request.path.startswith(prefix):
+            try:
+                return render(status, message or error_body(status)["error"]["message"], details or {})
+            except Exception:  # the page itself failed: fall back to the plain answer rather than loop
+                log.exception("error page for %s failed", prefix)
+                return None
+    return None
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map every exception to the contract's error shape on API paths."""
 
     @app.errorhandler(AppError)
     def _app_error(err: AppError):
+        page = _error_page(err.status, err.message, err.details)
+        if page is not None:
+            return page
         return jsonify(err.to_dict()), err.status
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
         status = err.code or 500
         if not _wants_json():
-            return err
+            data = getattr(err, "data", None)
+            fields = (data or {}).get("messages") if isinstance(data, dict) else None
+            page = _error_page(status, None, {"fields": _flatten_locations(fields)} if fields else None)
+            if page is None:
+                return err
+            resp = make_response(page)
+            _copy_headers(err, resp)
+            return resp
         details: dict[str, Any] = {}
         code = message = None
         # webargs / flask-smorest attach the field errors here.
@@ -119,9 +154,7 @@ def register_error_handlers(app: Flask) -> None:
             code, message = "validation_failed", "填写的内容有误"
         resp = jsonify(error_body(status, code, message, details))
         resp.status_code = status
-        for name, value in (err.get_headers() if hasattr(err, "get_headers") else []):
-            if name.lower() in {"allow", "retry-after"}:
-                resp.headers[name] = value
+        _copy_headers(err, resp)
         return resp
 
     @app.errorhandler(IntegrityError)
@@ -132,14 +165,14 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         log.warning("integrity error: %s", err.orig)
         if not _wants_json():
-            return "操作与当前状态冲突", 409
+            return _error_page(409, "数据已被其他操作修改，请刷新后重试") or ("操作与当前状态冲突", 409)
         return jsonify(error_body(409, "conflict", "数据已被其他操作修改，请刷新后重试")), 409
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
         log.exception("unhandled error")
         if not _wants_json():
-            return "系统出错了，请稍后再试", 500
+            return _error_page(500) or ("系统出错了，请稍后再试", 500)
         return jsonify(error_body(500)), 500
 
     _register_database_unavailable(app, _unexpected)
@@ -224,6 +257,13 @@ def _register_database_unavailable(app: Flask, fallback) -> None:
                 sa.exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError):
         previous = registered.get(cls) or fallback
         app.register_error_handler(cls, lambda err, previous=previous: _database_error(err, previous))
+
+
+def _copy_headers(err: HTTPException, resp) -> None:
+    """The headers of werkzeug's answer a client acts on (which methods; when to retry)."""
+    for name, value in (err.get_headers() if hasattr(err, "get_headers") else []):
+        if name.lower() in {"allow", "retry-after"}:
+            resp.headers[name] = value
 
 
 def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,11 @@ from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from app.core.openapi import ErrorResponses
 
 # Stable constraint names, so Alembic migrations name things the same on every database.
 NAMING_CONVENTION = {
@@ -26,15 +28,22 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True)
 class ErrorDetail(Schema):
-    code = fields.String(metadata={"description": "stable snake_case code for the app"})
-    message = fields.String(metadata={"description": "a short sentence for a person, Chinese by default"})
-    details = fields.Dict()
+    class Meta:
+        unknown = RAISE  # documented as `additionalProperties: false`: these three keys, always
+
+    code = fields.String(required=True, metadata={"description": "stable snake_case code for the app"})
+    message = fields.String(required=True,
+                            metadata={"description": "a short sentence for a person, Chinese by default"})
+    details = fields.Dict(required=True)
 
 
 class Error(Schema):
     """Every error answer: `{"error": {"code", "message", "details"}}`."""
 
-    error = fields.Nested(ErrorDetail)
+    class Meta:
+        unknown = RAISE
+
+    error = fields.Nested(ErrorDetail, required=True)
 
 
 class ChannelApi(Api):
@@ -42,5 +51,5 @@ class ChannelApi(Api):
     ERROR_SCHEMA = Error
 
 
-api = ChannelApi()
+api = ChannelApi(spec_kwargs={"extra_plugins": [ErrorResponses()]})
 limiter = Limiter(key_func=get_remote_address, default_limits=[])

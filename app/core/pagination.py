@@ -7,14 +7,15 @@ from typing import Any
 import sqlalchemy as sa
 from marshmallow import Schema, fields, validate
 
+from app.core.schemas import Int
 from app.extensions import db
 
 MAX_PAGE_SIZE = 200
 
 
 class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+    page = Int(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = Int(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
 
 
 def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:

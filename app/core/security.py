@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from app.core.types import BIGINT_MAX
 from app.errors import Forbidden, NotFound, Unauthorized
 
 
@@ -118,14 +119,36 @@ def _signed_principal(secret_key: str, token: str) -> Principal | None:
         data = URLSafeSerializer(secret_key, salt="bearer-token").loads(token)
     except BadSignature:
         raise Unauthorized("登录已失效，请重新登录", code="invalid_token") from None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not data.get("e"):
         return None
-    expires_at = int(data.get("e", 0))
-    if not expires_at:
-        return None
-    return Principal(user_id=int(data["u"]), kind=data["k"],
-                     bindings=tuple(Binding(*b) for b in data.get("b", [])), expires_at=expires_at,
-                     token_version=int(data.get("v", 0)))
+    if not _well_typed(data):  # signed by us, but not in the shape we issue (an old format, or a bug): no entry
+        raise Unauthorized("登录已失效，请重新登录", code="invalid_token")
+    return Principal(user_id=data["u"], kind=data["k"], bindings=tuple(Binding(*b) for b in data.get("b", [])),
+                     expires_at=data["e"], token_version=data.get("v", 0))
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is int and 0 < value <= BIGINT_MAX
+
+
+# What each position of a binding may hold: role, store_id, partner_id, partner_path, warehouse_id, region_code.
+_BINDING_TYPES = (str, int, int, str, int, str)
+
+
+def _well_typed(data: dict) -> bool:
+    """Whether a token's claims have the types `issue_token` writes (a JSON payload can hold anything)."""
+    bindings = data.get("b", [])
+    version = data.get("v", 0)  # a version claim, where tokens carry one, is a whole number too
+    if not (_is_id(data.get("u")) and data.get("k") in ("mp", "hq") and _is_id(data.get("e"))
+            and isinstance(bindings, list) and type(version) is int and 0 <= version <= BIGINT_MAX):
+        return False
+    for b in bindings:
+        if not (isinstance(b, list) and 1 <= len(b) <= len(_BINDING_TYPES) and isinstance(b[0], str)):
+            return False
+        for value, kind in zip(b[1:], _BINDING_TYPES[1:], strict=False):
+            if value is not None and not (_is_id(value) if kind is int else isinstance(value, str)):
+                return False
+    return True
 
 
 def current_principal(optional: bool = False) -> Principal | None:

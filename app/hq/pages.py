@@ -9,22 +9,25 @@ Exports and label downloads go through `/hq/api/...`, which runs the HQ API's GE
 from __future__ import annotations
 
 import secrets
-from datetime import date
 from functools import wraps
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_smorest import Api
-from werkzeug.exceptions import NotFound as HTTPNotFound
+from marshmallow import Schema, ValidationError, fields, validate
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
 
 from app.accounts import flows
 from app.analytics import production, queries, reports, rollups, services
 from app.catalog.models import Sku
 from app.channel.regions import region_name
 from app.core.clock import BUSINESS_TZ, as_utc
+from app.core.schemas import Day, Id
 from app.core.security import read_token, require
-from app.errors import AppError
+from app.errors import AppError, NotFound, ValidationFailed, register_error_page
 from app.extensions import db
 from app.hq import charts
 
@@ -75,6 +78,7 @@ T: dict[str, dict[str, str]] = {
     "suggested_units": {"zh": "建议生产", "en": "Suggested"}, "network": {"zh": "全网库存", "en": "Network stock"},
     "forecast": {"zh": "预测需求", "en": "Forecast"}, "progress": {"zh": "进度", "en": "Progress"},
     "sub_stock": {"zh": "分仓库存", "en": "Sub-warehouse stock"},
+    "error": {"zh": "出错了", "en": "Something went wrong"}, "back_home": {"zh": "返回总览", "en": "Back to overview"},
 }
 
 
@@ -132,7 +136,7 @@ def _load_user():
         except AppError:
             session.pop("hq_token", None)
     if request.method == "POST" and request.form.get("csrf") != session["csrf"]:
-        abort(400, description="CSRF token missing or wrong")
+        raise AppError("页面已过期，请刷新后再提交", code="csrf_failed", status=400)
     if g.principal is not None and request.endpoint != "hq_pages.static":
         rollups.fold()  # the pages read the rollups: every sale committed so far is in them
 
@@ -199,17 +203,28 @@ def logout():
     return redirect(url_for("hq_pages.login"))
 
 
-def _filters() -> dict[str, Any]:
-    def day(name):
-        try:
-            return date.fromisoformat(request.args[name]) if request.args.get(name) else None
-        except ValueError:
-            return None
+class _Filters(Schema):
+    """The filter form's fields, with the API's own bounds (days the calendar holds, ids the database holds)."""
 
-    sku = request.args.get("sku_id", "")
-    region = request.args.get("region", "").strip()
-    return {"from": day("from"), "to": day("to"), "sku_id": int(sku) if sku.isdigit() else None,
-            "region": region if region.isdigit() and len(region) == 6 else None}
+    from_ = Day(data_key="from", load_default=None)
+    to = Day(load_default=None)
+    sku_id = Id(load_default=None)
+    region = fields.String(load_default=None, validate=validate.Regexp(r"^\d{6}$"))
+
+
+_FILTERS = _Filters()
+_FILTER_KEYS = frozenset(f.data_key or name for name, f in _FILTERS.fields.items())
+
+
+def _filters() -> dict[str, Any]:
+    """The filters asked for (an empty form field is no filter); anything malformed is a 422 page saying what."""
+    asked = MultiDict([(k, v.strip()) for k, v in request.args.items(multi=True)
+                       if k in _FILTER_KEYS and v.strip()])
+    try:
+        f = _FILTERS.load(MultiDictProxy(asked, _FILTERS))
+    except ValidationError as err:
+        raise ValidationFailed("筛选条件有误", code="bad_filters", details={"fields": err.messages}) from None
+    return {"from": f["from_"], "to": f["to"], "sku_id": f["sku_id"], "region": f["region"]}
 
 
 def _skus():
@@ -377,7 +392,7 @@ def plan(plan_id: int):
     try:
         detail = reports.plan_detail(plan_id)
     except AppError:
-        abort(404)
+        raise NotFound("找不到这个调拨计划", code="plan_not_found") from None
     return render_template("hq/plan.html", plan=detail, sub_stock=_sub_stock())
 
 
@@ -440,9 +455,25 @@ def api_proxy(rest: str):
     adapter = current_app.url_map.bind("localhost")
     try:
         endpoint, values = adapter.match(path, method="GET")
-    except HTTPNotFound:
-        abort(404)
+    except HTTPException:  # no such route (or an id past what the database holds), or not a GET one
+        raise NotFound() from None
     return current_app.view_functions[endpoint](**values)
+
+
+def _error_page(status: int, message: str, details: dict[str, Any]):
+    """Every error under /hq/ in the console's own layout, in Chinese, with its status (see app/errors.py)."""
+    fields_ = details.get("fields") if isinstance(details.get("fields"), dict) else {}
+    problems = [(name, "；".join(_texts(messages))) for name, messages in fields_.items()]
+    return render_template("hq/error.html", status=status, message=message, problems=problems,
+                           **_helpers()), status
+
+
+def _texts(messages) -> list[str]:
+    """Field messages as a flat list (marshmallow nests them by index and key)."""
+    if isinstance(messages, str):
+        return [messages]
+    values = messages.values() if isinstance(messages, dict) else messages
+    return [text for value in values for text in _texts(value)]
 
 
 def register(app: Flask, api: Api) -> None:
@@ -451,3 +482,4 @@ def register(app: Flask, api: Api) -> None:
     if not app.config.get("SESSION_COOKIE_SAMESITE"):
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.register_blueprint(bp)
+    register_error_page(app, "/hq/", _error_page)

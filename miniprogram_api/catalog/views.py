@@ -5,14 +5,14 @@ from marshmallow import Schema, fields
 
 from app.catalog.queries import catalog_for_tier
 from app.channel.queries import get_store
-from app.core.schemas import Int
+from app.core.schemas import Id
 from app.core.security import authorize_store, current_principal, default_store_id
 
 blp = Blueprint("mp_catalog", __name__, description="Products and this store's prices")
 
 
 class CatalogArgs(Schema):
-    store_id = Int(load_default=None)
+    store_id = Id(load_default=None)
 
 
 class CatalogItem(Schema):

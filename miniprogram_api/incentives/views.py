@@ -3,7 +3,7 @@
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.core.schemas import AwareDateTime, Int
+from app.core.schemas import AwareDateTime, Id, Int
 from app.core.security import authorize_store, current_principal, default_store_id
 from app.incentives.queries import store_ledger
 
@@ -11,7 +11,7 @@ blp = Blueprint("mp_incentives", __name__, description="Scan incentives (扫码�
 
 
 class IncentiveLedgerArgs(Schema):
-    store_id = Int(load_default=None)
+    store_id = Id(load_default=None)
     page = Int(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = Int(load_default=20, validate=validate.Range(min=1, max=200))
 

@@ -5,25 +5,25 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.core.pagination import PageArgs
-from app.core.schemas import AwareDateTime, Body, Int
+from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.orders import states
 from app.orders.numbers import format_order_number
 from app.orders.queries import refunds_of
 
 
 class LineIn(Body):
-    sku_id = Int(required=True, validate=validate.Range(min=1))
+    sku_id = Id(required=True)
     quantity = Int(required=True, validate=validate.Range(min=1, max=100_000))
 
 
 class LineChange(Body):
-    sku_id = Int(required=True, validate=validate.Range(min=1))
+    sku_id = Id(required=True)
     quantity = Int(required=True, validate=validate.Range(min=0, max=100_000))
 
 
 class OrderCreateBody(Body):
     request_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    store_id = Int(required=True, validate=validate.Range(min=1))
+    store_id = Id(required=True)
     lines = fields.List(fields.Nested(LineIn), required=True, validate=validate.Length(min=1, max=100))
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
@@ -47,7 +47,7 @@ class PaymentBody(Body):
 
 
 class OrderListArgs(PageArgs):
-    store_id = Int(load_default=None)
+    store_id = Id(load_default=None)
     status = fields.String(load_default=None, validate=validate.OneOf(states.STATUSES))
 
 

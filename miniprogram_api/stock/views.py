@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.pagination import PageArgs, page_schema, paginate
-from app.core.schemas import AwareDateTime, Body, Int
+from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import authorize_store, current_principal, default_store_id
 from app.inventory.queries import movements, store_stock
 from app.scans import messages, stocktake
@@ -13,7 +13,7 @@ blp = Blueprint("mp_stock", __name__, description="Stock levels")
 
 
 class StockArgs(Schema):
-    store_id = Int(load_default=None)
+    store_id = Id(load_default=None)
 
 
 class StockItem(Schema):
@@ -47,7 +47,7 @@ def stock(args):
 class CountLine(Body):
     """A SKU without serials by its count; a one-item-one-code SKU by the code of every unit found (as scanned)."""
 
-    sku_id = Int(required=True)
+    sku_id = Id(required=True)
     counted = Int(load_default=None, validate=validate.Range(min=0, max=10_000_000))
     serials = fields.List(fields.String(validate=validate.Length(min=1, max=512)), load_default=None,
                           validate=validate.Length(max=stocktake.MAX_SERIALS),
@@ -61,7 +61,7 @@ class CountLine(Body):
 
 
 class CountBody(Body):
-    store_id = Int(load_default=None)
+    store_id = Id(load_default=None)
     lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=500))
     reason = fields.String(load_default="盘点", validate=validate.Length(min=1, max=255))
 
@@ -85,8 +85,8 @@ class CountOut(Schema):
 
 
 class AdjustmentBody(Body):
-    store_id = Int(load_default=None)
-    sku_id = Int(required=True)
+    store_id = Id(load_default=None)
+    sku_id = Id(required=True)
     delta = Int(required=True, validate=validate.Range(min=-1_000_000, max=1_000_000))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=255))
 
@@ -101,8 +101,8 @@ class AdjustmentOut(Schema):
 
 
 class MovementArgs(PageArgs):
-    store_id = Int(load_default=None)
-    sku_id = Int(load_default=None)
+    store_id = Id(load_default=None)
+    sku_id = Id(load_default=None)
 
 
 class MovementOut(Schema):

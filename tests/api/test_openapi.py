@@ -61,3 +61,31 @@ def test_docs_page_needs_no_internet(client):
     external = re.findall(r"""(?:src|href)\s*=\s*["']?\s*((?:https?:)?//[^"'\s>]+)""", html, flags=re.I)
     assert not external, external
     assert "@import" not in html and "url(http" not in html
+
+
+def test_error_answers_are_documented_with_the_error_schema(client):
+    """Each operation of the JSON APIs documents the errors shared code answers (app/core/openapi.py)."""
+    spec = _spec(client)
+    responses = spec["components"]["responses"]
+    error = spec["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"] and error["additionalProperties"] is False
+    for path, item in spec["paths"].items():
+        if not path.startswith(("/api/mp/", "/api/hq/", "/api/public/")):
+            continue
+        for method, op in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            documented = op["responses"]
+            anonymous = path.startswith("/api/public/") or path in ("/api/mp/v1/sessions", "/api/hq/v1/sessions")
+            assert anonymous or op.get("security") == [{"bearer": []}], (method, path)
+            expected = {"400", "503"}
+            if op.get("security"):
+                expected |= {"401", "403", "404"}
+            if method != "get" or op.get("parameters"):
+                expected.add("422")
+            assert expected <= set(documented), (method, path, sorted(documented))
+            for status, answer in documented.items():
+                if status.startswith(("4", "5")):
+                    ref = answer["$ref"].rsplit("/", 1)[-1]
+                    schema = responses[ref]["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)

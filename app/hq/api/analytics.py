@@ -11,7 +11,7 @@ from marshmallow import Schema, fields, validate
 from app.analytics import exports, production, queries, rollups, services
 from app.analytics.reports import TABLE_COLUMNS, list_plans, list_transfers, plan_detail, transfer_detail
 from app.core.pagination import PageArgs
-from app.core.schemas import Body, Int
+from app.core.schemas import Body, Bool, Day, Id, Int
 from app.core.security import authorize, require
 from app.errors import NotFound
 
@@ -25,13 +25,13 @@ def _fresh_rollups():
 
 
 class DashboardArgs(Schema):
-    from_ = fields.Date(data_key="from", load_default=None)
-    to = fields.Date(load_default=None)
-    sku_id = fields.Integer(load_default=None)
+    from_ = Day(data_key="from", load_default=None)
+    to = Day(load_default=None)
+    sku_id = Id(load_default=None)
     region = fields.String(load_default=None, validate=validate.Regexp(r"^\d{6}$"))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "xlsx", "csv"]))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+    page = Int(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = Int(load_default=200, validate=validate.Range(min=1, max=1000))
 
 
 class SellThroughArgs(DashboardArgs):
@@ -206,7 +206,7 @@ class PlanBody(Body):
     target_cover_days = Int(required=True, validate=validate.Range(min=1, max=365))
     history_days = Int(load_default=28, validate=validate.Range(min=7, max=180))
     alpha = fields.Float(load_default=0.3, validate=validate.Range(min=0.01, max=1.0))
-    sku_ids = fields.List(Int(), load_default=None, validate=validate.Length(min=1, max=5000))
+    sku_ids = fields.List(Id(), load_default=None, validate=validate.Length(min=1, max=5000))
     note = fields.String(load_default="", validate=validate.Length(max=255))
 
 
@@ -215,9 +215,9 @@ class PlanLineBody(Body):
 
 
 class ProductionArgs(Schema):
-    horizon_days = fields.Integer(load_default=45, validate=validate.Range(min=1, max=365))
-    safety_days = fields.Integer(load_default=7, validate=validate.Range(min=0, max=180))
-    include_stores = fields.Boolean(load_default=False)
+    horizon_days = Int(load_default=45, validate=validate.Range(min=1, max=365))
+    safety_days = Int(load_default=7, validate=validate.Range(min=0, max=180))
+    include_stores = Bool(load_default=False)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "xlsx", "csv"]))
 
 

@@ -7,7 +7,7 @@ from app.catalog import services
 from app.catalog.models import PriceTier, Product, Sku
 from app.catalog.queries import list_skus
 from app.core.pagination import PageArgs, page_schema, paginate
-from app.core.schemas import Body, Bool, Int
+from app.core.schemas import Body, Bool, Id, Int
 from app.core.security import require
 from app.core.tx import transaction
 from app.errors import NotFound
@@ -51,7 +51,7 @@ class TierOut(Schema):
 
 
 class PriceIn(Body):
-    price_tier_id = Int(required=True)
+    price_tier_id = Id(required=True)
     price_fen = Int(required=True, validate=validate.Range(min=0, max=10**10))
 
 
@@ -62,7 +62,7 @@ class ProductBody(Body):
 
 
 class SkuBody(Body):
-    product_id = Int(required=True)
+    product_id = Id(required=True)
     code = fields.String(required=True, validate=validate.Length(min=1, max=32))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     gtin = fields.String(required=True, validate=validate.Length(min=8, max=14))

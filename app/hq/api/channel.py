@@ -10,7 +10,7 @@ from app.channel import flows, regions, services
 from app.channel.models import Partner, Store
 from app.channel.queries import list_stores, visible_partners_condition
 from app.core.pagination import PageArgs, page_schema, paginate
-from app.core.schemas import AwareDateTime, Body, Int
+from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import authorize, authorize_store, current_principal, require
 from app.core.tx import transaction
 from app.errors import NotFound
@@ -28,7 +28,7 @@ class PartnerBody(Body):
     code = fields.String(required=True, validate=validate.Length(min=1, max=32))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     kind = fields.String(required=True, validate=validate.OneOf(["agent", "distributor"]))
-    parent_id = Int(required=True)
+    parent_id = Id(required=True)
     level = fields.String(load_default="standard", validate=validate.Length(max=16))
     contact_phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
     territories = fields.List(fields.Nested(TerritoryIO), load_default=list)
@@ -49,8 +49,8 @@ class StoreBody(Body):
     code = fields.String(required=True, validate=validate.Length(min=1, max=32))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     region_code = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$"))
-    distributor_id = Int(required=True)
-    price_tier_id = Int(required=True)
+    distributor_id = Id(required=True)
+    price_tier_id = Id(required=True)
     owner_name = fields.String(load_default="", validate=validate.Length(max=64))
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^1\d{10}$"))
     address = fields.String(load_default="", validate=validate.Length(max=255))
@@ -79,8 +79,8 @@ class StoreListArgs(PageArgs):
 
 class InviteBody(Body):
     role = fields.String(required=True, validate=validate.OneOf(ALL_ROLES))
-    store_id = Int(load_default=None, allow_none=True)
-    partner_id = Int(load_default=None, allow_none=True)
+    store_id = Id(load_default=None, allow_none=True)
+    partner_id = Id(load_default=None, allow_none=True)
     ttl_hours = Int(load_default=72)
 
 

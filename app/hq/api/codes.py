@@ -13,7 +13,7 @@ from app.codes import epcis, labels, queries, services
 from app.codes.models import CODE_STATES, Code
 from app.core.clock import now_utc
 from app.core.pagination import PageArgs, page_schema, paginate
-from app.core.schemas import AwareDateTime, Body, Int
+from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import authorize, authorize_store, require
 from app.core.tx import transaction
 from app.errors import NotFound, ValidationFailed
@@ -30,7 +30,7 @@ MAX_PDF_LABELS = 10_000
 
 
 class CodeBatchBody(Body):
-    sku_id = Int(required=True)
+    sku_id = Id(required=True)
     quantity = Int(required=True, validate=validate.Range(min=1, max=services.MAX_BATCH))
     case_size = Int(load_default=None, validate=validate.Range(min=1, max=10_000))
 
@@ -51,7 +51,7 @@ class CodeBatchOut(Schema):
 
 
 class PutAwayBody(Body):
-    warehouse_id = Int(required=True)
+    warehouse_id = Id(required=True)
     add_stock = fields.Boolean(load_default=False)
 
 
@@ -69,9 +69,9 @@ class LabelSheetArgs(Schema):
 
 class CodeListArgs(PageArgs):
     state = fields.String(load_default=None, validate=validate.OneOf(CODE_STATES))
-    store_id = Int(load_default=None)
-    sku_id = Int(load_default=None)
-    batch_id = Int(load_default=None)
+    store_id = Id(load_default=None)
+    sku_id = Id(load_default=None)
+    batch_id = Id(load_default=None)
     kind = fields.String(load_default=None, validate=validate.OneOf(["unit", "case"]))
 
 
@@ -129,9 +129,9 @@ class DiversionAlertArgs(PageArgs):
     source = fields.String(load_default=None, validate=validate.OneOf(["sell", "consumer", "stocktake"]),
                            metadata={"description": "sell: a store sold it; consumer: a consumer checked it; "
                                                     "stocktake: a store's stocktake found it on its shelf"})
-    sku_id = Int(load_default=None)
-    store_id = Int(load_default=None)
-    distributor_id = Int(load_default=None)
+    sku_id = Id(load_default=None)
+    store_id = Id(load_default=None)
+    distributor_id = Id(load_default=None)
     region = fields.String(load_default=None, validate=validate.Regexp(r"^\d{6}$"))
     from_ = AwareDateTime(load_default=None, data_key="from")
     to = AwareDateTime(load_default=None)
@@ -159,7 +159,7 @@ class EpcisExportArgs(Schema):
 
 
 class IncentiveRuleIn(Body):
-    sku_id = Int(required=True)
+    sku_id = Id(required=True)
     step = fields.String(required=True, validate=validate.OneOf(["receive", "sell"]))
     points = Int(load_default=0, validate=validate.Range(min=0, max=1_000_000))
     amount_fen = Int(load_default=0, validate=validate.Range(min=0, max=1_000_000))

@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.core.pagination import PageArgs, page_schema, paginate
-from app.core.schemas import AwareDateTime, Body, Int
+from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import authorize_store, require
 from app.orders import queries, services, states
 from app.orders.models import CreditAccount
@@ -14,17 +14,17 @@ blp = Blueprint("hq_orders", __name__, description="Orders: allocation, shipping
 
 
 class HqOrderArgs(PageArgs):
-    store_id = Int(load_default=None)
+    store_id = Id(load_default=None)
     status = fields.String(load_default=None, validate=validate.OneOf(states.STATUSES))
-    partner_id = Int(load_default=None)
-    warehouse_id = Int(load_default=None)
+    partner_id = Id(load_default=None)
+    warehouse_id = Id(load_default=None)
     number = fields.String(load_default=None, validate=validate.Length(max=20))
     created_from = AwareDateTime(load_default=None, data_key="from")
     created_to = AwareDateTime(load_default=None, data_key="to")
 
 
 class AllocateBody(Body):
-    warehouse_id = Int(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    warehouse_id = Id(load_default=None, allow_none=True)
 
 
 class ShipBody(Body):
@@ -80,7 +80,7 @@ class CommissionRuleOut(Schema):
 
 
 class CommissionArgs(Schema):
-    partner_id = Int(load_default=None)
+    partner_id = Id(load_default=None)
     date_from = AwareDateTime(load_default=None, data_key="from")
     date_to = AwareDateTime(load_default=None, data_key="to")
 
