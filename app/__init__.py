@@ -82,7 +82,7 @@ def _provide_security() -> None:
 
 def _init_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (every table, for Alembic and create_all)
-    from app.core import revocation
+    from app.accounts import revocation
     from app.extensions import api, db, limiter, migrate
     from app.integrations import wechat, wechatpay
 

@@ -15,7 +15,7 @@ stock_cli = AppGroup("stock", help="Stock ledger tools.")
 def stock_verify() -> None:
     """Prove the books: every stock level equals its ledger, a serialized SKU's stock at a store (and on its way
     there) is its unit codes, and no unit was sold twice; exit 1 when one does not hold."""
-    from app.inventory.services import verify_stock
+    from app.scans.books import verify_stock
 
     problems = verify_stock()
     for p in problems:

@@ -117,7 +117,7 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "BUSINESS_TZ": "Asia/Shanghai",
         # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 3),
-        # Token revocation (app/core/revocation.py): the file that tells this machine's processes of a change
+        # Token revocation (app/accounts/revocation.py): the file that tells this machine's processes of a change
         # when there is no Redis, and the Redis key prefix of the users' token versions when there is.
         "TOKEN_REVOCATION_FILE": env.get("TOKEN_REVOCATION_FILE", str(INSTANCE / "token-revocations.bin")),
         "TOKEN_VERSION_KEY_PREFIX": env.get("TOKEN_VERSION_KEY_PREFIX", "tokver:"),

@@ -215,6 +215,15 @@ def is_database_unavailable(err: BaseException) -> bool:
     return False
 
 
+def is_sqlite_busy(exc: BaseException) -> bool:
+    """Whether an error is SQLite's lock not granted in time ("database is locked"), as opposed to a fault."""
+    orig = getattr(exc, "orig", exc)
+    if type(orig).__module__ != "sqlite3":
+        return False
+    name = getattr(orig, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(orig)
+
+
 def _register_database_unavailable(app: Flask, fallback) -> None:
     """503 with Retry-After for a database that cannot answer now: `busy` (SQLite's write lock not free in time) or
     `database_unavailable` (connection-level errors). Any other error of these classes goes to the handler registered
@@ -223,7 +232,6 @@ def _register_database_unavailable(app: Flask, fallback) -> None:
     import sqlalchemy as sa
 
     def _database_error(err: Exception, otherwise):
-        from app.core.db import is_sqlite_busy
         from app.extensions import db
 
         if isinstance(err, sa.exc.OperationalError) and is_sqlite_busy(err):

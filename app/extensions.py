@@ -9,7 +9,7 @@ from marshmallow import RAISE, Schema, fields
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from app.core.openapi import ErrorResponses
+from app.openapi import ErrorResponses
 
 # Stable constraint names, so Alembic migrations name things the same on every database.
 NAMING_CONVENTION = {

@@ -29,7 +29,7 @@ class User(db.Model):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Raised on logout-everywhere, a role removed or the user deactivated: tokens issued with an older version
-    # stop working (app/core/revocation.py).
+    # stop working (app/accounts/revocation.py).
     token_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 

@@ -10,10 +10,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
+from app.accounts import revocation
 from app.accounts.models import Membership, User
 from app.accounts.roles import HQ_ROLES
 from app.channel.models import Partner
-from app.core import revocation
 from app.core.clock import now_utc
 from app.core.security import Binding, issue_token
 from app.errors import AppError, NotFound, Unauthorized, ValidationFailed
@@ -57,7 +57,7 @@ def token_for(user: User, kind: str) -> dict[str, Any]:
     return {"token": token, "expires_at": exp}
 
 
-# --- revocation: each of these raises the user's token version (app/core/revocation.py) -------------------
+# --- revocation: each of these raises the user's token version (app/accounts/revocation.py) -------------------
 
 def revoke_tokens(user_id: int) -> None:
     """Log the user out everywhere: every token issued so far stops working after the commit."""

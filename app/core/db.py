@@ -137,12 +137,3 @@ def begin_write() -> None:
                 session.expire(obj)
     else:
         session.expire_all()
-
-
-def is_sqlite_busy(exc: BaseException) -> bool:
-    """Whether an error is SQLite's lock not granted in time ("database is locked"), as opposed to a fault."""
-    orig = getattr(exc, "orig", exc)
-    if type(orig).__module__ != "sqlite3":
-        return False
-    name = getattr(orig, "sqlite_errorname", "") or ""
-    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(orig)

@@ -2,7 +2,7 @@
 
 A bearer token is a signed, expiring statement of the caller's role bindings, so most checks need no
 database read; it also carries its user's token version, and stops working once that version is raised
-(logout, a role removed: `app.core.revocation`, which checks it without a database read on the hot path).
+(logout, a role removed: `app.accounts.revocation`, which checks it without a database read on the hot path).
 `authorize` is the one place that decides whether a principal may take an action on an object; every object
 route goes through it (or through `load_store`, which calls it).
 """
@@ -66,7 +66,7 @@ class Principal:
     kind: str  # "mp" (mini-program) or "hq" (console)
     bindings: tuple[Binding, ...] = field(default_factory=tuple)
     expires_at: int = 0
-    token_version: int = 0  # the user's version when the token was issued (app/core/revocation.py)
+    token_version: int = 0  # the user's version when the token was issued (app/accounts/revocation.py)
 
     @property
     def roles(self) -> list[str]:

@@ -29,7 +29,6 @@ from typing import NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import aliased
 
 from app.core.clock import now_utc
 from app.core.db import on_postgres, pg_row
@@ -194,84 +193,6 @@ def verify_ledger() -> list[dict]:
                              "ledger_on_hand": int(led_on_hand or 0), "level_reserved": reserved or 0,
                              "ledger_reserved": int(led_reserved or 0)})
     return problems
-
-
-STOCKED_UNIT_STATES = ("in_store", "returned")
-
-
-def verify_stock() -> list[dict]:
-    """Everything `flask stock verify` checks; empty when the books are right. Each problem has a `kind`:
-
-    - `ledger`: a level is not the sum of its ledger (`verify_ledger`);
-    - `unit_count`: for a serialized SKU, a store's on hand is not the number of its unit codes on its shelf
-      (in_store, returned) plus the opening stock booked there by count, or the stock on its way to a store is
-      not the number of unit codes in transit to it;
-    - `sold_twice`: a unit code was sold again without a return or an undo in between (or returned unsold).
-    A level can equal its ledger while one serial is sold eight times; the last two catch that.
-    """
-    return ([{"kind": "ledger", **p} for p in verify_ledger()] + _verify_unit_counts() + _verify_sells())
-
-
-def _verify_unit_counts() -> list[dict]:
-    from app.catalog.models import Sku
-    from app.channel.models import Store
-    from app.codes.models import Code
-
-    serialized = sa.select(Sku.id).where(Sku.serialized.is_(True))
-    transit = aliased(Location)
-    # Where each stocked unit is, as a stock level would count it: its store's shelf, or in transit to a store.
-    on_shelf = (sa.select(Code.location_id, Code.sku_id, sa.func.count())
-                .where(Code.kind == "unit", Code.state.in_(STOCKED_UNIT_STATES), Code.location_id.is_not(None))
-                .group_by(Code.location_id, Code.sku_id))
-    in_transit = (sa.select(transit.id, Code.sku_id, sa.func.count())
-                  .select_from(Code).join(Store, Store.id == Code.destination_store_id)
-                  .join(transit, transit.destination_id == Store.location_id)
-                  .where(Code.kind == "unit", Code.state == "in_transit")
-                  .group_by(transit.id, Code.sku_id))
-    counted = {(loc, sku): n for loc, sku, n in [*db.session.execute(on_shelf), *db.session.execute(in_transit)]}
-    store_locations = sa.select(Store.location_id)
-    to_stores = sa.select(Location.id).where(Location.kind == "transit",
-                                             Location.destination_id.in_(store_locations))
-    levels = {(loc, sku): n for loc, sku, n in db.session.execute(
-        sa.select(StockLevel.location_id, StockLevel.sku_id, StockLevel.on_hand).where(
-            StockLevel.sku_id.in_(serialized),
-            sa.or_(StockLevel.location_id.in_(store_locations), StockLevel.location_id.in_(to_stores))))}
-    # Opening stock booked by count (the demo's shelves) has no codes: it is the one part a level may hold
-    # beyond its unit codes.
-    uncoded = {(loc, sku): int(n) for loc, sku, n in db.session.execute(
-        sa.select(StockMovement.location_id, StockMovement.sku_id, sa.func.sum(StockMovement.delta_on_hand))
-        .where(StockMovement.kind == "seed", StockMovement.sku_id.in_(serialized))
-        .group_by(StockMovement.location_id, StockMovement.sku_id))}
-    shelves = set(db.session.scalars(store_locations)) | set(db.session.scalars(to_stores))
-    problems = []
-    for key in sorted(set(levels) | {k for k in counted if k[0] in shelves}):
-        on_hand, codes, opening = levels.get(key, 0), counted.get(key, 0), uncoded.get(key, 0)
-        if on_hand != codes + opening:
-            problems.append({"kind": "unit_count", "location_id": key[0], "sku_id": key[1], "on_hand": on_hand,
-                             "unit_codes": codes, "uncoded_opening": opening})
-    return problems
-
-
-def _verify_sells() -> list[dict]:
-    from app.codes.models import Code
-    from app.scans.models import ScanEvent
-
-    undo = aliased(ScanEvent)
-    # Each unit's sells (+1) and returns (-1) in the order they happened, leaving out those undone: the running
-    # balance must stay 0 or 1 (a serial is either on a shelf or sold once).
-    step = (sa.select(ScanEvent.code_id, sa.func.sum(sa.case((ScanEvent.action == "sell", 1), else_=-1)).over(
-        partition_by=ScanEvent.code_id, order_by=ScanEvent.id).label("balance"))
-        .where(ScanEvent.action.in_(("sell", "return")), ScanEvent.code_id.is_not(None),
-               ~sa.exists().where(undo.corrects_event_id == ScanEvent.id))
-        .subquery())
-    rows = db.session.execute(
-        sa.select(step.c.code_id, Code.serial, sa.func.min(step.c.balance), sa.func.max(step.c.balance))
-        .join(Code, Code.id == step.c.code_id)
-        .group_by(step.c.code_id, Code.serial)
-        .having(sa.or_(sa.func.max(step.c.balance) > 1, sa.func.min(step.c.balance) < 0))
-        .order_by(step.c.code_id))
-    return [{"kind": "sold_twice", "code_id": code_id, "serial": serial, "lowest": low, "highest": high}
-            for code_id, serial, low, high in rows]
 
 
 def transit_location_id(destination_location_id: int) -> int:

@@ -64,7 +64,7 @@ def test_docs_page_needs_no_internet(client):
 
 
 def test_error_answers_are_documented_with_the_error_schema(client):
-    """Each operation of the JSON APIs documents the errors shared code answers (app/core/openapi.py)."""
+    """Each operation of the JSON APIs documents the errors shared code answers (app/openapi.py)."""
     spec = _spec(client)
     responses = spec["components"]["responses"]
     error = spec["components"]["schemas"]["Error"]
