@@ -65,11 +65,13 @@ class ScanFirstSold(Schema):
 
 
 class ScanAnswer(Schema):
-    request_id = fields.String()
+    request_id = fields.String(allow_none=True, metadata={
+        "description": "null only for a batch item refused because it had no readable request_id"})
     status = fields.String(metadata={"enum": ["accepted", "duplicate", "refused"]})
     reason = fields.String(allow_none=True)
     message = fields.String(metadata={"description": "one short Chinese sentence for the owner"})
-    action = fields.String()
+    action = fields.String(allow_none=True, metadata={
+        "description": "null only for a batch item refused because it had no readable action"})
     serial = fields.String(allow_none=True)
     code_state = fields.String(allow_none=True)
     sku = fields.Nested(ScanSkuRef, allow_none=True)
