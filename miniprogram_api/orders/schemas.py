@@ -179,6 +179,8 @@ class PaymentOut(Schema):
 
 
 def _receipt_message(order) -> str:
+    if order.status == states.SHIPPED:
+        return "到店的商品已入库，订单还有商品没发货"
     if order.status not in (states.DELIVERED, states.COMPLETED):
         return states.STATUS_NAMES.get(order.status, order.status)
     parts = [f"{line.sku.name} {line.received_quantity} {line.sku.unit}" for line in order.lines[:3]]
