@@ -65,6 +65,12 @@ def fresh_demo(app, monkeypatch):
         clear_tables()
         seed()
         db.session.remove()
+    # Logging out (DELETE /sessions) and HQ's user routes revoke tokens: the fuzz would log its own caller out
+    # part-way and spend the rest of its examples on 401s. Revocation has its own tests
+    # (tests/web_security/test_revocation.py); here every route still runs, the version simply stays put.
+    from app.accounts import revocation
+
+    monkeypatch.setattr(revocation, "bump", lambda user_id: None)
     real_enqueue = jobs.enqueue
     monkeypatch.setattr(jobs, "enqueue", lambda path, *args, **kwargs: None
                         if path == "app.codes.services.generate_batch" else real_enqueue(path, *args, **kwargs))
