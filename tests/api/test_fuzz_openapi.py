@@ -20,7 +20,8 @@ import schemathesis
 from schemathesis.engine import Status, events, from_schema
 
 from app.extensions import db
-from tests.conftest import _clear_tables, hq_login, mp_login
+from tests.conftest import hq_login, mp_login
+from tests.helpers import clear_tables
 
 pytestmark = pytest.mark.fuzz
 
@@ -54,7 +55,7 @@ def fresh_demo(app, monkeypatch):
     from app.integrations import jobs
 
     with app.app_context():
-        _clear_tables()
+        clear_tables()
         seed()
         db.session.remove()
     real_enqueue = jobs.enqueue
