@@ -11,6 +11,7 @@ from app.orders.models import CommissionEntry, CommissionRule, Order
 
 
 def book_commission(order: Order) -> None:
+    """Book the completed order's margin to its partners by the latest rule (in the caller's transaction)."""
     rule = db.session.scalar(sa.select(CommissionRule).order_by(CommissionRule.created_at.desc(),
                                                                  CommissionRule.id.desc()))
     if rule is None:

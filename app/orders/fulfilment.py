@@ -47,6 +47,7 @@ def _reserve(order: Order, wh: Warehouse, *, user_id: int | None) -> None:
 
 
 def release_stock(order: Order, *, user_id: int | None) -> None:
+    """Give back what the (locked, allocated) order reserved in its warehouse; flushes only."""
     wh = db.session.get(Warehouse, order.warehouse_id)
     for line in sorted(order.lines, key=lambda line: line.sku_id):  # one location: levels in the lock order
         if line.reserved_quantity:

@@ -32,11 +32,13 @@ def lock_orders(order_ids: list[int]) -> None:
 
 
 def lock_order_by_number(number: str) -> Order | None:
+    """The order with this number, locked and re-read (None: no such order)."""
     return db.session.scalar(sa.select(Order).where(Order.number == number).with_for_update()
                              .execution_options(populate_existing=True))
 
 
 def require_store(store_id: int) -> Store:
+    """The store, or 404."""
     store = db.session.get(Store, store_id)
     if store is None:
         raise NotFound("找不到这家门店", code="store_not_found")

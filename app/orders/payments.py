@@ -339,6 +339,7 @@ def _refund_done(refund: Refund, refund_status: str) -> str:
 
 
 def close_or_book(number: str) -> None:
+    """Close the order's open WeChat payment (outside any transaction); one that was paid after all is booked."""
     from app.integrations.wechatpay import PayError, PayOrderNotFound, get_wechatpay
 
     gateway = get_wechatpay()
