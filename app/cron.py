@@ -12,7 +12,7 @@ SCHEDULE = {
     # Sales recorded by scans → the sell-through rollups (dashboards also fold before every read).
     "app.analytics.rollups.fold": 5,
     # Ask WeChat Pay about orders left awaiting payment (a lost callback must not leave an order unpaid).
-    "app.orders.services.reconcile_payments": 300,
+    "app.orders.payments.reconcile_payments": 300,
     # Cancel proxy orders the owner did not confirm in time.
     "app.orders.services.expire_unconfirmed": 3600,
     # Code batches left pending (their job was lost with Redis or with the process that queued it).

@@ -42,7 +42,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
-from sqlalchemy.orm import Session
+
+from app.core.tx import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def current_version(user_id: int) -> int | None:
 
 
 def bump(user_id: int) -> None:
-    """Raise the user's token version in the session's transaction; the caches hear of it after the commit.
+    """Raise the user's token version in the caller's `transaction()`; the caches hear of it after its commit.
 
     Every token issued to the user before this stops working from the next request after the commit.
     """
@@ -215,21 +216,12 @@ def bump(user_id: int) -> None:
     version = db.session.scalar(sa.select(User.token_version).where(User.id == user_id))
     if version is None:
         return
-    pending = db.session.info.setdefault("token_version_bumps", {})
-    pending[user_id] = (current_app.extensions["token_versions"], version)
+    backend = current_app.extensions["token_versions"]
+    after_commit(lambda: _announce_bump(backend, user_id, version))
 
 
-@sa.event.listens_for(Session, "after_commit")
-def _announce_bumps(session: Session) -> None:
-    pending = session.info.pop("token_version_bumps", None)
-    for user_id, (backend, version) in (pending or {}).items():
-        try:
-            backend.bumped(user_id, version)
-        except Exception:  # committed already: the caller must not see an error for what did happen
-            log.exception("could not announce token version %s of user %s to the other processes", version,
-                          user_id)
-
-
-@sa.event.listens_for(Session, "after_rollback")
-def _forget_bumps(session: Session) -> None:
-    session.info.pop("token_version_bumps", None)
+def _announce_bump(backend: Any, user_id: int, version: int) -> None:
+    try:
+        backend.bumped(user_id, version)
+    except Exception:  # committed already: the caller must not see an error for what did happen
+        log.exception("could not announce token version %s of user %s to the other processes", version, user_id)

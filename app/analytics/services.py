@@ -21,14 +21,8 @@ from app.core.tx import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.inventory.models import Location, StockLevel, Warehouse, WarehouseCity
+from app.inventory.queries import get_central_warehouse
 from app.inventory.services import lock_levels, move_stock, transit_location_id
-
-
-def _central() -> Warehouse:
-    wh = db.session.scalar(sa.select(Warehouse).where(Warehouse.kind == "central").order_by(Warehouse.id))
-    if wh is None:
-        raise Conflict("还没有中央仓", code="no_central_warehouse")
-    return wh
 
 
 def _levels(location_ids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
@@ -42,7 +36,7 @@ def _levels(location_ids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
 def build_plan_inputs(*, as_of: date, history_days: int, alpha: float,
                       sku_ids: list[int] | None = None) -> tuple[Warehouse, list[Warehouse], list[Sku], dict]:
     """Everything the math needs, read in a few queries: rates per warehouse, stock, transit, central."""
-    central = _central()
+    central = get_central_warehouse()
     subs = list(db.session.scalars(sa.select(Warehouse).where(Warehouse.kind == "sub").order_by(Warehouse.id)))
     sku_stmt = sa.select(Sku).where(Sku.is_active.is_(True)).order_by(Sku.id)
     if sku_ids:

@@ -6,8 +6,9 @@ import sqlalchemy as sa
 
 from app.catalog.models import Sku
 from app.channel.models import Store
+from app.errors import Conflict
 from app.extensions import db
-from app.inventory.models import StockLevel, StockMovement
+from app.inventory.models import StockLevel, StockMovement, Warehouse
 
 
 def store_stock(store_id: int) -> list[dict]:
@@ -28,3 +29,11 @@ def movements(location_id: int, sku_id: int | None = None) -> sa.Select:
     if sku_id is not None:
         stmt = stmt.where(StockMovement.sku_id == sku_id)
     return stmt.order_by(StockMovement.id.desc())
+
+
+def get_central_warehouse() -> Warehouse:
+    """The central warehouse (the first, if there were several), or a conflict: nothing can ship without one."""
+    wh = db.session.scalar(sa.select(Warehouse).where(Warehouse.kind == "central").order_by(Warehouse.id))
+    if wh is None:
+        raise Conflict("还没有中央仓", code="no_central_warehouse")
+    return wh

@@ -15,7 +15,7 @@ orders_cli = AppGroup("orders", help="Order jobs: payment reconciliation and exp
 @click.option("--older-than-minutes", default=5, show_default=True, help="Only orders prepaid at least this long ago.")
 def reconcile(older_than_minutes: int) -> None:
     """Ask WeChat Pay about orders left awaiting payment; resend and check refunds."""
-    from app.orders.services import reconcile_payments
+    from app.orders.payments import reconcile_payments
 
     counts = reconcile_payments(older_than=timedelta(minutes=older_than_minutes))
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))

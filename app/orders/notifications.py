@@ -16,6 +16,7 @@ from app.accounts.roles import STORE_OWNER
 from app.channel.models import Store
 from app.core.clock import local_text, now_utc
 from app.core.money import yuan_text
+from app.core.tx import after_commit
 from app.extensions import db
 from app.integrations.wechat import WeChatNotSubscribed, get_wechat
 from app.orders import states
@@ -25,6 +26,20 @@ from app.orders.numbers import format_order_number
 log = logging.getLogger(__name__)
 
 PAGE = "pages/orders/detail?id={id}"
+
+
+def notify_after_commit(order_id: int, kind: str) -> None:
+    """Queue the message about the order (`send_order_message`) once the use case's transaction has committed."""
+    after_commit(lambda: _enqueue_message(order_id, kind))
+
+
+def _enqueue_message(order_id: int, kind: str) -> None:
+    from app.integrations.jobs import enqueue
+
+    try:
+        enqueue("app.orders.notifications.send_order_message", order_id, kind, retries=3)
+    except Exception:  # a queue outage must never undo or block the order itself
+        log.exception("orders: could not queue the %s message of order %s", kind, order_id)
 
 
 def recipients(order: Order) -> list[str]:

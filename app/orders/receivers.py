@@ -15,7 +15,7 @@ def _on_units_received(sender: Any, *, store_id: int, sku_id: int, quantity: int
     """Count received units on the order's shipments; everything arrived → delivered, then completed."""
     if not order_id:
         return
-    from app.orders.services import record_receipt  # services import the models; keep this module light
+    from app.orders.fulfilment import record_receipt  # it imports the models; keep this module light
 
     record_receipt(order_id=order_id, store_id=store_id, sku_id=sku_id, quantity=quantity, at=at)
 
@@ -23,6 +23,6 @@ def _on_units_received(sender: Any, *, store_id: int, sku_id: int, quantity: int
 @receiving.connect
 def _on_receiving(sender: Any, *, order_ids: list[int], **_: Any) -> None:
     """A receive is about to take in units of these orders: lock them now, before its codes and stock."""
-    from app.orders.services import lock_orders
+    from app.orders.locks import lock_orders
 
     lock_orders(order_ids)

@@ -35,7 +35,7 @@ def _fail(status: int) -> tuple[Response, int]:
 
 
 def _handle() -> tuple[Response, int] | tuple[str, int]:
-    from app.orders import services
+    from app.orders import payments
 
     try:
         gateway = get_wechatpay()
@@ -55,13 +55,13 @@ def _handle() -> tuple[Response, int] | tuple[str, int]:
             total = amount.get("total")
             if not isinstance(total, int) or not resource.get("transaction_id") or not resource.get("out_trade_no"):
                 return _fail(400)
-            outcome = services.book_wechat_payment(out_trade_no=resource["out_trade_no"],
+            outcome = payments.book_wechat_payment(out_trade_no=resource["out_trade_no"],
                                                    transaction_id=resource["transaction_id"], amount_fen=total,
                                                    notification_id=note["id"], event_type=event)
         elif event.startswith("REFUND."):
             if not resource.get("out_refund_no"):
                 return _fail(400)
-            outcome = services.book_refund_result(out_refund_no=resource["out_refund_no"],
+            outcome = payments.book_refund_result(out_refund_no=resource["out_refund_no"],
                                                   refund_status=resource.get("refund_status") or event[7:],
                                                   notification_id=note["id"], event_type=event)
         else:

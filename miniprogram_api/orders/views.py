@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from app.core.pagination import page_schema, paginate
 from app.core.security import current_principal
 from app.errors import ValidationFailed
-from app.orders import queries, services, states
+from app.orders import fulfilment, payments, queries, services, states
 from miniprogram_api.orders.schemas import (
     CancelBody,
     CancelOut,
@@ -93,15 +93,15 @@ def pay_order(body, order_id):
     principal = current_principal()
     method = body["method"]
     if method == "wechat":
-        params = services.start_wechat_payment(principal, order_id)
+        params = payments.start_wechat_payment(principal, order_id)
         return {"method": method, "order": queries.get_order_for(principal, order_id), "request_payment": params}
     if method == "credit":
-        order = services.pay_with_credit(principal, order_id)
+        order = payments.pay_with_credit(principal, order_id)
     else:
         if not body["reference"]:
             raise ValidationFailed("请填写收款凭证号", code="reference_required",
                                    details={"fields": {"reference": ["必填"]}})
-        order = services.record_offline_payment(principal, order_id, reference=body["reference"],
+        order = payments.record_offline_payment(principal, order_id, reference=body["reference"],
                                                 amount_fen=body["amount_fen"])
     return {"method": method, "order": order, "request_payment": None}
 
@@ -111,7 +111,7 @@ def pay_order(body, order_id):
 @blp.doc(security=SECURITY)
 def check_payment(order_id):
     """The phone says it paid: ask WeChat Pay and book the payment if it went through."""
-    return services.check_wechat_payment(current_principal(), order_id)
+    return payments.check_wechat_payment(current_principal(), order_id)
 
 
 @blp.route("/orders/<int:order_id>/receive", methods=["POST"])
@@ -120,4 +120,4 @@ def check_payment(order_id):
 def receive_order(order_id):
     """The owner confirms the goods arrived (instead of scanning them in): everything still on its way is received
     into the store's stock, coded goods by their codes as a scan-in would; a repeat answers the same."""
-    return services.confirm_receipt(current_principal(), order_id)
+    return fulfilment.confirm_receipt(current_principal(), order_id)

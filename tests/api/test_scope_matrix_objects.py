@@ -87,21 +87,20 @@ def _admin(w: World) -> Principal:
 
 def _order(w: World, store: str, status: str = "awaiting_payment") -> dict:
     """An order of `store` (ten packs of biscuits, no serials) brought to `status`."""
-    from app.orders import services
+    from app.orders import fulfilment, payments, services
 
     with w.app.app_context():
-        db.session.info["orders_silent"] = True
         who = _admin(w) if status == "awaiting_confirmation" else _owner_of(w, store)
         order = services.create_order(who, request_id=f"m-{next(_n)}", store_id=w.ids["stores"][store],
                                       lines=[{"sku_id": w.ids["skus"]["BISC"], "quantity": 10}])
         order_id = order.id
         steps = ["paid", "allocated", "shipped"]
         if status in steps:
-            services.record_offline_payment(_admin(w), order_id, reference=f"M{next(_n)}")
+            payments.record_offline_payment(_admin(w), order_id, reference=f"M{next(_n)}")
         if status in steps[1:]:
-            services.allocate_order(_admin(w), order_id)
+            fulfilment.allocate_order(_admin(w), order_id)
         if status == "shipped":
-            services.ship_order(_admin(w), order_id, case_codes=[])
+            fulfilment.ship_order(_admin(w), order_id, case_codes=[])
         db.session.remove()
     return {"order_id": order_id}
 
@@ -166,12 +165,12 @@ def _transfer(w: World, target: str) -> dict:
 
 def _credit_owed(w: World, store: str) -> dict:
     """A credit line with something owed, so a repayment can go through."""
-    from app.orders import services
+    from app.orders import payments
 
     order_id = _order(w, store)["order_id"]
     with w.app.app_context():
-        services.set_credit_limit(_admin(w), w.ids["stores"][store], limit_fen=10**9)
-        services.pay_with_credit(_owner_of(w, store), order_id)
+        payments.set_credit_limit(_admin(w), w.ids["stores"][store], limit_fen=10**9)
+        payments.pay_with_credit(_owner_of(w, store), order_id)
         db.session.remove()
     return {}
 

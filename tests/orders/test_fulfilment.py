@@ -17,7 +17,7 @@ from app.core.tx import transaction
 from app.extensions import db
 from app.inventory.models import Warehouse
 from app.inventory.services import InsufficientStock, get_level, transit_location_id, verify_ledger
-from app.orders import services
+from app.orders import fulfilment, payments, services
 from app.orders.models import CommissionEntry, Order
 from tests.conftest import hq_login, mp_login
 from tests.orders.conftest import HQ, MP, place, rid
@@ -41,7 +41,7 @@ def _paid_order(app, store_code, lines, demo_ids, request_id=None):
         owner = Principal(owner_id, "mp", (Binding(STORE_OWNER, store_id=store_id),))
         order = services.create_order(owner, request_id=request_id or rid("svc"), store_id=store_id,
                                       lines=[{"sku_id": demo_ids["skus"][c], "quantity": q} for c, q in lines])
-        services.record_offline_payment(_admin(app), order.id, reference="T")
+        payments.record_offline_payment(_admin(app), order.id, reference="T")
         order_id = order.id
         db.session.remove()
     return order_id
@@ -158,7 +158,7 @@ def test_two_allocations_race_for_the_last_units(postgres, demo_ids):
         with app.app_context():
             barrier.wait()
             try:
-                services.allocate_order(_admin(app), order_id, warehouse_id=demo_ids["warehouses"]["WH-SZ"])
+                fulfilment.allocate_order(_admin(app), order_id, warehouse_id=demo_ids["warehouses"]["WH-SZ"])
                 results[order_id] = "ok"
             except InsufficientStock as exc:
                 results[order_id] = exc.code
@@ -216,10 +216,10 @@ def test_cross_region_routing_and_commission(app, client, demo_ids):
         with transaction():
             order = db.session.get(Order, order_id)
             order.move_to("awaiting_payment", action="confirm")
-        services.record_offline_payment(_admin(app), order_id, reference="X")
-        services.allocate_order(_admin(app), order_id)
+        payments.record_offline_payment(_admin(app), order_id, reference="X")
+        fulfilment.allocate_order(_admin(app), order_id)
         assert db.session.get(Order, order_id).warehouse_id == demo_ids["warehouses"]["WH-SZ"]
-        services.ship_order(_admin(app), order_id, case_codes=[])
+        fulfilment.ship_order(_admin(app), order_id, case_codes=[])
         with transaction():
             units_received.send(None, store_id=store_id, sku_id=demo_ids["skus"]["BISC"], quantity=100, at=now_utc(),
                                 order_id=order_id, serials=[])

@@ -101,7 +101,7 @@ def test_prepay_timeout_is_clear_and_a_retry_works(app, client, owner, demo_ids,
 def test_query_on_return_and_reconciliation(app, client, owner, demo_ids, fake_wechat):
     from datetime import timedelta
 
-    from app.orders.services import reconcile_payments
+    from app.orders.payments import reconcile_payments
 
     first = _wechat_order(client, owner, demo_ids)
     second = _wechat_order(client, owner, demo_ids, quantity=12)

@@ -17,7 +17,7 @@ from app.core.security import Binding, Principal
 from app.extensions import db
 from app.inventory.models import StockMovement, Warehouse
 from app.inventory.services import get_level, transit_location_id, verify_ledger
-from app.orders import services
+from app.orders import fulfilment, services
 from app.orders.models import CreditAccount, Order, Refund
 from app.scans.models import ScanEvent
 from tests.conftest import hq_login, mp_login
@@ -31,12 +31,12 @@ def _shipped_coded_order(app, demo_ids, cases: int = 2) -> tuple[int, list[str]]
     order_id = _paid_order(app, "S1", [("MILK250", 6 * cases)], demo_ids)
     with app.app_context():
         hz = db.session.get(Warehouse, demo_ids["warehouses"]["WH-HZ"])
-        services.allocate_order(_admin(app), order_id)
+        fulfilment.allocate_order(_admin(app), order_id)
         batch = codes.create_batch(sku_id=milk, quantity=6 * cases, case_size=6, user_id=None)
         codes.put_away(batch_id=batch.id, warehouse_id=hz.id, user_id=None)
         case_serials = list(db.session.scalars(sa.select(Code.serial).where(
             Code.batch_id == batch.id, Code.kind == "case").order_by(Code.id)))
-        services.ship_order(_admin(app), order_id, case_codes=case_serials)
+        fulfilment.ship_order(_admin(app), order_id, case_codes=case_serials)
         db.session.remove()
     return order_id, case_serials
 

@@ -19,7 +19,7 @@ from app.core.tx import transaction
 from app.extensions import db
 from app.inventory.models import Warehouse
 from app.inventory.services import get_level, transit_location_id, verify_ledger
-from app.orders import services
+from app.orders import fulfilment, payments, services
 from app.orders.models import Order
 from app.scans.services import ScanInput, scan
 from tests.orders.conftest import rid
@@ -80,9 +80,9 @@ def test_shipping_case_b_while_the_store_scans_in_case_a(postgres, demo_ids):
         for t in range(TRIALS):
             order = services.create_order(owner, request_id=rid("race"), store_id=s1,
                                           lines=[{"sku_id": milk, "quantity": 12}])
-            services.record_offline_payment(admin, order.id, reference="T")
-            services.allocate_order(admin, order.id, warehouse_id=hz)
-            services.ship_order(admin, order.id, case_codes=[cases[2 * t]])
+            payments.record_offline_payment(admin, order.id, reference="T")
+            fulfilment.allocate_order(admin, order.id, warehouse_id=hz)
+            fulfilment.ship_order(admin, order.id, case_codes=[cases[2 * t]])
             orders.append(order.id)
         store_loc = db.session.get(Store, s1).location_id
         wh_loc = db.session.get(Warehouse, hz).location_id
@@ -95,7 +95,7 @@ def test_shipping_case_b_while_the_store_scans_in_case_a(postgres, demo_ids):
     for t, order_id in enumerate(orders):
         case_a, case_b = cases[2 * t], cases[2 * t + 1]
         shipped, received = _at_once(app, [
-            lambda order_id=order_id, case_b=case_b: services.ship_order(admin, order_id, case_codes=[case_b]).id,
+            lambda order_id=order_id, case_b=case_b: fulfilment.ship_order(admin, order_id, case_codes=[case_b]).id,
             lambda case_a=case_a: dict(scan(owner, ScanInput(request_id=uuid.uuid4().hex, code=case_a,
                                                              action="receive", scanned_at=now_utc(), store_id=s1))),
         ])

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import authorize_store, require
-from app.orders import queries, services, states
+from app.orders import commission, fulfilment, payments, queries, services, states
 from app.orders.models import CreditAccount
 from miniprogram_api.orders.schemas import CANCEL_REQUEST_NAMES, LineIn, OrderDetailOut, OrderOut, ShipmentOut
 
@@ -133,7 +133,7 @@ def get_order(order_id):
 def allocate_order(body, order_id):
     """Reserve a paid order's goods: the city sub-warehouse if it has everything, else central, or the one given."""
     principal = require("warehouse.operate", kind="hq")
-    return services.allocate_order(principal, order_id, warehouse_id=body["warehouse_id"])
+    return fulfilment.allocate_order(principal, order_id, warehouse_id=body["warehouse_id"])
 
 
 @blp.route("/orders/<int:order_id>/ship", methods=["POST"])
@@ -142,7 +142,7 @@ def allocate_order(body, order_id):
 def ship_order(body, order_id):
     """Ship (part of) an allocated order with its case codes; goods without codes ship by quantity."""
     principal = require("warehouse.operate", kind="hq")
-    return services.ship_order(principal, order_id, case_codes=body["case_codes"], lines=body["lines"])
+    return fulfilment.ship_order(principal, order_id, case_codes=body["case_codes"], lines=body["lines"])
 
 
 @blp.route("/orders/<int:order_id>/refund", methods=["POST"])
@@ -160,7 +160,7 @@ def refund_order(body, order_id):
 def offline_payment(body, order_id):
     """Record money received outside WeChat Pay (bank transfer, cash) with its reference."""
     principal = require("order.offline_pay", kind="hq")
-    return services.record_offline_payment(principal, order_id, **body)
+    return payments.record_offline_payment(principal, order_id, **body)
 
 
 @blp.route("/stores/<int:store_id>/credit", methods=["PUT"])
@@ -169,7 +169,7 @@ def offline_payment(body, order_id):
 def set_credit(body, store_id):
     """Set a store's credit limit (never below what it owes)."""
     principal = require("hq.write", kind="hq")
-    return services.set_credit_limit(principal, store_id, limit_fen=body["limit_fen"])
+    return payments.set_credit_limit(principal, store_id, limit_fen=body["limit_fen"])
 
 
 @blp.route("/stores/<int:store_id>/credit", methods=["GET"])
@@ -188,7 +188,7 @@ def get_credit(store_id):
 def repay_credit(body, store_id):
     """Record a store paying back credit."""
     principal = require("hq.write", kind="hq")
-    return services.repay_credit(principal, store_id, amount_fen=body["amount_fen"])
+    return payments.repay_credit(principal, store_id, amount_fen=body["amount_fen"])
 
 
 @blp.route("/commission-rule", methods=["PUT"])
@@ -197,7 +197,7 @@ def repay_credit(body, store_id):
 def set_rule(body):
     """Set the split rule: margin on an order, and the bringing partner's share of it (basis points)."""
     principal = require("hq.write", kind="hq")
-    return services.set_commission_rule(principal, **body)
+    return commission.set_commission_rule(principal, **body)
 
 
 @blp.route("/commission-rule", methods=["GET"])
