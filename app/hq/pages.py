@@ -24,12 +24,14 @@ from app.accounts import flows
 from app.analytics import production, queries, reports, rollups, services
 from app.catalog.models import Sku
 from app.channel.regions import region_name
+from app.codes.parse import grouped
 from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
 from app.extensions import db
 from app.hq import charts
+from app.scans import queries as scan_queries
 
 bp = Blueprint("hq_pages", __name__, url_prefix="/hq", template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -300,40 +302,15 @@ def store_stock():
 @bp.get("/alerts")
 @login_required
 def alerts():
-    """Diversion alerts found by scans (the scans area's table), newest first."""
-    from app.channel.models import Partner, Store
-    from app.codes.models import Code
-    from app.codes.parse import grouped
-    from app.scans.models import DiversionAlert
-
-    items = []
-    rows = db.session.scalars(sa.select(DiversionAlert).order_by(DiversionAlert.id.desc()).limit(200)).all()
-    serials = dict(db.session.execute(sa.select(Code.id, Code.serial).where(
-        Code.id.in_({r.code_id for r in rows}))).all())
-    store_ids = {r.expected_store_id for r in rows} | {r.actual_store_id for r in rows}
-    partner_ids = {r.expected_distributor_id for r in rows} | {r.actual_distributor_id for r in rows}
-    stores = dict(db.session.execute(sa.select(Store.id, Store.name).where(Store.id.in_(store_ids - {None}))).all())
-    partners = dict(db.session.execute(
-        sa.select(Partner.id, Partner.name).where(Partner.id.in_(partner_ids - {None}))).all())
-    skus = dict(_skus())
-    visible = None
-    if any(b.region_code for b in g.principal.bindings):
-        from app.channel.queries import visible_stores_condition
-
-        visible = set(db.session.scalars(sa.select(Store.id).join(Store.distributor)
-                                         .where(visible_stores_condition(g.principal, "hq.read"))))
-    for r in rows:
-        if visible is not None and r.actual_store_id not in visible and r.expected_store_id not in visible:
-            continue
-        items.append({"at": r.created_at, "sku": skus.get(r.sku_id, r.sku_id), "source": r.source,
-                      "serial": grouped(serials[r.code_id]) if r.code_id in serials else "",
-                      "expected_store": stores.get(r.expected_store_id, "—"),
-                      "expected_distributor": partners.get(r.expected_distributor_id, "—"),
-                      "expected_region": region_name(r.expected_region) if r.expected_region else "—",
-                      "actual_store": stores.get(r.actual_store_id, "—"),
-                      "actual_distributor": partners.get(r.actual_distributor_id, "—"),
-                      "actual_region": region_name(r.actual_region) if r.actual_region else "—",
-                      "policy": r.policy})
+    """Diversion alerts found by scans, newest first: the 200 newest the caller may read (`app.scans.queries`)."""
+    items = [{"at": r["created_at"], "sku": r["sku_name"] or r["sku_id"], "source": r["source"],
+              "serial": grouped(r["serial"]) if r["serial"] else "",
+              "expected_store": r["expected_store"] or "—", "expected_distributor": r["expected_distributor"] or "—",
+              "expected_region": region_name(r["expected_region"]) if r["expected_region"] else "—",
+              "actual_store": r["actual_store"] or "—", "actual_distributor": r["actual_distributor"] or "—",
+              "actual_region": region_name(r["actual_region"]) if r["actual_region"] else "—",
+              "policy": r["policy"]}
+             for r in scan_queries.list_diversion_alerts(g.principal, limit=200)]
     return render_template("hq/alerts.html", items=items)
 
 
