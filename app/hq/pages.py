@@ -12,7 +12,6 @@ import secrets
 from functools import wraps
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_smorest import Api
 from marshmallow import Schema, ValidationError, fields, validate
@@ -22,15 +21,15 @@ from werkzeug.exceptions import HTTPException
 
 from app.accounts import flows
 from app.analytics import production, queries, reports, rollups, services
-from app.catalog.models import Sku
 from app.channel.regions import region_name
+from app.codes import queries as code_queries
 from app.codes.parse import grouped
 from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
-from app.extensions import db
 from app.hq import charts
+from app.inventory.queries import list_warehouse_stock
 from app.scans import queries as scan_queries
 
 bp = Blueprint("hq_pages", __name__, url_prefix="/hq", template_folder="templates", static_folder="static",
@@ -230,7 +229,7 @@ def _filters() -> dict[str, Any]:
 
 
 def _skus():
-    return list(db.session.execute(sa.select(Sku.id, Sku.name).order_by(Sku.id)))
+    return queries.list_sku_names()
 
 
 @bp.get("/")
@@ -326,15 +325,11 @@ def plans():
 
 
 def _sub_stock() -> list[dict]:
-    from app.inventory.models import StockLevel, Warehouse
-
-    rows = db.session.execute(
-        sa.select(Warehouse.name, Warehouse.kind, Sku.name, StockLevel.on_hand)
-        .join(StockLevel, StockLevel.location_id == Warehouse.location_id).join(Sku, Sku.id == StockLevel.sku_id)
-        .order_by(Warehouse.id, Sku.id))
+    """The warehouses' stock as a table: a row per warehouse, a column per SKU any of them holds."""
     table: dict[str, dict[str, int]] = {}
     names: list[str] = []
-    for wh, _kind, sku, on_hand in rows:
+    for row in list_warehouse_stock():
+        wh, sku, on_hand = row["warehouse"], row["sku"], row["on_hand"]
         table.setdefault(wh, {})[sku] = on_hand
         if sku not in names:
             names.append(sku)
@@ -409,14 +404,9 @@ def receive(transfer_id: int):
 @login_required
 def code_batches():
     """Code batches with progress and label downloads."""
-    from app.codes.models import CodeBatch
-
-    items = []
-    skus = dict(_skus())
-    for b in db.session.scalars(sa.select(CodeBatch).order_by(CodeBatch.id.desc()).limit(200)):
-        items.append({"id": b.id, "sku": skus.get(b.sku_id, b.sku_id), "quantity": b.quantity,
-                      "case_size": b.case_size, "status": b.status, "units_made": b.units_made,
-                      "created_at": b.created_at})
+    items = [{"id": b["id"], "sku": b["sku_name"] or b["sku_id"], "quantity": b["quantity"],
+              "case_size": b["case_size"], "status": b["status"], "units_made": b["units_made"],
+              "created_at": b["created_at"]} for b in code_queries.list_batches(limit=200)]
     return render_template("hq/code_batches.html", items=items)
 
 

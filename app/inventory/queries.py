@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from app.catalog.models import Sku
 from app.channel.models import Store
 from app.extensions import db
-from app.inventory.models import StockLevel, StockMovement
+from app.inventory.models import StockLevel, StockMovement, Warehouse
 
 
 def store_stock(store_id: int) -> list[dict]:
@@ -28,3 +28,13 @@ def movements(location_id: int, sku_id: int | None = None) -> sa.Select:
     if sku_id is not None:
         stmt = stmt.where(StockMovement.sku_id == sku_id)
     return stmt.order_by(StockMovement.id.desc())
+
+
+def list_warehouse_stock() -> list[dict]:
+    """On hand per warehouse and SKU (the rows the warehouses hold), warehouses and SKUs in id order."""
+    rows = db.session.execute(
+        sa.select(Warehouse.id, Warehouse.name, Warehouse.kind, Sku.id, Sku.name, StockLevel.on_hand)
+        .join(StockLevel, StockLevel.location_id == Warehouse.location_id).join(Sku, Sku.id == StockLevel.sku_id)
+        .order_by(Warehouse.id, Sku.id))
+    return [{"warehouse_id": wh_id, "warehouse": wh, "kind": kind, "sku_id": sku_id, "sku": sku, "on_hand": on_hand}
+            for wh_id, wh, kind, sku_id, sku, on_hand in rows]
