@@ -306,3 +306,8 @@ def distributor_ranking(principal: Principal, *, p: Period, sku_id: int | None =
         r["rank"] = rank
         r["selling_stores"] = int(stores.get(int(r["key"])) or 0)
     return rows
+
+
+def list_sku_names() -> list[tuple[int, str]]:
+    """Every SKU's id and name in id order (the console's SKU filter and labels)."""
+    return [(sku_id, name) for sku_id, name in db.session.execute(sa.select(Sku.id, Sku.name).order_by(Sku.id))]

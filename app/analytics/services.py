@@ -1,5 +1,9 @@
 """Allocation plans and transfer orders: create, edit, approve (stock leaves central), receive (stock arrives).
 
+Each write takes the caller and checks them itself (`app.core.security`): plans are HQ work (`hq.write`), a
+transfer is received by an operator of the warehouse it goes to (`warehouse.operate` there). The HQ API and the
+console call these same functions, so they allow the same people.
+
 Approving and receiving change several stock levels: they lock them first, in the lock order of
 `app.inventory.services`, and run again if PostgreSQL still aborts them for a deadlock (`app.core.retry`).
 """
@@ -17,6 +21,7 @@ from app.analytics.queries import smoothed_rates
 from app.catalog.models import Sku
 from app.core.clock import now_utc, today_business
 from app.core.retry import retried
+from app.core.security import Principal, authorize, authorize_action
 from app.core.tx import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
@@ -64,17 +69,18 @@ def build_plan_inputs(*, as_of: date, history_days: int, alpha: float,
     return central, subs, skus, {"inputs": inputs}
 
 
-def create_plan(*, target_cover_days: int, user_id: int | None, history_days: int = allocation.DEFAULT_HISTORY_DAYS,
+def create_plan(principal: Principal, *, target_cover_days: int, history_days: int = allocation.DEFAULT_HISTORY_DAYS,
                 alpha: float = allocation.DEFAULT_ALPHA, sku_ids: list[int] | None = None,
                 note: str = "") -> AllocationPlan:
     """Compute a draft plan from today's sell-through and stock; lines with nothing to send are kept out."""
+    authorize_action(principal, "hq.write")
     as_of = today_business() - timedelta(days=1)  # the last complete day
     with transaction():
         central, _subs, _skus, data = build_plan_inputs(as_of=as_of, history_days=history_days, alpha=alpha,
                                                         sku_ids=sku_ids)
         plan = AllocationPlan(central_warehouse_id=central.id, target_cover_days=target_cover_days,
                               alpha_milli=round(alpha * 1000), history_days=history_days, as_of=as_of, note=note,
-                              created_by_id=user_id)
+                              created_by_id=principal.user_id)
         result = allocation.allocate(data["inputs"], target_cover_days=target_cover_days)
         for s in data["inputs"]:
             by_wh = {t.warehouse_id: t for t in s.targets}
@@ -98,8 +104,9 @@ def get_plan(plan_id: int) -> AllocationPlan:
     return plan
 
 
-def edit_line(*, plan_id: int, line_id: int, quantity: int) -> AllocationLine:
+def edit_line(principal: Principal, *, plan_id: int, line_id: int, quantity: int) -> AllocationLine:
     """Change one line's quantity (whole cases) while the plan is a draft."""
+    authorize_action(principal, "hq.write")
     with transaction():
         plan = get_plan(plan_id)
         line = db.session.get(AllocationLine, line_id)
@@ -119,8 +126,10 @@ def edit_line(*, plan_id: int, line_id: int, quantity: int) -> AllocationLine:
 
 
 @retried
-def approve_plan(*, plan_id: int, user_id: int | None) -> AllocationPlan:
+def approve_plan(principal: Principal, *, plan_id: int) -> AllocationPlan:
     """Approve: one transfer order per sub-warehouse; stock leaves central and goes in transit, in one transaction."""
+    authorize_action(principal, "hq.write")
+    user_id = principal.user_id
     with transaction():
         plan = db.session.scalar(sa.select(AllocationPlan).where(AllocationPlan.id == plan_id).with_for_update())
         if plan is None:
@@ -156,13 +165,16 @@ def approve_plan(*, plan_id: int, user_id: int | None) -> AllocationPlan:
 
 
 @retried
-def receive_transfer(*, transfer_id: int, user_id: int | None) -> TransferOrder:
-    """The sub-warehouse receives a transfer: transit → sub-warehouse stock."""
+def receive_transfer(principal: Principal, *, transfer_id: int) -> TransferOrder:
+    """The sub-warehouse receives a transfer: transit → sub-warehouse stock, by an operator of that warehouse."""
+    authorize_action(principal, "warehouse.operate")
+    user_id = principal.user_id
     with transaction():
         transfer = db.session.scalar(sa.select(TransferOrder).where(TransferOrder.id == transfer_id)
                                      .with_for_update())
         if transfer is None:
             raise NotFound("找不到这张调拨单", code="transfer_not_found")
+        authorize(principal, "warehouse.operate", warehouse_id=transfer.to_warehouse_id)
         if transfer.status != "in_transit":
             raise Conflict("这张调拨单已经收货了", code="transfer_already_received")
         sub = db.session.get(Warehouse, transfer.to_warehouse_id)

@@ -53,6 +53,14 @@ def get_batch(batch_id: int) -> CodeBatch | None:
     return db.session.get(CodeBatch, batch_id)
 
 
+def list_batches(*, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest code batches with their SKU's name and progress."""
+    rows = db.session.execute(sa.select(CodeBatch, Sku.name).outerjoin(Sku, Sku.id == CodeBatch.sku_id)
+                              .order_by(CodeBatch.id.desc()).limit(limit))
+    return [{"id": b.id, "sku_id": b.sku_id, "sku_name": name, "quantity": b.quantity, "case_size": b.case_size,
+             "status": b.status, "units_made": b.units_made, "created_at": b.created_at} for b, name in rows]
+
+
 def list_codes(*, state: str | None = None, store_id: int | None = None, sku_id: int | None = None,
                batch_id: int | None = None, kind: str | None = None, principal: Principal | None = None) -> sa.Select:
     """Codes with their SKU's GTIN, filtered; with `principal`, only the codes they may read."""

@@ -171,9 +171,15 @@ def require(action: str, kind: str | None = None) -> Principal:
     assert principal is not None
     if kind and principal.kind != kind:
         raise Forbidden("这个入口不对你开放", code="wrong_audience")
+    authorize_action(principal, action)
+    return principal
+
+
+def authorize_action(principal: Principal, action: str) -> None:
+    """Raise Forbidden unless the caller holds a role allowing `action` somewhere: the check of a service whose
+    object has no scope of its own (an allocation plan); `authorize` then narrows it to an object's scope."""
     if not principal.can(action):
         raise Forbidden(details={"action": action})
-    return principal
 
 
 # --- scope -----------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import secrets
 from functools import wraps
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_smorest import Api
 from marshmallow import Schema, ValidationError, fields, validate
@@ -22,14 +21,16 @@ from werkzeug.exceptions import HTTPException
 
 from app.accounts import flows
 from app.analytics import production, queries, reports, rollups, services
-from app.catalog.models import Sku
 from app.channel.regions import region_name
+from app.codes import queries as code_queries
+from app.codes.parse import grouped
 from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
-from app.extensions import db
 from app.hq import charts
+from app.inventory.queries import list_warehouse_stock
+from app.scans import queries as scan_queries
 
 bp = Blueprint("hq_pages", __name__, url_prefix="/hq", template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -228,7 +229,7 @@ def _filters() -> dict[str, Any]:
 
 
 def _skus():
-    return list(db.session.execute(sa.select(Sku.id, Sku.name).order_by(Sku.id)))
+    return queries.list_sku_names()
 
 
 @bp.get("/")
@@ -300,40 +301,15 @@ def store_stock():
 @bp.get("/alerts")
 @login_required
 def alerts():
-    """Diversion alerts found by scans (the scans area's table), newest first."""
-    from app.channel.models import Partner, Store
-    from app.codes.models import Code
-    from app.codes.parse import grouped
-    from app.scans.models import DiversionAlert
-
-    items = []
-    rows = db.session.scalars(sa.select(DiversionAlert).order_by(DiversionAlert.id.desc()).limit(200)).all()
-    serials = dict(db.session.execute(sa.select(Code.id, Code.serial).where(
-        Code.id.in_({r.code_id for r in rows}))).all())
-    store_ids = {r.expected_store_id for r in rows} | {r.actual_store_id for r in rows}
-    partner_ids = {r.expected_distributor_id for r in rows} | {r.actual_distributor_id for r in rows}
-    stores = dict(db.session.execute(sa.select(Store.id, Store.name).where(Store.id.in_(store_ids - {None}))).all())
-    partners = dict(db.session.execute(
-        sa.select(Partner.id, Partner.name).where(Partner.id.in_(partner_ids - {None}))).all())
-    skus = dict(_skus())
-    visible = None
-    if any(b.region_code for b in g.principal.bindings):
-        from app.channel.queries import visible_stores_condition
-
-        visible = set(db.session.scalars(sa.select(Store.id).join(Store.distributor)
-                                         .where(visible_stores_condition(g.principal, "hq.read"))))
-    for r in rows:
-        if visible is not None and r.actual_store_id not in visible and r.expected_store_id not in visible:
-            continue
-        items.append({"at": r.created_at, "sku": skus.get(r.sku_id, r.sku_id), "source": r.source,
-                      "serial": grouped(serials[r.code_id]) if r.code_id in serials else "",
-                      "expected_store": stores.get(r.expected_store_id, "—"),
-                      "expected_distributor": partners.get(r.expected_distributor_id, "—"),
-                      "expected_region": region_name(r.expected_region) if r.expected_region else "—",
-                      "actual_store": stores.get(r.actual_store_id, "—"),
-                      "actual_distributor": partners.get(r.actual_distributor_id, "—"),
-                      "actual_region": region_name(r.actual_region) if r.actual_region else "—",
-                      "policy": r.policy})
+    """Diversion alerts found by scans, newest first: the 200 newest the caller may read (`app.scans.queries`)."""
+    items = [{"at": r["created_at"], "sku": r["sku_name"] or r["sku_id"], "source": r["source"],
+              "serial": grouped(r["serial"]) if r["serial"] else "",
+              "expected_store": r["expected_store"] or "—", "expected_distributor": r["expected_distributor"] or "—",
+              "expected_region": region_name(r["expected_region"]) if r["expected_region"] else "—",
+              "actual_store": r["actual_store"] or "—", "actual_distributor": r["actual_distributor"] or "—",
+              "actual_region": region_name(r["actual_region"]) if r["actual_region"] else "—",
+              "policy": r["policy"]}
+             for r in scan_queries.list_diversion_alerts(g.principal, limit=200)]
     return render_template("hq/alerts.html", items=items)
 
 
@@ -349,15 +325,11 @@ def plans():
 
 
 def _sub_stock() -> list[dict]:
-    from app.inventory.models import StockLevel, Warehouse
-
-    rows = db.session.execute(
-        sa.select(Warehouse.name, Warehouse.kind, Sku.name, StockLevel.on_hand)
-        .join(StockLevel, StockLevel.location_id == Warehouse.location_id).join(Sku, Sku.id == StockLevel.sku_id)
-        .order_by(Warehouse.id, Sku.id))
+    """The warehouses' stock as a table: a row per warehouse, a column per SKU any of them holds."""
     table: dict[str, dict[str, int]] = {}
     names: list[str] = []
-    for wh, _kind, sku, on_hand in rows:
+    for row in list_warehouse_stock():
+        wh, sku, on_hand = row["warehouse"], row["sku"], row["on_hand"]
         table.setdefault(wh, {})[sku] = on_hand
         if sku not in names:
             names.append(sku)
@@ -365,9 +337,9 @@ def _sub_stock() -> list[dict]:
 
 
 def _write(action):
-    """Run a write for the console: errors come back as a flash message, not a stack trace."""
+    """Run a write for the console: errors (a refusal of the service's own access check among them) come back as
+    a flash message, not a stack trace."""
     try:
-        require("hq.write")
         return action()
     except AppError as err:
         flash(err.message, "error")
@@ -381,7 +353,7 @@ def create_plan():
     if not days.isdigit() or not 1 <= int(days) <= 365:
         flash("目标可售天数要在 1 到 365 之间", "error")
         return redirect(url_for("hq_pages.plans"))
-    plan = _write(lambda: services.create_plan(target_cover_days=int(days), user_id=g.principal.user_id))
+    plan = _write(lambda: services.create_plan(g.principal, target_cover_days=int(days)))
     return redirect(url_for("hq_pages.plan", plan_id=plan.id) if plan else url_for("hq_pages.plans"))
 
 
@@ -403,14 +375,14 @@ def edit_line(plan_id: int, line_id: int):
     if not qty.isdigit():
         flash("数量要是整数", "error")
     else:
-        _write(lambda: services.edit_line(plan_id=plan_id, line_id=line_id, quantity=int(qty)))
+        _write(lambda: services.edit_line(g.principal, plan_id=plan_id, line_id=line_id, quantity=int(qty)))
     return redirect(url_for("hq_pages.plan", plan_id=plan_id))
 
 
 @bp.post("/plans/<int:plan_id>/approve")
 @login_required
 def approve(plan_id: int):
-    if _write(lambda: services.approve_plan(plan_id=plan_id, user_id=g.principal.user_id)):
+    if _write(lambda: services.approve_plan(g.principal, plan_id=plan_id)):
         flash("已批准，调拨单已生成，货物在途", "ok")
     return redirect(url_for("hq_pages.plan", plan_id=plan_id))
 
@@ -418,12 +390,8 @@ def approve(plan_id: int):
 @bp.post("/transfers/<int:transfer_id>/receive")
 @login_required
 def receive(transfer_id: int):
-    def run():
-        require("warehouse.operate")
-        return services.receive_transfer(transfer_id=transfer_id, user_id=g.principal.user_id)
-
     try:
-        transfer = run()
+        transfer = services.receive_transfer(g.principal, transfer_id=transfer_id)
         flash("已收货，分仓库存已增加", "ok")
         back = transfer.plan_id
     except AppError as err:
@@ -436,14 +404,9 @@ def receive(transfer_id: int):
 @login_required
 def code_batches():
     """Code batches with progress and label downloads."""
-    from app.codes.models import CodeBatch
-
-    items = []
-    skus = dict(_skus())
-    for b in db.session.scalars(sa.select(CodeBatch).order_by(CodeBatch.id.desc()).limit(200)):
-        items.append({"id": b.id, "sku": skus.get(b.sku_id, b.sku_id), "quantity": b.quantity,
-                      "case_size": b.case_size, "status": b.status, "units_made": b.units_made,
-                      "created_at": b.created_at})
+    items = [{"id": b["id"], "sku": b["sku_name"] or b["sku_id"], "quantity": b["quantity"],
+              "case_size": b["case_size"], "status": b["status"], "units_made": b["units_made"],
+              "created_at": b["created_at"]} for b in code_queries.list_batches(limit=200)]
     return render_template("hq/code_batches.html", items=items)
 
 

@@ -37,3 +37,13 @@ def get_central_warehouse() -> Warehouse:
     if wh is None:
         raise Conflict("还没有中央仓", code="no_central_warehouse")
     return wh
+
+
+def list_warehouse_stock() -> list[dict]:
+    """On hand per warehouse and SKU (the rows the warehouses hold), warehouses and SKUs in id order."""
+    rows = db.session.execute(
+        sa.select(Warehouse.id, Warehouse.name, Warehouse.kind, Sku.id, Sku.name, StockLevel.on_hand)
+        .join(StockLevel, StockLevel.location_id == Warehouse.location_id).join(Sku, Sku.id == StockLevel.sku_id)
+        .order_by(Warehouse.id, Sku.id))
+    return [{"warehouse_id": wh_id, "warehouse": wh, "kind": kind, "sku_id": sku_id, "sku": sku, "on_hand": on_hand}
+            for wh_id, wh, kind, sku_id, sku, on_hand in rows]

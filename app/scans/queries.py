@@ -9,7 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from app.catalog.models import Sku
+from app.channel.models import Partner, Store
 from app.codes.models import Code
+from app.codes.queries import visible_store_ids
+from app.core.security import Principal
 from app.extensions import db
 from app.scans.models import DiversionAlert, ScanEvent
 
@@ -37,9 +40,19 @@ def store_scans(store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
 
 def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, region: str | None = None,
                      distributor_id: int | None = None, since: datetime | None = None,
-                     until: datetime | None = None, source: str | None = None) -> sa.Select:
-    """Alerts, newest first, filtered by source, SKU, selling store, region (expected or actual) and period."""
+                     until: datetime | None = None, source: str | None = None,
+                     principal: Principal | None = None) -> sa.Select:
+    """Alerts, newest first, filtered by source, SKU, selling store, region (expected or actual) and period.
+
+    With `principal`, only the alerts they may read (in SQL, so a limit applies to what they see): where the
+    unit was sold, or meant to be, at a store in their scope; the whole network for HQ staff not bound to a region.
+    """
     stmt = sa.select(DiversionAlert, Code.serial).join(Code, Code.id == DiversionAlert.code_id)
+    if principal is not None:
+        stores = visible_store_ids(principal)
+        if stores is not None:
+            stmt = stmt.where(sa.or_(DiversionAlert.actual_store_id.in_(stores),
+                                     DiversionAlert.expected_store_id.in_(stores)))
     if source is not None:
         stmt = stmt.where(DiversionAlert.source == source)
     if sku_id is not None:
@@ -59,3 +72,24 @@ def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, 
     if until is not None:
         stmt = stmt.where(DiversionAlert.created_at < until)
     return stmt.order_by(DiversionAlert.id.desc())
+
+
+def list_diversion_alerts(principal: Principal, *, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest alerts the caller may read, with the SKU, store and distributor names (the console's list)."""
+    expected_store, actual_store = aliased(Store), aliased(Store)
+    expected_partner, actual_partner = aliased(Partner), aliased(Partner)
+    alerts = diversion_alerts(principal=principal).limit(limit).subquery()
+    a = aliased(DiversionAlert, alerts)
+    rows = db.session.execute(
+        sa.select(a, alerts.c.serial, Sku.name, expected_store.name, expected_partner.name, actual_store.name,
+                  actual_partner.name)
+        .outerjoin(Sku, Sku.id == a.sku_id)
+        .outerjoin(expected_store, expected_store.id == a.expected_store_id)
+        .outerjoin(expected_partner, expected_partner.id == a.expected_distributor_id)
+        .outerjoin(actual_store, actual_store.id == a.actual_store_id)
+        .outerjoin(actual_partner, actual_partner.id == a.actual_distributor_id)
+        .order_by(a.id.desc())).all()
+    return [{"created_at": r.created_at, "sku_id": r.sku_id, "sku_name": sku, "source": r.source, "serial": serial,
+             "expected_store": es, "expected_distributor": ep, "expected_region": r.expected_region,
+             "actual_store": as_, "actual_distributor": ap, "actual_region": r.actual_region, "policy": r.policy}
+            for r, serial, sku, es, ep, as_, ap in rows]

@@ -5,6 +5,8 @@ on the shelf scanned), because its codes say where each unit is: a bare number w
 the codes saying otherwise. After a stocktake by codes the store's codes of the SKU are exactly the ones scanned:
 codes found here but recorded elsewhere move here (received, if they were on their way here), codes recorded here
 but not found become `missing`, and the stock follows with a ledger row per unit.
+
+Both writes take the caller and check them first: `stock.adjust` at the store (`app.core.security`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from app.channel.models import Store
 from app.codes.models import Code
 from app.codes.parse import ScanParseError, parse_scan
 from app.core.clock import now_utc
+from app.core.security import Principal, authorize_store
 from app.core.tx import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
@@ -65,11 +68,13 @@ def _serials_required(skus: list[Sku]) -> ValidationFailed:
                             details={"sku_ids": [s.id for s in skus]})
 
 
-def record_count(*, store_id: int, lines: list[dict], user_id: int, reason: str) -> list[dict[str, Any]]:
+def record_count(principal: Principal, *, store_id: int, lines: list[dict], reason: str) -> list[dict[str, Any]]:
     """Stocktake: each line brings a SKU's stock to what was counted, all lines or none.
 
     A line is `{sku_id, counted}` for a SKU without serials, `{sku_id, serials}` (every unit's code as scanned)
     for a one-item-one-code SKU."""
+    authorize_store(principal, "stock.adjust", store_id)
+    user_id = principal.user_id
     if len({line["sku_id"] for line in lines}) != len(lines):
         raise ValidationFailed("同一个商品只能填一行", code="duplicate_sku")
     with transaction():
@@ -256,10 +261,12 @@ def _source_location(code) -> int | None:
     return None  # missing: it already left the books
 
 
-def adjust(*, store_id: int, sku_id: int, delta: int, user_id: int, reason: str) -> dict[str, Any]:
+def adjust(principal: Principal, *, store_id: int, sku_id: int, delta: int, reason: str) -> dict[str, Any]:
     """Add or remove units of a SKU without serials, with a reason (breakage, gift, found); never below zero.
 
     A one-item-one-code SKU is corrected by a stocktake by its codes, so its codes follow."""
+    authorize_store(principal, "stock.adjust", store_id)
+    user_id = principal.user_id
     if delta == 0:
         raise ValidationFailed("调整数量不能是 0", code="zero_adjustment")
     with transaction():

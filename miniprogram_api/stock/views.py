@@ -127,9 +127,7 @@ def count(body):
     counted by their codes (a bare count of one is refused: `serials_required`), and their codes follow."""
     principal = current_principal()
     store_id = default_store_id(principal, body["store_id"])
-    authorize_store(principal, "stock.adjust", store_id)
-    lines = stocktake.record_count(store_id=store_id, lines=body["lines"], user_id=principal.user_id,
-                                   reason=body["reason"])
+    lines = stocktake.record_count(principal, store_id=store_id, lines=body["lines"], reason=body["reason"])
     return {"store_id": store_id, "lines": lines, "message": messages.counted(lines)}
 
 
@@ -142,9 +140,8 @@ def adjustment(body):
     corrected by a stocktake by its codes (`serials_required`)."""
     principal = current_principal()
     store_id = default_store_id(principal, body["store_id"])
-    authorize_store(principal, "stock.adjust", store_id)
-    result = stocktake.adjust(store_id=store_id, sku_id=body["sku_id"], delta=body["delta"],
-                              user_id=principal.user_id, reason=body["reason"])
+    result = stocktake.adjust(principal, store_id=store_id, sku_id=body["sku_id"], delta=body["delta"],
+                              reason=body["reason"])
     return {"store_id": store_id, **result}
 
 

@@ -138,7 +138,7 @@ def _plan(w: World, target: str) -> dict:
     from app.analytics import services
 
     with w.app.app_context():
-        plan = services.create_plan(target_cover_days=1, user_id=w.ids["users"]["admin"])
+        plan = services.create_plan(_admin(w), target_cover_days=1)
         out = {"plan_id": plan.id, "line_id": plan.lines[0].id}
         db.session.remove()
     return out
@@ -149,14 +149,14 @@ def _transfer(w: World, target: str) -> dict:
     from app.analytics.models import TransferOrder
 
     with w.app.app_context():
-        plan = services.create_plan(target_cover_days=1, user_id=w.ids["users"]["admin"])
+        plan = services.create_plan(_admin(w), target_cover_days=1)
         # Whatever the plan suggests, one case to the target warehouse only: one small transfer.
         to = w.ids["warehouses"][target]
         line = next(ln for ln in plan.lines if ln.warehouse_id == to)
         for ln in plan.lines:
-            services.edit_line(plan_id=plan.id, line_id=ln.id,
+            services.edit_line(_admin(w), plan_id=plan.id, line_id=ln.id,
                                quantity=db.session.get(Sku, ln.sku_id).case_pack if ln is line else 0)
-        services.approve_plan(plan_id=plan.id, user_id=w.ids["users"]["admin"])
+        services.approve_plan(_admin(w), plan_id=plan.id)
         transfer_id = db.session.scalar(sa.select(TransferOrder.id).where(TransferOrder.plan_id == plan.id)
                                         .order_by(TransferOrder.id))
         db.session.remove()
@@ -504,3 +504,59 @@ def test_object_scope_matrix(world, route):
             if allowed and route.consumes and route.make is not None:
                 values = route.make(w, target)
     assert not wrong, f"{route.method} {route.path}:\n" + "\n".join(wrong)
+
+
+# --- the console's write routes: each HQ actor gets there exactly what the HQ API gives it ----------------------
+
+# Console route → the HQ API route (by name, in OBJECT_ROUTES) doing the same write. Logging in and out are the
+# caller themself. The console admits HQ users only: the mini-program actors have no console login.
+CONSOLE_WRITES = {
+    ("/hq/plans", "hq new plan"): lambda w, t, v: {"target_cover_days": "1"},
+    ("/hq/plans/{plan_id}/lines/{line_id}", "hq edit plan line"): lambda w, t, v: {"quantity": "0"},
+    ("/hq/plans/{plan_id}/approve", "hq approve plan"): lambda w, t, v: {},
+    ("/hq/transfers/{transfer_id}/receive", "hq receive transfer"): lambda w, t, v: {},
+}
+CONSOLE_ACTORS = tuple(name for name, (kind, _who) in ACTORS.items() if kind == "hq")
+
+
+def _console(w: World, actor: str):
+    """A console session (its own cookie) of the actor, and its CSRF token."""
+    client = w.app.test_client()
+    username = ACTORS[actor][1]
+    client.get("/hq/login")
+    with client.session_transaction() as s:
+        csrf = s["csrf"]
+    resp = client.post("/hq/login", data={"username": username, "password": "admin", "csrf": csrf})
+    assert resp.status_code == 302, (actor, resp.status_code)
+    with client.session_transaction() as s:
+        csrf = s["csrf"]
+    return client, csrf
+
+
+def _errors_flashed(client) -> list[str]:
+    """The error messages the last console write left for the next page (and take them away)."""
+    with client.session_transaction() as s:
+        flashes = s.pop("_flashes", [])
+    return [message for category, message in flashes if category == "error"]
+
+
+@pytest.mark.parametrize("path", [path for path, _ in CONSOLE_WRITES], ids=lambda p: p)
+def test_console_writes_follow_the_api_scope(world, path):
+    w, wrong = world, []
+    api_name = next(name for p, name in CONSOLE_WRITES if p == path)
+    body = CONSOLE_WRITES[(path, api_name)]
+    api = next(r for r in OBJECT_ROUTES if r.name == api_name)
+    sessions = {actor: _console(w, actor) for actor in CONSOLE_ACTORS}
+    for target in api.targets:
+        values = api.make(w, target) if api.make is not None else {}
+        for actor in CONSOLE_ACTORS:
+            client, csrf = sessions[actor]
+            resp = client.post(path.format(**values), data={**body(w, target, values), "csrf": csrf})
+            errors = _errors_flashed(client)
+            allowed = api.allowed(actor, target)
+            if resp.status_code != 302 or bool(errors) == allowed:
+                wrong.append(f"{actor:>10} → {target:<5} the API {'allows' if allowed else 'refuses'}, the console "
+                             f"answered {resp.status_code} {errors}")
+            if allowed and api.consumes and api.make is not None:
+                values = api.make(w, target)
+    assert not wrong, f"POST {path}:\n" + "\n".join(wrong)

@@ -155,3 +155,36 @@ def test_overview_in_headless_chromium(app, live_server, tmp_path):
     console_errors = [ln for ln in log.splitlines() if "CONSOLE" in ln and ("ERROR" in ln or "Uncaught" in ln)]
     assert not console_errors, console_errors
     assert "Failed to load resource" not in log
+
+
+def test_alerts_page_shows_a_region_bound_analyst_their_alerts_behind_200_others(app, client, demo):
+    """The alerts of the analyst's region are found in the database, not among the 200 newest of the network."""
+    import sqlalchemy as sa
+
+    from app.accounts.services import create_hq_user
+    from app.channel.models import Store
+    from app.codes.models import Code
+    from app.codes.parse import grouped
+    from app.core.tx import transaction
+    from app.extensions import db
+    from app.scans.models import DiversionAlert
+
+    with app.app_context():
+        stores = dict(db.session.execute(sa.select(Store.code, Store.id)).all())
+        with transaction():
+            create_hq_user(username="analyst_zj", password="admin", role="hq_analyst", region_code="330000")
+            mine, other = (db.session.scalar(sa.select(Code).where(Code.store_id == stores[s], Code.kind == "unit")
+                                             .order_by(Code.id)) for s in ("S1", "S2"))
+            serials = grouped(mine.serial), grouped(other.serial)
+            # One alert in Zhejiang (S1, meant for S3), then 200 newer ones in Guangdong (S2, meant for S6).
+            db.session.add(DiversionAlert(code_id=mine.id, sku_id=mine.sku_id, source="sell", policy="alert",
+                                          expected_store_id=stores["S3"], actual_store_id=stores["S1"]))
+            db.session.flush()
+            db.session.add_all([DiversionAlert(code_id=other.id, sku_id=other.sku_id, source="sell", policy="alert",
+                                               expected_store_id=stores["S6"], actual_store_id=stores["S2"])
+                                for _ in range(200)])
+        db.session.remove()
+    assert login(client, "analyst_zj").status_code == 302
+    html = client.get("/hq/alerts").get_data(as_text=True)
+    assert serials[0] in html, "the Zhejiang alert is missing"
+    assert serials[1] not in html, "a Guangdong alert is shown to the Zhejiang analyst"

@@ -12,8 +12,7 @@ from app.analytics import exports, production, queries, rollups, services
 from app.analytics.reports import TABLE_COLUMNS, list_plans, list_transfers, plan_detail, transfer_detail
 from app.core.pagination import PageArgs
 from app.core.schemas import Body, Bool, Day, Id, Int
-from app.core.security import authorize, require
-from app.errors import NotFound
+from app.core.security import current_principal, require
 
 blp = Blueprint("hq_analytics", __name__, description="Sell-through, stock cover, allocation and production")
 
@@ -227,8 +226,7 @@ class ProductionArgs(Schema):
 @blp.doc(security=[{"bearer": []}])
 def create_plan(body):
     """Compute a draft allocation plan (central → sub-warehouses) from smoothed city sell-through."""
-    principal = require("hq.write")
-    plan = services.create_plan(user_id=principal.user_id, **body)
+    plan = services.create_plan(current_principal(), **body)
     return plan_detail(plan.id)
 
 
@@ -257,8 +255,7 @@ def get_plan(plan_id):
 @blp.doc(security=[{"bearer": []}])
 def edit_line(body, plan_id, line_id):
     """Change one line's quantity (whole cases) while the plan is a draft."""
-    require("hq.write")
-    services.edit_line(plan_id=plan_id, line_id=line_id, quantity=body["quantity"])
+    services.edit_line(current_principal(), plan_id=plan_id, line_id=line_id, quantity=body["quantity"])
     return plan_detail(plan_id)
 
 
@@ -267,8 +264,7 @@ def edit_line(body, plan_id, line_id):
 @blp.doc(security=[{"bearer": []}])
 def approve_plan(plan_id):
     """Approve the plan: transfer orders are created and the stock leaves central (in transit)."""
-    principal = require("hq.write")
-    services.approve_plan(plan_id=plan_id, user_id=principal.user_id)
+    services.approve_plan(current_principal(), plan_id=plan_id)
     return plan_detail(plan_id)
 
 
@@ -291,12 +287,7 @@ def get_transfers(args):
 @blp.doc(security=[{"bearer": []}])
 def receive_transfer(transfer_id):
     """The sub-warehouse confirms receipt: the goods move from transit into its stock."""
-    principal = require("warehouse.operate")
-    info = transfer_detail(transfer_id)
-    if info is None:
-        raise NotFound("找不到这张调拨单", code="transfer_not_found")
-    authorize(principal, "warehouse.operate", warehouse_id=info["to_warehouse_id"])
-    services.receive_transfer(transfer_id=transfer_id, user_id=principal.user_id)
+    services.receive_transfer(current_principal(), transfer_id=transfer_id)
     return transfer_detail(transfer_id)
 
 
