@@ -78,3 +78,21 @@ def assert_error(resp, status: int, code: str | None = None) -> dict:
         assert err["code"] == code, err
     assert resp.headers.get("X-Request-ID")
     return err
+
+
+# Settings that pass the production start-up checks (tests/test_config.py, tests/web_security).
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "k" * 48,
+    "DEMO_ADMIN_PASSWORD": "a-long-and-unguessable-password",
+    "WECHAT_MODE": "real",
+    "WECHAT_APPID": "wx1234567890abcdef",
+    "WECHAT_SECRET": "0123456789abcdef0123456789abcdef",
+    "DATABASE_URL": "postgresql://app:pw@db.internal:5432/channel",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "WECHATPAY_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----",
+    "WECHATPAY_CERT_SERIAL_NO": "5157F09EFDC096DE15EBE81A47057A72",
+    "WECHATPAY_APIV3_KEY": "v" * 32,
+    "WECHATPAY_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
+    "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0000000000000000000000",
+}

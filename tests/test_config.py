@@ -6,22 +6,7 @@ import pytest
 
 from app import create_app
 from app.config import DEMO_SECRET_KEY, ConfigError, load_config
-
-PRODUCTION = {
-    "APP_ENV": "production",
-    "SECRET_KEY": "k" * 48,
-    "DEMO_ADMIN_PASSWORD": "a-long-and-unguessable-password",
-    "WECHAT_MODE": "real",
-    "WECHAT_APPID": "wx1234567890abcdef",
-    "WECHAT_SECRET": "0123456789abcdef0123456789abcdef",
-    "DATABASE_URL": "postgresql://app:pw@db.internal:5432/channel",
-    "REDIS_URL": "redis://cache.internal:6379/0",
-    "WECHATPAY_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----",
-    "WECHATPAY_CERT_SERIAL_NO": "5157F09EFDC096DE15EBE81A47057A72",
-    "WECHATPAY_APIV3_KEY": "v" * 32,
-    "WECHATPAY_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
-    "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0000000000000000000000",
-}
+from tests.helpers import PRODUCTION
 
 ALL_KEYS = {*PRODUCTION, "WECHAT_API_BASE", "WECHATPAY_API_BASE", "DATABASE_URL", "FAKE_WECHAT_HOST", "JOBS_MODE",
             "MAX_CONTENT_LENGTH"}

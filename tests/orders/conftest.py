@@ -8,7 +8,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from app.accounts.roles import HQ_ADMIN, STORE_OWNER
+from app.core.security import Binding, Principal
 from app.extensions import db
+from app.orders import payments, services
 
 _ids = itertools.count(1)
 
@@ -55,3 +58,28 @@ def fake_pay(fake_wechat, out_trade_no, notify=True):
     resp = requests.post(fake_wechat.url(f"/_fake/pay/{out_trade_no}/pay"), json={"notify": notify}, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()
+
+
+def admin_principal(app):
+    """HQ's admin as a Principal, for service calls."""
+    from app.accounts.models import User
+
+    uid = db.session.scalar(sa.select(User.id).where(User.username == "admin"))
+    return Principal(uid, "hq", (Binding(HQ_ADMIN),))
+
+
+def paid_order(app, store_code, lines, demo_ids, request_id=None):
+    """An owner order for the store, paid offline by HQ (service calls; returns the order id)."""
+    from app.accounts.models import Membership
+
+    with app.app_context():
+        store_id = demo_ids["stores"][store_code]
+        owner_id = db.session.scalar(sa.select(Membership.user_id).where(Membership.store_id == store_id,
+                                                                          Membership.role == STORE_OWNER))
+        owner = Principal(owner_id, "mp", (Binding(STORE_OWNER, store_id=store_id),))
+        order = services.create_order(owner, request_id=request_id or rid("svc"), store_id=store_id,
+                                      lines=[{"sku_id": demo_ids["skus"][c], "quantity": q} for c, q in lines])
+        payments.record_offline_payment(admin_principal(app), order.id, reference="T")
+        order_id = order.id
+        db.session.remove()
+    return order_id

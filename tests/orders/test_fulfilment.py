@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from app.accounts.roles import DISTRIBUTOR_STAFF, HQ_ADMIN, STORE_OWNER
+from app.accounts.roles import DISTRIBUTOR_STAFF
 from app.core.clock import now_utc
 from app.core.events import units_received
 from app.core.security import Binding, Principal
@@ -20,31 +20,7 @@ from app.inventory.services import InsufficientStock, get_level, transit_locatio
 from app.orders import fulfilment, payments, services
 from app.orders.models import CommissionEntry, Order
 from tests.conftest import hq_login, mp_login
-from tests.orders.conftest import HQ, MP, place, rid
-
-
-def _admin(app):
-    from app.accounts.models import User
-
-    uid = db.session.scalar(sa.select(User.id).where(User.username == "admin"))
-    return Principal(uid, "hq", (Binding(HQ_ADMIN),))
-
-
-def _paid_order(app, store_code, lines, demo_ids, request_id=None):
-    """An owner order for the store, paid offline by HQ (service calls; returns the order id)."""
-    from app.accounts.models import Membership
-
-    with app.app_context():
-        store_id = demo_ids["stores"][store_code]
-        owner_id = db.session.scalar(sa.select(Membership.user_id).where(Membership.store_id == store_id,
-                                                                          Membership.role == STORE_OWNER))
-        owner = Principal(owner_id, "mp", (Binding(STORE_OWNER, store_id=store_id),))
-        order = services.create_order(owner, request_id=request_id or rid("svc"), store_id=store_id,
-                                      lines=[{"sku_id": demo_ids["skus"][c], "quantity": q} for c, q in lines])
-        payments.record_offline_payment(_admin(app), order.id, reference="T")
-        order_id = order.id
-        db.session.remove()
-    return order_id
+from tests.orders.conftest import HQ, MP, admin_principal, paid_order, place, rid
 
 
 def _level(app, wh_code, sku_id, demo_ids):
@@ -57,11 +33,11 @@ def _level(app, wh_code, sku_id, demo_ids):
 
 def test_allocation_prefers_city_sub_warehouse_else_central(app, client, demo_ids):
     admin = hq_login(client)
-    small = _paid_order(app, "S1", [("TEA500", 8)], demo_ids)
+    small = paid_order(app, "S1", [("TEA500", 8)], demo_ids)
     resp = client.post(f"{HQ}/orders/{small}/allocate", json={}, headers=admin)
     assert resp.status_code == 200 and resp.get_json()["warehouse_id"] == demo_ids["warehouses"]["WH-HZ"]
     # More than the Hangzhou sub-warehouse holds of one line: the whole order goes to central.
-    big = _paid_order(app, "S1", [("TEA500", 400), ("MILK250", 6)], demo_ids)
+    big = paid_order(app, "S1", [("TEA500", 400), ("MILK250", 6)], demo_ids)
     resp = client.post(f"{HQ}/orders/{big}/allocate", json={}, headers=admin)
     assert resp.status_code == 200 and resp.get_json()["warehouse_id"] == demo_ids["warehouses"]["WH-CENTRAL"]
     assert _level(app, "WH-CENTRAL", demo_ids["skus"]["TEA500"], demo_ids).reserved == 400
@@ -86,7 +62,7 @@ def test_allocation_prefers_city_sub_warehouse_else_central(app, client, demo_id
 def test_partial_shipment_then_scan_in_completes(app, client, demo_ids):
     admin = hq_login(client)
     bisc = demo_ids["skus"]["BISC"]
-    order_id = _paid_order(app, "S1", [("BISC", 30)], demo_ids)
+    order_id = paid_order(app, "S1", [("BISC", 30)], demo_ids)
     assert client.post(f"{HQ}/orders/{order_id}/allocate", json={}, headers=admin).status_code == 200
     resp = client.post(f"{HQ}/orders/{order_id}/ship", json={"lines": [{"sku_id": bisc, "quantity": 10}]},
                        headers=admin)
@@ -128,7 +104,7 @@ def test_ship_with_case_codes(app, client, demo_ids, monkeypatch):
         return {milk: 6 * len(serials)}
 
     monkeypatch.setitem(sys.modules, "app.codes.services", types.SimpleNamespace(ship_codes=ship_codes))
-    order_id = _paid_order(app, "S1", [("MILK250", 12)], demo_ids)
+    order_id = paid_order(app, "S1", [("MILK250", 12)], demo_ids)
     before = _level(app, "WH-HZ", milk, demo_ids)
     assert client.post(f"{HQ}/orders/{order_id}/allocate", json={}, headers=admin).status_code == 200
     refused = client.post(f"{HQ}/orders/{order_id}/ship", json={"lines": [{"sku_id": milk, "quantity": 6}]},
@@ -150,7 +126,7 @@ def test_two_allocations_race_for_the_last_units(postgres, demo_ids):
     app = postgres
     tea = demo_ids["skus"]["TEA500"]
     on_hand = _level(app, "WH-SZ", tea, demo_ids).on_hand  # 120 in the demo
-    orders = [_paid_order(app, "S2", [("TEA500", on_hand)], demo_ids) for _ in range(2)]
+    orders = [paid_order(app, "S2", [("TEA500", on_hand)], demo_ids) for _ in range(2)]
     barrier = threading.Barrier(2)
     results: dict[int, str] = {}
 
@@ -158,7 +134,7 @@ def test_two_allocations_race_for_the_last_units(postgres, demo_ids):
         with app.app_context():
             barrier.wait()
             try:
-                fulfilment.allocate_order(_admin(app), order_id, warehouse_id=demo_ids["warehouses"]["WH-SZ"])
+                fulfilment.allocate_order(admin_principal(app), order_id, warehouse_id=demo_ids["warehouses"]["WH-SZ"])
                 results[order_id] = "ok"
             except InsufficientStock as exc:
                 results[order_id] = exc.code
@@ -216,10 +192,10 @@ def test_cross_region_routing_and_commission(app, client, demo_ids):
         with transaction():
             order = db.session.get(Order, order_id)
             order.move_to("awaiting_payment", action="confirm")
-        payments.record_offline_payment(_admin(app), order_id, reference="X")
-        fulfilment.allocate_order(_admin(app), order_id)
+        payments.record_offline_payment(admin_principal(app), order_id, reference="X")
+        fulfilment.allocate_order(admin_principal(app), order_id)
         assert db.session.get(Order, order_id).warehouse_id == demo_ids["warehouses"]["WH-SZ"]
-        fulfilment.ship_order(_admin(app), order_id, case_codes=[])
+        fulfilment.ship_order(admin_principal(app), order_id, case_codes=[])
         with transaction():
             units_received.send(None, store_id=store_id, sku_id=demo_ids["skus"]["BISC"], quantity=100, at=now_utc(),
                                 order_id=order_id, serials=[])

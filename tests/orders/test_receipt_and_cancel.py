@@ -21,22 +21,21 @@ from app.orders import fulfilment, services
 from app.orders.models import CreditAccount, Order, Refund
 from app.scans.models import ScanEvent
 from tests.conftest import hq_login, mp_login
-from tests.orders.conftest import HQ, MP, fake_pay, place, rid
-from tests.orders.test_fulfilment import _admin, _paid_order
+from tests.orders.conftest import HQ, MP, admin_principal, fake_pay, paid_order, place, rid
 
 
 def _shipped_coded_order(app, demo_ids, cases: int = 2) -> tuple[int, list[str]]:
     """A paid S1 order of MILK250 shipped with `cases` fresh cases from the Hangzhou sub-warehouse."""
     milk = demo_ids["skus"]["MILK250"]
-    order_id = _paid_order(app, "S1", [("MILK250", 6 * cases)], demo_ids)
+    order_id = paid_order(app, "S1", [("MILK250", 6 * cases)], demo_ids)
     with app.app_context():
         hz = db.session.get(Warehouse, demo_ids["warehouses"]["WH-HZ"])
-        fulfilment.allocate_order(_admin(app), order_id)
+        fulfilment.allocate_order(admin_principal(app), order_id)
         batch = codes.create_batch(sku_id=milk, quantity=6 * cases, case_size=6, user_id=None)
         codes.put_away(batch_id=batch.id, warehouse_id=hz.id, user_id=None)
         case_serials = list(db.session.scalars(sa.select(Code.serial).where(
             Code.batch_id == batch.id, Code.kind == "case").order_by(Code.id)))
-        fulfilment.ship_order(_admin(app), order_id, case_codes=case_serials)
+        fulfilment.ship_order(admin_principal(app), order_id, case_codes=case_serials)
         db.session.remove()
     return order_id, case_serials
 
@@ -143,7 +142,7 @@ def test_confirm_receipt_races_a_scan_in(postgres, client, demo_ids):
 def test_owner_cancel_of_an_offline_paid_order_waits_for_hq(app, client, demo_ids):
     owner = mp_login(client, "demo_store_owner")
     admin = hq_login(client)
-    order_id = _paid_order(app, "S1", [("MILK250", 6)], demo_ids)
+    order_id = paid_order(app, "S1", [("MILK250", 6)], demo_ids)
     resp = client.post(f"{MP}/orders/{order_id}/cancel", json={"reason": "订多了"}, headers=owner)
     assert resp.status_code == 202, resp.get_json()
     body = resp.get_json()
@@ -175,7 +174,7 @@ def test_owner_cancel_of_an_offline_paid_order_waits_for_hq(app, client, demo_id
 def test_hq_rejects_a_cancel_request_and_the_order_goes_on(app, client, demo_ids):
     owner = mp_login(client, "demo_store_owner")
     admin = hq_login(client)
-    order_id = _paid_order(app, "S1", [("MILK250", 6)], demo_ids)
+    order_id = paid_order(app, "S1", [("MILK250", 6)], demo_ids)
     body = client.post(f"{MP}/orders/{order_id}/cancel", json={}, headers=owner).get_json()
     request_id = body["cancel_request"]["id"]
     assert client.post(f"{HQ}/cancel-requests/{request_id}/reject", json={}, headers=admin).status_code == 422
@@ -241,7 +240,7 @@ def test_unpaid_orders_still_cancel_at_once(client, owner, demo_ids):
 def test_hq_refund_closes_a_pending_request(app, client, demo_ids):
     owner = mp_login(client, "demo_store_owner")
     admin = hq_login(client)
-    order_id = _paid_order(app, "S1", [("MILK250", 6)], demo_ids)
+    order_id = paid_order(app, "S1", [("MILK250", 6)], demo_ids)
     body = client.post(f"{MP}/orders/{order_id}/cancel", json={}, headers=owner).get_json()
     assert client.post(f"{HQ}/orders/{order_id}/refund", json={"reason": "门店要求"}, headers=admin).status_code == 200
     detail = client.get(f"{MP}/orders/{order_id}", headers=owner).get_json()
@@ -251,7 +250,7 @@ def test_hq_refund_closes_a_pending_request(app, client, demo_ids):
 
 def test_cancel_request_once_under_concurrency(postgres, demo_ids):
     app = postgres
-    order_id = _paid_order(app, "S1", [("MILK250", 6)], demo_ids)
+    order_id = paid_order(app, "S1", [("MILK250", 6)], demo_ids)
     from app.accounts.models import Membership
 
     with app.app_context():

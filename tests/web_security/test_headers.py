@@ -290,7 +290,7 @@ def test_bearer_routes_set_no_cookie_even_with_a_console_session(web):
 
 
 def test_production_refuses_cookies_without_secure():
-    from tests.test_config import PRODUCTION
+    from tests.helpers import PRODUCTION
 
     assert load_config(env=dict(PRODUCTION))["SESSION_COOKIE_SECURE"] is True
     check_production(load_config(env=dict(PRODUCTION)))
