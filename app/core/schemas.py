@@ -181,5 +181,19 @@ class AwareDateTime(fields.AwareDateTime):
         return None if value is None else as_utc(value).isoformat()
 
 
+class DeviceTime(AwareDateTime):
+    """A phone's clock reading (ISO 8601 with offset): whatever it says is taken, for the scan's rule to judge
+    (`app.scans.services`: a time the phone cannot be right about is recorded at the server's). A reading outside
+    FIRST_DAY..LAST_DAY (a clock reset to 1970 or year 1) comes in as that bound, which the rule then replaces."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        at = fields.AwareDateTime._deserialize(self, value, attr, data, **kwargs)
+        if at < _FIRST_INSTANT:
+            return _FIRST_INSTANT
+        if at > _LAST_INSTANT:
+            return _LAST_INSTANT
+        return at
+
+
 class ErrorSchema(Schema):
     error = fields.Dict()

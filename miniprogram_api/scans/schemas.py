@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.core.schemas import AwareDateTime, Body, Int
+from app.core.schemas import AwareDateTime, Body, DeviceTime, Int
 
 MAX_ID = 2**63 - 1  # ids are BIGINT: anything larger names nothing, and must not reach the database
 
@@ -28,7 +28,7 @@ class ScanBody(Body):
         validate.Length(min=1, max=512, error="长度要在 1 到 512 之间"), _no_nul])
     action = fields.String(required=True, error_messages=_TEXT, validate=validate.OneOf(
         ["receive", "sell", "return"], error="只能是 receive、sell 或 return"))
-    scanned_at = AwareDateTime(required=True, error_messages={**_ERRORS, "invalid": "要填带时区的时间",
+    scanned_at = DeviceTime(required=True, error_messages={**_ERRORS, "invalid": "要填带时区的时间",
                                                              "invalid_awareness": "要填带时区的时间"})
     store_id = Int(load_default=None, error_messages=_NUMBER,
                    validate=validate.Range(min=1, max=MAX_ID, error="不是有效的门店编号"))
