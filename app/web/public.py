@@ -1,4 +1,4 @@
-"""Public routes: the printed code's own page (phones outside WeChat) and `/api/public/v1/verify`."""
+"""Public routes (no login): the printed code's own page (phones outside WeChat) and `/api/public/v1/verify`."""
 
 from __future__ import annotations
 
