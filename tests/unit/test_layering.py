@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 DOMAINS = ("accounts", "analytics", "catalog", "channel", "codes", "incentives", "inventory", "orders", "payments",
-           "public", "scans")
+           "scans", "verification")
 # What a request handler uses; a domain function takes plain values from its edge instead.
 HTTP_NAMES = {"request", "g", "session", "jsonify", "make_response", "render_template", "redirect", "abort",
               "url_for", "Blueprint", "Response"}
