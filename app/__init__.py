@@ -50,7 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_routes(app)
 
-    from app.security_headers import init_app as init_security_headers
+    from app.web.headers import init_app as init_security_headers
 
     init_security_headers(app)
 
@@ -114,13 +114,18 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 
 def _register_routes(app: Flask) -> None:
+    """Every route area, imported plainly (a missing one fails start-up): the mini-program API, the HQ API and
+    console, and the app's own HTTP edges in app/web (health, landing and docs, public pages, WeChat Pay)."""
     from app.extensions import api
-    from app.health import bp as health_bp
     from app.hq.api import register as register_hq_api
-    from app.web import register as register_web
+    from app.hq.pages import register as register_console
+    from app.web import docs, health, public, wechat_pay
     from miniprogram_api import register as register_mp
 
-    app.register_blueprint(health_bp)
+    app.register_blueprint(health.bp)
     register_mp(api)
     register_hq_api(api)
-    register_web(app, api)
+    docs.register(app, api)
+    register_console(app, api)
+    public.register(app, api)
+    wechat_pay.register(app, api)

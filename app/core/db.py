@@ -107,6 +107,18 @@ def _is_writer(conn: sa.Connection) -> bool:
     return conn.get_execution_options().get(SQLITE_BEGIN) == "IMMEDIATE"
 
 
+def check_database() -> str:
+    """`"ok"` when the database answers a trivial query, else `"error: <exception class>"`; the session is left
+    with no transaction open either way (the readiness probe's check)."""
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        return "ok"
+    except Exception as exc:  # any failure means not ready
+        return f"error: {type(exc).__name__}"
+    finally:
+        db.session.rollback()
+
+
 def on_sqlite() -> bool:
     return db.session.get_bind().dialect.name == "sqlite"
 

@@ -1,1 +1,1 @@
-"""WeChat Pay callbacks: the HTTP edge WeChat Pay calls back on."""
+"""The payments domain; WeChat Pay's HTTP callbacks are an edge, in app/web/wechat_pay.py."""

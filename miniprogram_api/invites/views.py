@@ -6,7 +6,7 @@ from marshmallow import validate
 from app.channel import flows
 from app.core.schemas import Body
 from app.core.security import current_principal
-from miniprogram_api.sessions.schemas import SessionOut
+from app.schemas.sessions import SessionOut
 
 blp = Blueprint("mp_invites", __name__, description="Invites into a store or partner")
 

@@ -6,14 +6,13 @@ from app.core.pagination import page_schema, paginate
 from app.core.security import current_principal
 from app.errors import ValidationFailed
 from app.orders import fulfilment, payments, queries, services, states
+from app.schemas.orders import OrderDetailOut, OrderOut
 from miniprogram_api.orders.schemas import (
     CancelBody,
     CancelOut,
     ConfirmBody,
     OrderCreateBody,
-    OrderDetailOut,
     OrderListArgs,
-    OrderOut,
     PaymentBody,
     PaymentOut,
     ReceiptOut,

@@ -1,4 +1,6 @@
-from marshmallow import Schema, fields, validate
+"""Request shapes of the mini-program's login routes (the session answer is in app/schemas/sessions.py)."""
+
+from marshmallow import fields, validate
 
 from app.core.schemas import Body
 
@@ -9,42 +11,3 @@ class LoginBody(Body):
 
 class PhoneBody(Body):
     code = fields.String(required=True, validate=validate.Length(min=1, max=128))
-
-
-class StoreBrief(Schema):
-    id = fields.Integer()
-    code = fields.String()
-    name = fields.String()
-    city_code = fields.String()
-
-
-class PartnerBrief(Schema):
-    id = fields.Integer()
-    code = fields.String()
-    name = fields.String()
-    kind = fields.String()
-
-
-class MembershipOut(Schema):
-    role = fields.String()
-    role_name = fields.String()
-    store_id = fields.Integer(allow_none=True)
-    partner_id = fields.Integer(allow_none=True)
-
-
-class UserOut(Schema):
-    id = fields.Integer()
-    roles = fields.List(fields.String())
-    store_id = fields.Integer(allow_none=True)
-    partner_id = fields.Integer(allow_none=True)
-    phone = fields.String(allow_none=True)
-    display_name = fields.String()
-    store = fields.Nested(StoreBrief, allow_none=True)
-    partner = fields.Nested(PartnerBrief, allow_none=True)
-    memberships = fields.List(fields.Nested(MembershipOut))
-
-
-class SessionOut(Schema):
-    token = fields.String()
-    expires_at = fields.String()
-    user = fields.Nested(UserOut)

@@ -5,7 +5,8 @@ from flask_smorest import Blueprint
 from app.accounts import flows
 from app.core.security import current_principal
 from app.extensions import limiter
-from miniprogram_api.sessions.schemas import LoginBody, PhoneBody, SessionOut, UserOut
+from app.schemas.sessions import SessionOut, UserOut
+from miniprogram_api.sessions.schemas import LoginBody, PhoneBody
 
 blp = Blueprint("mp_sessions", __name__, description="Mini-program login and the caller")
 

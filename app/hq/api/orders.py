@@ -8,7 +8,7 @@ from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import authorize_store, require
 from app.orders import commission, fulfilment, payments, queries, services, states
 from app.orders.models import CreditAccount
-from miniprogram_api.orders.schemas import CANCEL_REQUEST_NAMES, LineIn, OrderDetailOut, OrderOut, ShipmentOut
+from app.schemas.orders import CANCEL_REQUEST_NAMES, LineIn, OrderDetailOut, OrderOut, ShipmentOut
 
 blp = Blueprint("hq_orders", __name__, description="Orders: allocation, shipping, refunds, credit, commission")
 

@@ -7,7 +7,7 @@ from app.accounts import flows
 from app.core.schemas import Body
 from app.core.security import current_principal, require
 from app.extensions import limiter
-from miniprogram_api.sessions.schemas import SessionOut, UserOut
+from app.schemas.sessions import SessionOut, UserOut
 
 blp = Blueprint("hq_sessions", __name__, description="HQ staff login")
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
-from app.extensions import db
+from app.core.db import check_database
 
 bp = Blueprint("health", __name__)
 
@@ -24,14 +23,7 @@ def readyz():
     without it (limits fall back to the process, jobs run here), so a Redis outage answers 200 with
     `"status": "degraded"` rather than taking every healthy server out of the load balancer.
     """
-    checks: dict[str, str] = {}
-    try:
-        db.session.execute(sa.text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means not ready
-        checks["database"] = f"error: {type(exc).__name__}"
-    finally:
-        db.session.rollback()
+    checks: dict[str, str] = {"database": check_database()}
     degraded: list[str] = []
     if current_app.config.get("REDIS_URL"):
         from redis import Redis

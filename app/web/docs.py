@@ -1,4 +1,4 @@
-"""Routes outside the JSON APIs: the offline API docs page, the landing page, and the web areas it mounts."""
+"""The landing page and the offline API docs page; cookie sessions only for the console's pages."""
 
 from __future__ import annotations
 
@@ -33,12 +33,3 @@ def register(app: Flask, api: Api) -> None:
         """The OpenAPI document as a readable page, with no script from the internet."""
         spec = api.spec.to_dict()
         return render_template("api_docs.html", spec=spec)
-
-    # Web areas built in their own packages, imported plainly: a missing one fails start-up.
-    from app.hq.pages import register as register_console
-    from app.payments.callbacks import register as register_pay_callbacks
-    from app.public.views import register as register_public
-
-    register_console(app, api)
-    register_public(app, api)
-    register_pay_callbacks(app, api)

@@ -1,4 +1,4 @@
-"""Public routes: the printed code's own page (phones outside WeChat) and `/api/public/v1/verify`."""
+"""Public routes (no login): the printed code's own page (phones outside WeChat) and `/api/public/v1/verify`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.schemas import AwareDateTime
 from app.extensions import limiter
-from app.public.services import verify
+from app.verification.services import verify
 
 VERIFY_LIMIT = "30/minute;300/hour"
 
