@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Sku
 from app.channel.models import Store
 from app.extensions import db
-from app.inventory.models import StockLevel, StockMovement
+from app.inventory.models import StockLevel, StockMovement, Warehouse
 
 
 def store_stock(store_id: int) -> list[dict]:
@@ -28,3 +29,15 @@ def movements(location_id: int, sku_id: int | None = None) -> sa.Select:
     if sku_id is not None:
         stmt = stmt.where(StockMovement.sku_id == sku_id)
     return stmt.order_by(StockMovement.id.desc())
+
+
+def list_warehouses() -> list[dict]:
+    """Every warehouse, the cities it serves and the units on hand at its location: one query for the list and one
+    for all their cities (none per warehouse)."""
+    units = (sa.select(sa.func.coalesce(sa.func.sum(StockLevel.on_hand), 0))
+             .where(StockLevel.location_id == Warehouse.location_id).scalar_subquery())
+    rows = db.session.execute(sa.select(Warehouse, units.label("stock_units")).order_by(Warehouse.id)
+                              .options(selectinload(Warehouse.cities))).all()
+    return [{"id": w.id, "code": w.code, "name": w.name, "kind": w.kind, "city_code": w.city_code,
+             "location_id": w.location_id, "serves": [c.city_code for c in w.cities], "stock_units": int(n or 0)}
+            for w, n in rows]
