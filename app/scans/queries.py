@@ -10,6 +10,8 @@ from sqlalchemy.orm import aliased
 
 from app.catalog.models import Sku
 from app.codes.models import Code
+from app.codes.queries import visible_store_ids
+from app.core.security import Principal, authorize_store
 from app.extensions import db
 from app.scans.models import DiversionAlert, ScanEvent
 
@@ -59,3 +61,16 @@ def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, 
     if until is not None:
         stmt = stmt.where(DiversionAlert.created_at < until)
     return stmt.order_by(DiversionAlert.id.desc())
+
+
+def list_diversion_alerts(principal: Principal, *, store_id: int | None = None, **filters: Any) -> sa.Select:
+    """`diversion_alerts` the caller may read, filtered in SQL: a region-bound caller sees the alerts where the unit
+    was sold, or was meant to be, at a store in their region (a store asked for must be one they may read)."""
+    if store_id is not None:
+        authorize_store(principal, "hq.read", store_id)
+    stmt = diversion_alerts(store_id=store_id, **filters)
+    stores = visible_store_ids(principal)
+    if stores is not None:
+        stmt = stmt.where(sa.or_(DiversionAlert.actual_store_id.in_(stores),
+                                 DiversionAlert.expected_store_id.in_(stores)))
+    return stmt
