@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.catalog.models import Product, Sku, SkuPrice
+from app.catalog.models import PriceTier, Product, Sku, SkuPrice
 from app.extensions import db
 
 
@@ -35,3 +35,11 @@ def catalog_for_tier(price_tier_id: int) -> list[dict]:
 
 def list_skus() -> sa.Select:
     return sa.select(Sku).order_by(Sku.id)
+
+
+def list_products() -> sa.Select:
+    return sa.select(Product).order_by(Product.id)
+
+
+def list_price_tiers() -> list[PriceTier]:
+    return list(db.session.scalars(sa.select(PriceTier).order_by(PriceTier.id)))

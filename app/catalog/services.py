@@ -1,4 +1,4 @@
-"""Writes to the catalog. Callers commit."""
+"""Writes to the catalog: each use case takes the caller, checks them and owns its transaction."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ import sqlalchemy as sa
 
 from app.catalog.gtin import normalize_gtin
 from app.catalog.models import PriceTier, Product, Sku, SkuPrice
+from app.core.security import Principal, authorize
+from app.core.tx import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 
 
-def create_price_tier(*, code: str, name: str) -> PriceTier:
+def create_price_tier(principal: Principal, *, code: str, name: str) -> PriceTier:
+    """A price tier (HQ)."""
+    authorize(principal, "hq.write")
+    with transaction():
+        return _create_price_tier(code=code, name=name)
+
+
+def _create_price_tier(*, code: str, name: str) -> PriceTier:
     if db.session.scalar(sa.select(PriceTier.id).where(PriceTier.code == code)):
         raise Conflict("这个价格等级已存在", code="price_tier_code_taken")
     tier = PriceTier(code=code, name=name)
@@ -19,7 +28,14 @@ def create_price_tier(*, code: str, name: str) -> PriceTier:
     return tier
 
 
-def create_product(*, name: str, brand: str = "", category: str = "") -> Product:
+def create_product(principal: Principal, *, name: str, brand: str = "", category: str = "") -> Product:
+    """A product (HQ)."""
+    authorize(principal, "hq.write")
+    with transaction():
+        return _create_product(name=name, brand=brand, category=category)
+
+
+def _create_product(*, name: str, brand: str, category: str) -> Product:
     product = Product(name=name, brand=brand, category=category)
     db.session.add(product)
     db.session.flush()
@@ -34,10 +50,19 @@ def _gtin(value: str) -> str:
                                details={"fields": {"gtin": ["校验位不对"]}}) from None
 
 
-def create_sku(*, product_id: int, code: str, name: str, gtin: str, specification: str = "", unit: str = "件",
-               case_pack: int = 1, min_order_quantity: int = 1, serialized: bool = True,
+def create_sku(principal: Principal, *, product_id: int, code: str, name: str, gtin: str, specification: str = "",
+               unit: str = "件", case_pack: int = 1, min_order_quantity: int = 1, serialized: bool = True,
                prices: dict[int, int] | None = None) -> Sku:
-    """A SKU with a validated GTIN and its price (fen) per price tier id."""
+    """A SKU with a validated GTIN and its price (fen) per price tier id (HQ)."""
+    authorize(principal, "hq.write")
+    with transaction():
+        return _create_sku(product_id=product_id, code=code, name=name, gtin=gtin, specification=specification,
+                           unit=unit, case_pack=case_pack, min_order_quantity=min_order_quantity,
+                           serialized=serialized, prices=prices)
+
+
+def _create_sku(*, product_id: int, code: str, name: str, gtin: str, specification: str, unit: str, case_pack: int,
+                min_order_quantity: int, serialized: bool, prices: dict[int, int] | None) -> Sku:
     if db.session.get(Product, product_id) is None:
         raise NotFound("找不到这个产品", code="product_not_found")
     gtin14 = _gtin(gtin)
@@ -49,11 +74,18 @@ def create_sku(*, product_id: int, code: str, name: str, gtin: str, specificatio
               case_pack=case_pack, min_order_quantity=min_order_quantity, serialized=serialized)
     db.session.add(sku)
     db.session.flush()
-    set_prices(sku, prices or {})
+    _set_prices(sku, prices or {})
     return sku
 
 
-def update_sku(sku_id: int, **changes) -> Sku:
+def update_sku(principal: Principal, sku_id: int, **changes) -> Sku:
+    """Change a SKU's fields, and its prices per tier id (`prices`) (HQ)."""
+    authorize(principal, "hq.write")
+    with transaction():
+        return _update_sku(sku_id, **changes)
+
+
+def _update_sku(sku_id: int, **changes) -> Sku:
     sku = db.session.get(Sku, sku_id)
     if sku is None:
         raise NotFound("找不到这个 SKU", code="sku_not_found")
@@ -65,12 +97,12 @@ def update_sku(sku_id: int, **changes) -> Sku:
     for key, value in changes.items():
         setattr(sku, key, value)
     if prices is not None:
-        set_prices(sku, prices)
+        _set_prices(sku, prices)
     db.session.flush()
     return sku
 
 
-def set_prices(sku: Sku, prices: dict[int, int]) -> None:
+def _set_prices(sku: Sku, prices: dict[int, int]) -> None:
     """Set the SKU's price in fen for each tier given."""
     for tier_id, price_fen in prices.items():
         if db.session.get(PriceTier, tier_id) is None:

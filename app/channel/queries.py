@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.channel.models import Invite, Partner, Store
-from app.core.security import Principal, StoreScope, region_covers
+from app.core.security import Principal, StoreScope, authorize, authorize_store, region_covers
+from app.errors import NotFound
 from app.extensions import db
 
 
@@ -32,6 +33,21 @@ def get_store_by_code(code: str) -> Store | None:
 
 def get_partner(partner_id: int) -> Partner | None:
     return db.session.get(Partner, partner_id)
+
+
+def get_partner_for(principal: Principal, partner_id: int, action: str = "partner.read") -> Partner:
+    """A partner the caller may read, or 404 / 403."""
+    partner = db.session.get(Partner, partner_id)
+    if partner is None:
+        raise NotFound("找不到这个伙伴", code="partner_not_found")
+    authorize(principal, action, partner_path=partner.path)
+    return partner
+
+
+def get_store_for(principal: Principal, store_id: int, action: str = "store.read") -> Store:
+    """A store the caller may read, or 404 / 403."""
+    authorize_store(principal, action, store_id)
+    return db.session.get(Store, store_id)
 
 
 def get_invite_by_token(token: str) -> Invite | None:
@@ -75,6 +91,11 @@ def visible_partners_condition(principal: Principal, action: str = "partner.read
         elif b.role in (HQ_ADMIN, HQ_ANALYST) and b.region_code is None:
             return sa.true()
     return sa.or_(*clauses) if clauses else sa.false()
+
+
+def list_partners(principal: Principal) -> sa.Select:
+    """The partners the caller may see (a partner sees its own subtree), in tree order."""
+    return sa.select(Partner).where(visible_partners_condition(principal)).order_by(Partner.path)
 
 
 def list_stores(principal: Principal, *, region: str | None = None) -> sa.Select:

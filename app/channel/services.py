@@ -1,4 +1,8 @@
-"""Writes to the channel: partners, stores, territories, invites. Callers commit."""
+"""Writes to the channel: partners, stores, territories, invites.
+
+Partners and stores: each use case takes the caller, checks them and owns its transaction. The invite helpers
+below run in the transaction of their use case in `app.channel.flows`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from app.channel import regions
 from app.channel.models import Invite, Partner, Store, Territory
 from app.core.clock import now_utc
 from app.core.security import Principal, authorize, authorize_store
+from app.core.tx import transaction
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.extensions import db
 from app.inventory.services import create_location
@@ -21,20 +26,31 @@ from app.inventory.services import create_location
 INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"
 
 
-def create_partner(*, code: str, name: str, kind: str, parent_id: int | None = None, level: str = "standard",
-                   territories: list[dict] | None = None, contact_phone: str | None = None) -> Partner:
-    """A partner under `parent_id`, with its materialized path and territories."""
+def create_partner(principal: Principal, *, code: str, name: str, kind: str, parent_id: int | None = None,
+                   level: str = "standard", territories: list[dict] | None = None,
+                   contact_phone: str | None = None) -> Partner:
+    """A partner under `parent_id` (which the caller may write to), with its materialized path and territories;
+    the root (HQ, no parent) only by a caller with the whole network."""
     if kind not in ("hq", "agent", "distributor"):
         raise ValidationFailed("伙伴类型只能是 hq、agent 或 distributor", code="invalid_partner_kind")
-    parent = None
-    if parent_id is not None:
-        parent = db.session.get(Partner, parent_id)
-        if parent is None:
-            raise NotFound("找不到上级伙伴", code="partner_not_found")
-        if parent.kind == "distributor":
+    with transaction():
+        parent = None
+        if parent_id is not None:
+            parent = db.session.get(Partner, parent_id)
+            if parent is None:
+                raise NotFound("找不到上级伙伴", code="partner_not_found")
+        authorize(principal, "hq.write", partner_path=parent.path if parent else "/")
+        if parent is not None and parent.kind == "distributor":
             raise ValidationFailed("分销商下面不能再挂伙伴", code="invalid_parent")
-    elif kind != "hq":
-        raise ValidationFailed("请指定上级伙伴", code="parent_required")
+        if parent is None and kind != "hq":
+            raise ValidationFailed("请指定上级伙伴", code="parent_required")
+        return _create_partner(parent, code=code, name=name, kind=kind, level=level, territories=territories,
+                               contact_phone=contact_phone)
+
+
+def _create_partner(parent: Partner | None, *, code: str, name: str, kind: str, level: str,
+                    territories: list[dict] | None, contact_phone: str | None) -> Partner:
+    parent_id = parent.id if parent else None
     if db.session.scalar(sa.select(Partner.id).where(Partner.code == code)):
         raise Conflict("这个伙伴编号已存在", code="partner_code_taken")
     partner = Partner(code=code, name=name, kind=kind, parent_id=parent_id, level=level, contact_phone=contact_phone)
@@ -42,12 +58,12 @@ def create_partner(*, code: str, name: str, kind: str, parent_id: int | None = N
     db.session.flush()
     partner.path = f"{parent.path if parent else '/'}{partner.id}/"
     for t in territories or []:
-        add_territory(partner, region_code=t["region_code"], industry=t.get("industry"))
+        _add_territory(partner, region_code=t["region_code"], industry=t.get("industry"))
     db.session.flush()
     return partner
 
 
-def add_territory(partner: Partner, *, region_code: str, industry: str | None = None) -> Territory:
+def _add_territory(partner: Partner, *, region_code: str, industry: str | None = None) -> Territory:
     if not regions.is_valid(region_code):
         raise ValidationFailed("找不到这个行政区划代码", code="unknown_region", details={"region_code": region_code})
     territory = Territory(region_code=region_code[:6], industry=industry)
@@ -55,15 +71,28 @@ def add_territory(partner: Partner, *, region_code: str, industry: str | None = 
     return territory
 
 
-def create_store(*, code: str, name: str, region_code: str, distributor_id: int, price_tier_id: int,
-                 owner_name: str = "", phone: str | None = None, address: str = "",
+def create_store(principal: Principal, *, code: str, name: str, region_code: str, distributor_id: int,
+                 price_tier_id: int, owner_name: str = "", phone: str | None = None, address: str = "",
                  industry: str | None = None) -> Store:
-    """A store in a city or district, served by one distributor, with its own stock location."""
+    """A store in a city or district, served by one distributor (which the caller may write to), with its own
+    stock location."""
+    with transaction():
+        distributor = db.session.get(Partner, distributor_id)
+        if distributor is None:
+            raise NotFound("找不到这个分销商", code="distributor_not_found")
+        authorize(principal, "hq.write", partner_path=distributor.path)
+        return _create_store(distributor, code=code, name=name, region_code=region_code,
+                             price_tier_id=price_tier_id, owner_name=owner_name, phone=phone, address=address,
+                             industry=industry)
+
+
+def _create_store(distributor: Partner, *, code: str, name: str, region_code: str, price_tier_id: int,
+                  owner_name: str, phone: str | None, address: str, industry: str | None) -> Store:
     if not regions.is_valid(region_code) or regions.get_region(region_code).level == "province":
         raise ValidationFailed("门店地区要精确到市或区县", code="unknown_region", details={"region_code": region_code})
     province, city, district = regions.split(region_code)
-    distributor = db.session.get(Partner, distributor_id)
-    if distributor is None or distributor.kind != "distributor":
+    distributor_id = distributor.id
+    if distributor.kind != "distributor":
         raise NotFound("找不到这个分销商", code="distributor_not_found")
     if db.session.get(PriceTier, price_tier_id) is None:
         raise NotFound("找不到这个价格等级", code="price_tier_not_found")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from app.codes.parse import code_url
-from app.codes.queries import events_between
+from app.codes.queries import events_between, visible_store_ids
+from app.core.security import Principal
+from app.errors import ValidationFailed
+
+MAX_PERIOD = timedelta(days=31)
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 
@@ -24,6 +28,13 @@ def _class(gtin: str) -> str:
 
 def _time(value: datetime) -> str:
     return value.isoformat()
+
+
+def document_for(principal: Principal, since: datetime, until: datetime) -> dict[str, Any]:
+    """The document of a period of at most 31 days, with the events at the stores the caller may read."""
+    if until <= since or until - since > MAX_PERIOD:
+        raise ValidationFailed("时间段要在 31 天以内", code="bad_period")
+    return document(since, until, store_ids=visible_store_ids(principal))
 
 
 def document(since: datetime, until: datetime, store_ids: sa.Select | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from app.channel.queries import visible_stores_condition
 from app.codes.models import Code, CodeBatch
 from app.codes.parse import ScanParseError, code_url, grouped, parse_scan
 from app.core.security import Principal, authorize_store
-from app.errors import Forbidden
+from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.inventory.models import Location
 from app.scans.models import ScanEvent
@@ -59,6 +59,39 @@ def list_batches(*, limit: int = 200) -> list[dict[str, Any]]:
                               .order_by(CodeBatch.id.desc()).limit(limit))
     return [{"id": b.id, "sku_id": b.sku_id, "sku_name": name, "quantity": b.quantity, "case_size": b.case_size,
              "status": b.status, "units_made": b.units_made, "created_at": b.created_at} for b, name in rows]
+
+
+def list_label_rows(batch_id: int, kind: str, offset: int = 0, limit: int | None = None) -> list[dict]:
+    """A batch's unit or case codes for printing: serial, kind, printed URL, SKU name and case serial."""
+    case = aliased(Code)
+    stmt = (sa.select(Code.serial, Code.kind, Sku.gtin, Sku.name, case.serial)
+            .join(Sku, Sku.id == Code.sku_id).outerjoin(case, case.id == Code.case_id)
+            .where(Code.batch_id == batch_id, Code.kind == kind).order_by(Code.id).offset(offset))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [{"serial": s, "kind": k, "url": url_for_code(g, s), "name": n, "case_serial": cs}
+            for s, k, g, n, cs in db.session.execute(stmt)]
+
+
+def get_code_for(principal: Principal, text: str, action: str = "hq.read") -> Code:
+    """The code a serial or printed URL names, which the caller may read; else 404 / 403."""
+    code = find_code(text)
+    if code is None:
+        raise NotFound("找不到这个码", code="code_not_found")
+    authorize_code(principal, code, action)
+    return code
+
+
+def get_code_url_for(principal: Principal, serial: str) -> str:
+    """What a code's QR holds, for a code the caller may read."""
+    code = get_code_for(principal, serial)
+    gtin = db.session.scalar(sa.select(Sku.gtin).where(Sku.id == code.sku_id))
+    return url_for_code(gtin, code.serial)
+
+
+def get_trace_for(principal: Principal, text: str) -> dict[str, Any]:
+    """`trace` of a code the caller may read."""
+    return trace(get_code_for(principal, text))
 
 
 def list_codes(*, state: str | None = None, store_id: int | None = None, sku_id: int | None = None,

@@ -1,6 +1,9 @@
-"""Writes about codes: issuing batches (a background job), putting codes away, shipping them to stores.
+"""Writes about codes: issuing batches (a background job), putting codes away, shipping them to stores, and HQ's
+scan policy.
 
-Scans at the store (receive, sell, return, undo) live in `app.scans.services`.
+The use cases (`create_batch`, `put_away`, `set_scan_policy`) take the caller, check them and own their
+transaction. `ship_codes` is a step of a shipment and runs in its caller's transaction (`app.orders`); the job
+and the sweeper run as the system. Scans at the store (receive, sell, return, undo) live in `app.scans.services`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from app.channel.models import Store
 from app.codes.models import Code, CodeBatch
 from app.codes.parse import ScanParseError, new_serials, normalize_serial
 from app.core.clock import now_utc
+from app.core.retry import retried
+from app.core.security import Principal, authorize
 from app.core.tx import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.inventory.models import Warehouse
 from app.inventory.services import move_stock
-from app.scans.models import BIZ_STEPS, ScanEvent
+from app.scans.models import BIZ_STEPS, ScanEvent, ScanPolicy
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +35,11 @@ MAX_BATCH = 1_000_000
 CHUNK = 10_000  # units per transaction of the job: progress moves, and a crash loses at most one chunk
 
 
-def create_batch(*, sku_id: int, quantity: int, case_size: int | None, user_id: int | None) -> CodeBatch:
-    """Record a batch and queue the job that makes its codes (after the commit, so the job sees the row)."""
+def create_batch(principal: Principal, *, sku_id: int, quantity: int, case_size: int | None = None) -> CodeBatch:
+    """Record a batch and queue the job that makes its codes (after the commit, so the job sees the row) (HQ)."""
     from app.integrations.jobs import enqueue
 
+    authorize(principal, "hq.write")
     with transaction():
         sku = db.session.get(Sku, sku_id)
         if sku is None:
@@ -46,7 +52,7 @@ def create_batch(*, sku_id: int, quantity: int, case_size: int | None, user_id: 
             raise ValidationFailed("数量要是每箱件数的整数倍", code="bad_case_size",
                                    details={"quantity": quantity, "case_size": case_size})
         batch = CodeBatch(sku_id=sku_id, quantity=quantity, case_size=case_size, status="pending",
-                          created_by_id=user_id)
+                          created_by_id=principal.user_id)
         db.session.add(batch)
     batch_id = batch.id
     enqueue("app.codes.services.generate_batch", batch_id)
@@ -183,9 +189,15 @@ def _serials_to_units(serials: list[str], *, lock: bool = True) -> tuple[list[Co
     return unique, bad
 
 
-def put_away(*, serials: list[str] | None = None, batch_id: int | None = None, warehouse_id: int,
-             user_id: int | None, add_stock: bool = False) -> int:
-    """Codes from the packing line into a warehouse (state in_warehouse); `add_stock` also books the units in."""
+@retried
+def put_away(principal: Principal, *, serials: list[str] | None = None, batch_id: int | None = None,
+             warehouse_id: int, add_stock: bool = False) -> int:
+    """Codes from the packing line (a batch, or serials) into a warehouse the caller operates (state in_warehouse);
+    `add_stock` also books the units in. Returns how many units."""
+    if batch_id is not None and db.session.get(CodeBatch, batch_id) is None:
+        raise NotFound("找不到这批码", code="batch_not_found")
+    authorize(principal, "warehouse.operate", warehouse_id=warehouse_id)
+    user_id = principal.user_id
     with transaction():
         wh = db.session.get(Warehouse, warehouse_id)
         if wh is None:
@@ -223,6 +235,20 @@ def put_away(*, serials: list[str] | None = None, batch_id: int | None = None, w
                 move_stock(location_id=wh.location_id, sku_id=sku_id, on_hand=n, kind="receive",
                            ref_type="put_away", user_id=user_id, reason="生产入库")
     return len(units)
+
+
+def set_scan_policy(principal: Principal, *, diversion_policy: str) -> str:
+    """HQ sets the diversion policy: `alert` (sell, and tell HQ) or `refuse`; returns it."""
+    authorize(principal, "hq.write")
+    if diversion_policy not in ("alert", "refuse"):
+        raise ValidationFailed("窜货策略只能是 alert 或 refuse", code="invalid_policy",
+                               details={"fields": {"diversion_policy": ["只能是 alert 或 refuse"]}})
+    with transaction():
+        policy = db.session.get(ScanPolicy, 1) or ScanPolicy(id=1)
+        policy.diversion_policy, policy.updated_by_id, policy.updated_at = (
+            diversion_policy, principal.user_id, now_utc())
+        db.session.add(policy)
+    return diversion_policy
 
 
 def ship_codes(*, serials: list[str], from_location_id: int, to_store_id: int, order_id: int | None,

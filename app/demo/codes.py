@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.accounts.roles import STORE_OWNER
+from app.accounts.roles import HQ_ADMIN, STORE_OWNER
 from app.codes import services as codes
 from app.codes.models import Code, CodeBatch
 from app.core.clock import now_utc
@@ -44,6 +44,7 @@ def _ship(case_serials, warehouse, store, user_id, sku) -> None:
 def seed(ctx) -> None:
     """Issue, put away, ship and receive the demo codes (a few hundred), silently."""
     admin = ctx.users["admin"].id
+    hq = Principal(user_id=admin, kind="hq", bindings=(Binding(role=HQ_ADMIN),))
     hz, sz = ctx.warehouses["WH-HZ"], ctx.warehouses["WH-SZ"]
     s1, s2 = ctx.stores["S1"], ctx.stores["S2"]
     owners = {s1.id: ctx.users["demo_store_owner"].id, s2.id: ctx.users["demo_store_owner_2"].id}
@@ -53,9 +54,9 @@ def seed(ctx) -> None:
             continue
         cases = _issue(sku, admin)
         # The warehouses' opening stock already counts these units: put away without booking stock again.
-        codes.put_away(serials=cases[:7], warehouse_id=hz.id, user_id=admin)
-        codes.put_away(serials=cases[7:11], warehouse_id=sz.id, user_id=admin)
-        codes.put_away(serials=cases[11:14], warehouse_id=ctx.warehouses["central"].id, user_id=admin)
+        codes.put_away(hq, serials=cases[:7], warehouse_id=hz.id)
+        codes.put_away(hq, serials=cases[7:11], warehouse_id=sz.id)
+        codes.put_away(hq, serials=cases[11:14], warehouse_id=ctx.warehouses["central"].id)
         _ship(cases[:5], hz, s1, admin, sku)
         _ship(cases[7:10], sz, s2, admin, sku)
         for store, batch in ((s1, cases[:3]), (s2, cases[7:10])):

@@ -18,6 +18,7 @@ from app.catalog import services as catalog
 from app.catalog.gtin import make_gtin
 from app.channel import services as channel
 from app.channel.models import Partner
+from app.core.security import Binding, Principal
 from app.core.tx import transaction
 from app.demo import codes as demo_codes
 from app.demo import history as demo_history
@@ -29,6 +30,10 @@ from app.inventory import services as inventory
 EXTRA_SEEDS = (demo_codes, demo_history, demo_orders)
 
 HQ_CODE = "HQ"
+
+# Who seeds the demo: the system itself, with HQ's whole-network rights and no user of its own (the demo's users
+# are made by the seed; nothing the foundation writes names the person who did it).
+SYSTEM = Principal(user_id=None, kind="hq", bindings=(Binding(HQ_ADMIN),))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -78,22 +83,23 @@ def seed(*, only_if_empty: bool = False, extras: bool = True) -> str:
     if only_if_empty and db.session.scalar(sa.select(sa.func.count(User.id))):
         return "database has users but no demo: not seeding"
     ctx = DemoContext()
-    with transaction():
-        _seed_foundation(ctx)
+    _seed_foundation(ctx)
     for step in EXTRA_SEEDS if extras else ():
         step.seed(ctx)
     return "demo data seeded"
 
 
 def _seed_foundation(ctx: DemoContext) -> None:
+    """The catalog, channel and warehouses through their use cases (each its own transaction, as the system);
+    then the opening stock and the people in one transaction."""
     tiers = ctx.tiers
-    tiers["retail"] = catalog.create_price_tier(code="retail", name="零售门店价")
-    tiers["wholesale"] = catalog.create_price_tier(code="wholesale", name="批发门店价")
+    tiers["retail"] = catalog.create_price_tier(SYSTEM, code="retail", name="零售门店价")
+    tiers["wholesale"] = catalog.create_price_tier(SYSTEM, code="wholesale", name="批发门店价")
 
-    hq = channel.create_partner(code=HQ_CODE, name="品牌总部", kind="hq")
-    east = channel.create_partner(code="A1", name="华东区域代理", kind="agent", parent_id=hq.id,
+    hq = channel.create_partner(SYSTEM, code=HQ_CODE, name="品牌总部", kind="hq")
+    east = channel.create_partner(SYSTEM, code="A1", name="华东区域代理", kind="agent", parent_id=hq.id,
                                   territories=[{"region_code": "330000"}])
-    south = channel.create_partner(code="A2", name="华南区域代理", kind="agent", parent_id=hq.id,
+    south = channel.create_partner(SYSTEM, code="A2", name="华南区域代理", kind="agent", parent_id=hq.id,
                                    territories=[{"region_code": "440000"}])
     ctx.partners.update(HQ=hq, A1=east, A2=south)
     for code, name, parent, region in [
@@ -101,27 +107,34 @@ def _seed_foundation(ctx: DemoContext) -> None:
         ("D2", "深圳南山分销", south, "440300"), ("D4", "广州天河分销", south, "440100"),
         ("D5", "成都蓉城分销", hq, "510100"),
     ]:
-        ctx.partners[code] = channel.create_partner(code=code, name=name, kind="distributor", parent_id=parent.id,
-                                                    territories=[{"region_code": region}])
+        ctx.partners[code] = channel.create_partner(SYSTEM, code=code, name=name, kind="distributor",
+                                                    parent_id=parent.id, territories=[{"region_code": region}])
 
     for code, name, region, dist, tier, owner, phone, address in STORES:
         ctx.stores[code] = channel.create_store(
-            code=code, name=name, region_code=region, distributor_id=ctx.partners[dist].id,
+            SYSTEM, code=code, name=name, region_code=region, distributor_id=ctx.partners[dist].id,
             price_tier_id=tiers[tier].id, owner_name=owner, phone=phone, address=address, industry="convenience")
 
     product_names = {"MILK250": "山泉牛奶", "YOG200": "山泉酸奶", "TEA500": "山泉茶饮", "BISC": "山泉饼干"}
     for code, name, spec, unit, prefix, case_pack, moq, serialized, retail, wholesale in SKUS:
-        product = catalog.create_product(name=product_names[code], brand="山泉", category="食品饮料")
+        product = catalog.create_product(SYSTEM, name=product_names[code], brand="山泉", category="食品饮料")
         ctx.skus[code] = catalog.create_sku(
-            product_id=product.id, code=code, name=name, gtin=make_gtin(prefix), specification=spec, unit=unit,
+            SYSTEM, product_id=product.id, code=code, name=name, gtin=make_gtin(prefix), specification=spec, unit=unit,
             case_pack=case_pack, min_order_quantity=moq, serialized=serialized,
             prices={tiers["retail"].id: retail, tiers["wholesale"].id: wholesale})
 
-    central = inventory.create_warehouse(code="WH-CENTRAL", name="中央仓", kind="central", city_code="410100")
+    central = inventory.create_warehouse(SYSTEM, code="WH-CENTRAL", name="中央仓", kind="central",
+                                         city_code="410100")
     ctx.warehouses["central"] = central
     for code, name, city, serves in SUB_WAREHOUSES:
-        ctx.warehouses[code] = inventory.create_warehouse(code=code, name=name, kind="sub", city_code=city,
+        ctx.warehouses[code] = inventory.create_warehouse(SYSTEM, code=code, name=name, kind="sub", city_code=city,
                                                           serves=serves)
+    with transaction():
+        _seed_stock_and_people(ctx)
+
+
+def _seed_stock_and_people(ctx: DemoContext) -> None:
+    central = ctx.warehouses["central"]
     # Opening stock: the central warehouse is well stocked, the sub-warehouses hold some.
     for sku in ctx.skus.values():
         inventory.move_stock(location_id=central.location_id, sku_id=sku.id, on_hand=2400, kind="seed",

@@ -309,7 +309,7 @@ def alerts():
               "actual_store": r["actual_store"] or "—", "actual_distributor": r["actual_distributor"] or "—",
               "actual_region": region_name(r["actual_region"]) if r["actual_region"] else "—",
               "policy": r["policy"]}
-             for r in scan_queries.list_diversion_alerts(g.principal, limit=200)]
+             for r in scan_queries.list_alert_rows(g.principal, limit=200)]
     return render_template("hq/alerts.html", items=items)
 
 

@@ -6,14 +6,16 @@ import sqlalchemy as sa
 
 from app.catalog.models import Sku
 from app.core.clock import now_utc
+from app.core.security import Principal, authorize
 from app.core.tx import transaction
 from app.errors import NotFound
 from app.extensions import db
 from app.incentives.models import IncentiveRule
 
 
-def set_rules(rules: list[dict]) -> list[IncentiveRule]:
-    """Create or replace the rules given (sku_id, step, points, amount_fen, is_active)."""
+def set_rules(principal: Principal, rules: list[dict]) -> list[IncentiveRule]:
+    """Create or replace the rules given (sku_id, step, points, amount_fen, is_active) (HQ)."""
+    authorize(principal, "hq.write")
     with transaction():
         out = []
         for r in rules:

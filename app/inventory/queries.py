@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Sku
 from app.channel.models import Store
@@ -47,3 +48,15 @@ def list_warehouse_stock() -> list[dict]:
         .order_by(Warehouse.id, Sku.id))
     return [{"warehouse_id": wh_id, "warehouse": wh, "kind": kind, "sku_id": sku_id, "sku": sku, "on_hand": on_hand}
             for wh_id, wh, kind, sku_id, sku, on_hand in rows]
+
+
+def list_warehouses() -> list[dict]:
+    """Every warehouse, the cities it serves and the units on hand at its location: one query for the list and one
+    for all their cities (none per warehouse)."""
+    units = (sa.select(sa.func.coalesce(sa.func.sum(StockLevel.on_hand), 0))
+             .where(StockLevel.location_id == Warehouse.location_id).scalar_subquery())
+    rows = db.session.execute(sa.select(Warehouse, units.label("stock_units")).order_by(Warehouse.id)
+                              .options(selectinload(Warehouse.cities))).all()
+    return [{"id": w.id, "code": w.code, "name": w.name, "kind": w.kind, "city_code": w.city_code,
+             "location_id": w.location_id, "serves": [c.city_code for c in w.cities], "stock_units": int(n or 0)}
+            for w, n in rows]

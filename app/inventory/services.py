@@ -1,6 +1,7 @@
 """Every change of stock goes through `move_stock`: one guarded atomic update of the level and one ledger row.
 
-Callers own the transaction (one use case, one commit); these helpers only flush. The level row is updated
+Callers own the transaction (one use case, one commit); these helpers only flush (`create_warehouse`, a use case
+of its own, takes the caller and owns its transaction). The level row is updated
 with a single `UPDATE ... SET on_hand = on_hand + :d WHERE <result stays valid>` (or an upsert when stock only
 grows), so concurrent scans of the same SKU at the same store serialize on the row lock and never lose an
 update, on PostgreSQL and SQLite alike.
@@ -30,8 +31,11 @@ from typing import NoReturn
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from app.channel import regions
 from app.core.clock import now_utc
 from app.core.db import on_postgres, pg_row
+from app.core.security import Principal, authorize
+from app.core.tx import transaction
 from app.errors import AppError, Conflict, ValidationFailed
 from app.extensions import db
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity
@@ -221,11 +225,21 @@ def create_location(*, kind: str, name: str, city_code: str | None) -> Location:
     return loc
 
 
-def create_warehouse(*, code: str, name: str, kind: str, city_code: str, serves: list[str] | None = None) -> Warehouse:
-    """A warehouse with its stock location; a sub-warehouse lists the cities it serves."""
+def create_warehouse(principal: Principal, *, code: str, name: str, kind: str, city_code: str,
+                     serves: list[str] | None = None) -> Warehouse:
+    """A warehouse with its stock location; a sub-warehouse lists the cities it serves (HQ)."""
+    authorize(principal, "hq.write")
     if kind not in ("central", "sub"):
         raise ValidationFailed("仓库类型只能是 central 或 sub")
     serves = list(serves or [])
+    for city in [city_code, *serves]:
+        if not regions.is_valid(city, "city"):
+            raise ValidationFailed("城市代码不对", code="unknown_region", details={"region_code": city})
+    with transaction():
+        return _create_warehouse(code=code, name=name, kind=kind, city_code=city_code, serves=serves)
+
+
+def _create_warehouse(*, code: str, name: str, kind: str, city_code: str, serves: list[str]) -> Warehouse:
     if len(set(serves)) != len(serves) or (serves and db.session.scalar(
             sa.select(WarehouseCity.id).where(WarehouseCity.city_code.in_(serves)).limit(1))):
         raise Conflict("有城市已经由别的分仓服务", code="city_already_served")

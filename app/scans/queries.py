@@ -12,7 +12,7 @@ from app.catalog.models import Sku
 from app.channel.models import Partner, Store
 from app.codes.models import Code
 from app.codes.queries import visible_store_ids
-from app.core.security import Principal
+from app.core.security import Principal, authorize_store
 from app.extensions import db
 from app.scans.models import DiversionAlert, ScanEvent
 
@@ -74,7 +74,7 @@ def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, 
     return stmt.order_by(DiversionAlert.id.desc())
 
 
-def list_diversion_alerts(principal: Principal, *, limit: int = 200) -> list[dict[str, Any]]:
+def list_alert_rows(principal: Principal, *, limit: int = 200) -> list[dict[str, Any]]:
     """The newest alerts the caller may read, with the SKU, store and distributor names (the console's list)."""
     expected_store, actual_store = aliased(Store), aliased(Store)
     expected_partner, actual_partner = aliased(Partner), aliased(Partner)
@@ -93,3 +93,11 @@ def list_diversion_alerts(principal: Principal, *, limit: int = 200) -> list[dic
              "expected_store": es, "expected_distributor": ep, "expected_region": r.expected_region,
              "actual_store": as_, "actual_distributor": ap, "actual_region": r.actual_region, "policy": r.policy}
             for r, serial, sku, es, ep, as_, ap in rows]
+
+
+def list_diversion_alerts(principal: Principal, *, store_id: int | None = None, **filters: Any) -> sa.Select:
+    """`diversion_alerts` the caller may read, filtered in SQL: a region-bound caller sees the alerts where the unit
+    was sold, or was meant to be, at a store in their region (a store asked for must be one they may read)."""
+    if store_id is not None:
+        authorize_store(principal, "hq.read", store_id)
+    return diversion_alerts(store_id=store_id, principal=principal, **filters)

@@ -127,8 +127,7 @@ def _batch(w: World, target: str) -> dict:
     from app.codes import services
 
     with w.app.app_context():
-        batch = services.create_batch(sku_id=w.ids["skus"]["MILK250"], quantity=2, case_size=None,
-                                      user_id=w.ids["users"]["admin"])
+        batch = services.create_batch(_admin(w), sku_id=w.ids["skus"]["MILK250"], quantity=2, case_size=None)
         batch_id = batch.id
         db.session.remove()
     return {"batch_id": batch_id}

@@ -109,8 +109,10 @@ def test_demo_flow_with_codes_scanned_in(app, client, demo_ids, fake_wechat, ser
     # The packing line made one case of codes and put it away in the Hangzhou sub-warehouse.
     with app.app_context():
         hz = db.session.get(Warehouse, demo_ids["warehouses"]["WH-HZ"])
-        batch = codes.create_batch(sku_id=milk, quantity=6, case_size=6, user_id=None)
-        codes.put_away(batch_id=batch.id, warehouse_id=hz.id, user_id=None)
+        from tests.orders.test_fulfilment import _admin
+
+        batch = codes.create_batch(_admin(app), sku_id=milk, quantity=6, case_size=6)
+        codes.put_away(_admin(app), batch_id=batch.id, warehouse_id=hz.id)
         case = codes.warehouse_codes_available(hz.location_id, milk, 6)
         assert len(case) == 1
         db.session.remove()

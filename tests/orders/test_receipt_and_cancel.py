@@ -31,8 +31,8 @@ def _shipped_coded_order(app, demo_ids, cases: int = 2) -> tuple[int, list[str]]
     with app.app_context():
         hz = db.session.get(Warehouse, demo_ids["warehouses"]["WH-HZ"])
         fulfilment.allocate_order(admin_principal(app), order_id)
-        batch = codes.create_batch(sku_id=milk, quantity=6 * cases, case_size=6, user_id=None)
-        codes.put_away(batch_id=batch.id, warehouse_id=hz.id, user_id=None)
+        batch = codes.create_batch(admin_principal(app), sku_id=milk, quantity=6 * cases, case_size=6)
+        codes.put_away(admin_principal(app), batch_id=batch.id, warehouse_id=hz.id)
         case_serials = list(db.session.scalars(sa.select(Code.serial).where(
             Code.batch_id == batch.id, Code.kind == "case").order_by(Code.id)))
         fulfilment.ship_order(admin_principal(app), order_id, case_codes=case_serials)

@@ -42,7 +42,8 @@ def _fresh_cases(sku_id: int, case_size: int, n: int, warehouse_id: int) -> list
     generate_batch(batch.id)
     cases = list(db.session.scalars(sa.select(Code.serial).where(Code.batch_id == batch.id, Code.kind == "case")
                                     .order_by(Code.id)))
-    put_away(serials=cases, warehouse_id=warehouse_id, user_id=None, add_stock=True)
+    put_away(Principal(None, "hq", (Binding(HQ_ADMIN),)), serials=cases, warehouse_id=warehouse_id,  # type: ignore[arg-type]
+             add_stock=True)
     return cases
 
 

@@ -3,15 +3,11 @@
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.catalog import services
-from app.catalog.models import PriceTier, Product, Sku
-from app.catalog.queries import list_skus
+from app.catalog import queries, services
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import Body, Bool, Id, Int
 from app.core.security import require
-from app.core.tx import transaction
 from app.errors import NotFound
-from app.extensions import db
 
 blp = Blueprint("hq_catalog", __name__, description="Products, SKUs and price tiers")
 
@@ -96,9 +92,7 @@ class TierBody(Body):
 @blp.response(201, ProductOut)
 def create_product(body):
     """Add a product."""
-    require("hq.write")
-    with transaction():
-        return services.create_product(**body)
+    return services.create_product(require("hq.write"), **body)
 
 
 @blp.route("/products", methods=["GET"])
@@ -107,9 +101,7 @@ def create_product(body):
 def list_products(args):
     """Products."""
     require("hq.read")
-    import sqlalchemy as sa
-
-    return paginate(sa.select(Product).order_by(Product.id), **args)
+    return paginate(queries.list_products(), **args)
 
 
 @blp.route("/skus", methods=["POST"])
@@ -117,10 +109,9 @@ def list_products(args):
 @blp.response(201, SkuOut)
 def create_sku(body):
     """Add a SKU; its GTIN's check digit is validated, prices are fen per tier."""
-    require("hq.write")
+    principal = require("hq.write")
     prices = {p["price_tier_id"]: p["price_fen"] for p in body.pop("prices")}
-    with transaction():
-        return services.create_sku(**body, prices=prices)
+    return services.create_sku(principal, **body, prices=prices)
 
 
 @blp.route("/skus", methods=["GET"])
@@ -129,7 +120,7 @@ def create_sku(body):
 def list_sku_page(args):
     """SKUs with their prices."""
     require("hq.read")
-    return paginate(list_skus(), **args)
+    return paginate(queries.list_skus(), **args)
 
 
 @blp.route("/skus/<int:sku_id>", methods=["GET"])
@@ -137,7 +128,7 @@ def list_sku_page(args):
 def get_sku(sku_id):
     """One SKU."""
     require("hq.read")
-    sku = db.session.get(Sku, sku_id)
+    sku = queries.get_sku(sku_id)
     if sku is None:
         raise NotFound("找不到这个 SKU", code="sku_not_found")
     return sku
@@ -148,11 +139,10 @@ def get_sku(sku_id):
 @blp.response(200, SkuOut)
 def patch_sku(body, sku_id):
     """Change a SKU's fields or prices."""
-    require("hq.write")
+    principal = require("hq.write")
     if "prices" in body:
         body["prices"] = {p["price_tier_id"]: p["price_fen"] for p in body["prices"]}
-    with transaction():
-        return services.update_sku(sku_id, **body)
+    return services.update_sku(principal, sku_id, **body)
 
 
 @blp.route("/price-tiers", methods=["POST"])
@@ -160,9 +150,7 @@ def patch_sku(body, sku_id):
 @blp.response(201, TierOut)
 def create_tier(body):
     """Add a price tier."""
-    require("hq.write")
-    with transaction():
-        return services.create_price_tier(**body)
+    return services.create_price_tier(require("hq.write"), **body)
 
 
 @blp.route("/price-tiers", methods=["GET"])
@@ -170,6 +158,4 @@ def create_tier(body):
 def list_tiers():
     """Price tiers."""
     require("hq.read")
-    import sqlalchemy as sa
-
-    return list(db.session.scalars(sa.select(PriceTier).order_by(PriceTier.id)))
+    return queries.list_price_tiers()

@@ -1,20 +1,14 @@
 """The channel seen from HQ (and from partners, within their subtree): partners, stores, invites, regions."""
 
-import sqlalchemy as sa
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.accounts.roles import ALL_ROLES
-from app.channel import flows, regions, services
-from app.channel.models import Partner, Store
-from app.channel.queries import list_stores, visible_partners_condition
+from app.channel import flows, queries, regions, services
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Id, Int
-from app.core.security import authorize, authorize_store, current_principal, require
-from app.core.tx import transaction
-from app.errors import NotFound
-from app.extensions import db
+from app.core.security import current_principal, require
 
 blp = Blueprint("hq_channel", __name__, description="Partners, stores, invites and regions")
 
@@ -107,13 +101,7 @@ class RegionOut(Schema):
 @blp.response(201, PartnerOut)
 def create_partner(body):
     """Add an agent or distributor under a parent partner."""
-    principal = require("hq.write")
-    parent = db.session.get(Partner, body["parent_id"])
-    if parent is None:
-        raise NotFound("找不到上级伙伴", code="partner_not_found")
-    authorize(principal, "hq.write", partner_path=parent.path)
-    with transaction():
-        return services.create_partner(**body)
+    return services.create_partner(require("hq.write"), **body)
 
 
 @blp.route("/partners", methods=["GET"])
@@ -121,20 +109,14 @@ def create_partner(body):
 @blp.response(200, page_schema(PartnerOut, "PartnerPage"))
 def list_partners(args):
     """Partners the caller may see (a partner sees its own subtree)."""
-    principal = require("partner.read")
-    return paginate(sa.select(Partner).where(visible_partners_condition(principal)).order_by(Partner.path), **args)
+    return paginate(queries.list_partners(require("partner.read")), **args)
 
 
 @blp.route("/partners/<int:partner_id>", methods=["GET"])
 @blp.response(200, PartnerOut)
 def get_partner(partner_id):
     """One partner."""
-    principal = current_principal()
-    partner = db.session.get(Partner, partner_id)
-    if partner is None:
-        raise NotFound("找不到这个伙伴", code="partner_not_found")
-    authorize(principal, "partner.read", partner_path=partner.path)
-    return partner
+    return queries.get_partner_for(current_principal(), partner_id)
 
 
 @blp.route("/stores", methods=["POST"])
@@ -142,13 +124,7 @@ def get_partner(partner_id):
 @blp.response(201, StoreOut)
 def create_store(body):
     """Add a store served by a distributor."""
-    principal = require("hq.write")
-    distributor = db.session.get(Partner, body["distributor_id"])
-    if distributor is None:
-        raise NotFound("找不到这个分销商", code="distributor_not_found")
-    authorize(principal, "hq.write", partner_path=distributor.path)
-    with transaction():
-        return services.create_store(**body)
+    return services.create_store(require("hq.write"), **body)
 
 
 @blp.route("/stores", methods=["GET"])
@@ -158,15 +134,14 @@ def list_store_page(args):
     """Stores the caller may see."""
     principal = require("store.read")
     region = args.pop("region")
-    return paginate(list_stores(principal, region=region), **args)
+    return paginate(queries.list_stores(principal, region=region), **args)
 
 
 @blp.route("/stores/<int:store_id>", methods=["GET"])
 @blp.response(200, StoreOut)
 def get_store(store_id):
     """One store."""
-    authorize_store(current_principal(), "store.read", store_id)
-    return db.session.get(Store, store_id)
+    return queries.get_store_for(current_principal(), store_id)
 
 
 @blp.route("/invites", methods=["POST"])

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
 
-import sqlalchemy as sa
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.codes import epcis, labels, queries, services
-from app.codes.models import CODE_STATES, Code
-from app.core.clock import now_utc
+from app.codes.models import CODE_STATES
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Id, Int
-from app.core.security import authorize, authorize_store, require
-from app.core.tx import transaction
-from app.errors import NotFound, ValidationFailed
-from app.extensions import db
+from app.core.security import require
+from app.errors import NotFound
 from app.incentives import queries as incentive_queries
 from app.incentives import services as incentive_services
-from app.scans.models import DiversionAlert, ScanPolicy
-from app.scans.queries import diversion_alerts
+from app.scans.queries import list_diversion_alerts
 from app.scans.services import diversion_policy
 
 blp = Blueprint("hq_codes", __name__, description="One item, one code: batches, labels, trace, diversion")
@@ -200,8 +195,7 @@ def _batch_or_404(batch_id: int):
 @blp.response(202, CodeBatchOut)
 def create_batch(body):
     """Issue N unit codes for a SKU, optionally packed into cases; made by a background job (see progress)."""
-    principal = require("hq.write", kind="hq")
-    return services.create_batch(user_id=principal.user_id, **body)
+    return services.create_batch(require("hq.write", kind="hq"), **body)
 
 
 @blp.route("/code-batches/<int:batch_id>", methods=["GET"])
@@ -217,23 +211,7 @@ def get_batch(batch_id):
 @blp.response(200, PutAwayOut)
 def put_away(body, batch_id):
     """Put a whole batch into a warehouse (state in_warehouse); `add_stock` books the units into its stock."""
-    principal = require("warehouse.operate")
-    _batch_or_404(batch_id)
-    authorize(principal, "warehouse.operate", warehouse_id=body["warehouse_id"])
-    return {"units": services.put_away(batch_id=batch_id, user_id=principal.user_id, **body)}
-
-
-def _label_rows(batch_id: int, kind: str, offset: int, limit: int | None) -> list[dict]:
-    from app.catalog.models import Sku
-
-    case = sa.orm.aliased(Code)
-    stmt = (sa.select(Code.serial, Code.kind, Sku.gtin, Sku.name, case.serial)
-            .join(Sku, Sku.id == Code.sku_id).outerjoin(case, case.id == Code.case_id)
-            .where(Code.batch_id == batch_id, Code.kind == kind).order_by(Code.id).offset(offset))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [{"serial": s, "kind": k, "url": queries.url_for_code(g, s), "name": n, "case_serial": cs}
-            for s, k, g, n, cs in db.session.execute(stmt)]
+    return {"units": services.put_away(require("warehouse.operate"), batch_id=batch_id, **body)}
 
 
 @blp.route("/code-batches/<int:batch_id>/labels.pdf", methods=["GET"])
@@ -243,7 +221,7 @@ def labels_pdf(args, batch_id):
     """A printable A4 label sheet (grid `columns` × `rows`; `offset`/`limit` pick a slice of the batch)."""
     require("hq.read")
     _batch_or_404(batch_id)
-    rows = _label_rows(batch_id, args["kind"], args["offset"], args["limit"])
+    rows = queries.list_label_rows(batch_id, args["kind"], args["offset"], args["limit"])
     pdf = labels.pdf_bytes(rows, columns=args["columns"], rows=args["rows"], title=f"batch {batch_id}")
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="batch-{batch_id}-labels.pdf"'})
@@ -255,7 +233,7 @@ def labels_csv(batch_id):
     """The batch for a packaging-line printer: serial, printed URL, kind, case (cases first)."""
     require("hq.read")
     _batch_or_404(batch_id)
-    rows = _label_rows(batch_id, "case", 0, None) + _label_rows(batch_id, "unit", 0, None)
+    rows = queries.list_label_rows(batch_id, "case") + queries.list_label_rows(batch_id, "unit")
     return Response(labels.csv_bytes(rows), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"'})
 
@@ -264,15 +242,8 @@ def labels_csv(batch_id):
 @blp.response(200, content_type="image/png")
 def code_png(serial):
     """One code's QR as a PNG."""
-    principal = require("hq.read")
-    code = queries.find_code(serial)
-    if code is None:
-        raise NotFound("找不到这个码", code="code_not_found")
-    queries.authorize_code(principal, code)
-    from app.catalog.models import Sku
-
-    gtin = db.session.scalar(sa.select(Sku.gtin).where(Sku.id == code.sku_id))
-    return Response(labels.png_bytes(queries.url_for_code(gtin, code.serial)), mimetype="image/png")
+    url = queries.get_code_url_for(require("hq.read"), serial)
+    return Response(labels.png_bytes(url), mimetype="image/png")
 
 
 @blp.route("/codes", methods=["GET"])
@@ -292,12 +263,7 @@ def list_codes(args):
 @blp.response(200, CodeTraceOut)
 def trace_code(code):
     """One code's product, state, location and whole event history (serial or printed URL)."""
-    principal = require("hq.read")
-    found = queries.find_code(code)
-    if found is None:
-        raise NotFound("找不到这个码", code="code_not_found")
-    queries.authorize_code(principal, found)
-    return queries.trace(found)
+    return queries.get_trace_for(require("hq.read"), code)
 
 
 @blp.route("/diversion-alerts", methods=["GET"])
@@ -306,17 +272,10 @@ def trace_code(code):
 def list_alerts(args):
     """Cross-region sales found by scans: expected versus actual store, distributor and region."""
     principal = require("hq.read")
-    if args["store_id"] is not None:
-        authorize_store(principal, "hq.read", args["store_id"])
-    page, page_size = args.pop("page"), args.pop("page_size")
-    stmt = diversion_alerts(sku_id=args["sku_id"], store_id=args["store_id"], region=args["region"],
-                            distributor_id=args["distributor_id"], since=args["from_"], until=args["to"],
-                            source=args["source"])
-    stores = queries.visible_store_ids(principal)
-    if stores is not None:  # a region-bound caller: alerts where the unit was sold, or meant to be, in their region
-        stmt = stmt.where(sa.or_(DiversionAlert.actual_store_id.in_(stores),
-                                 DiversionAlert.expected_store_id.in_(stores)))
-    result = paginate(stmt, page=page, page_size=page_size, scalars=False)
+    stmt = list_diversion_alerts(principal, sku_id=args["sku_id"], store_id=args["store_id"], region=args["region"],
+                                 distributor_id=args["distributor_id"], since=args["from_"], until=args["to"],
+                                 source=args["source"])
+    result = paginate(stmt, page=args["page"], page_size=args["page_size"], scalars=False)
     result["items"] = [{**{c.key: getattr(a, c.key) for c in a.__table__.columns}, "serial": serial}
                        for a, serial in result["items"]]
     return result
@@ -327,12 +286,7 @@ def list_alerts(args):
 @blp.response(200, content_type="application/ld+json")
 def export_epcis(args):
     """The period's scan events as a GS1 EPCIS 2.0 JSON-LD document (at most 31 days)."""
-    principal = require("hq.read")
-    if args["to"] <= args["from_"] or args["to"] - args["from_"] > timedelta(days=31):
-        raise ValidationFailed("时间段要在 31 天以内", code="bad_period")
-    import json
-
-    document = epcis.document(args["from_"], args["to"], store_ids=queries.visible_store_ids(principal))
+    document = epcis.document_for(require("hq.read"), args["from_"], args["to"])
     body = json.dumps(document, ensure_ascii=False)
     return Response(body, mimetype="application/ld+json")
 
@@ -342,8 +296,7 @@ def export_epcis(args):
 @blp.response(200, IncentiveRuleOut(many=True))
 def put_rules(body):
     """Set the points or fen a store earns per verified receive or sell of a SKU (once per code and step)."""
-    require("hq.write", kind="hq")
-    incentive_services.set_rules(body["rules"])
+    incentive_services.set_rules(require("hq.write", kind="hq"), body["rules"])
     return incentive_queries.list_rules()
 
 
@@ -368,10 +321,4 @@ def get_policy():
 @blp.response(200, ScanPolicyOut)
 def put_policy(body):
     """Set the diversion policy."""
-    principal = require("hq.write", kind="hq")
-    with transaction():
-        policy = db.session.get(ScanPolicy, 1) or ScanPolicy(id=1)
-        policy.diversion_policy, policy.updated_by_id, policy.updated_at = (
-            body["diversion_policy"], principal.user_id, now_utc())
-        db.session.add(policy)
-    return {"diversion_policy": diversion_policy()}
+    return {"diversion_policy": services.set_scan_policy(require("hq.write", kind="hq"), **body)}
