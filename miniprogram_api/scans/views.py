@@ -163,4 +163,4 @@ def list_scans(args):
     principal = current_principal()
     store_id = default_store_id(principal, args["store_id"])
     authorize_store(principal, "store.read", store_id)
-    return queries.store_scans(store_id, page=args["page"], page_size=args["page_size"])
+    return queries.list_store_scans(store_id, page=args["page"], page_size=args["page_size"])
