@@ -114,7 +114,6 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "SCAN_OFFLINE_DAYS": _int(env, "SCAN_OFFLINE_DAYS", 30),
         "DIVERSION_POLICY": env.get("DIVERSION_POLICY", "alert"),
         "PROXY_ORDER_CONFIRM_DAYS": _int(env, "PROXY_ORDER_CONFIRM_DAYS", 3),
-        "BUSINESS_TZ": "Asia/Shanghai",
         # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 3),
         # Token revocation (app/accounts/revocation.py): the file that tells this machine's processes of a change

@@ -1,6 +1,7 @@
 """Record sales for the rollups in the sender's transaction: a sale and its rollup entry commit or fail together.
 
-A sell, return or undo appends one row to `sales_inbox`; `rollups.fold` adds the rows to the rollups (see there).
+A sell, return or undo appends one row to `sales_inbox` in its own transaction (`app.scans.inbox.note_sale`, or
+the hot sell path in SQL); `rollups.fold` adds the rows to the rollups (see there).
 Sell-in (shipments) is rare enough to update its rollup directly.
 """
 
@@ -14,7 +15,7 @@ from app.analytics.models import DailySellIn, SalesInbox
 from app.channel.models import Store
 from app.core.clock import business_day
 from app.core.db import dialect_insert
-from app.core.events import units_shipped, units_sold
+from app.core.events import units_shipped
 from app.extensions import db
 
 _insert = dialect_insert
@@ -43,13 +44,6 @@ def note_sales(*, day: date, store_id: int, sku_id: int, units: int, amount_fen:
     """Append a sale (negative for a return or an undone sell) to the inbox the rollups are folded from."""
     db.session.execute(sa.insert(SalesInbox.__table__).values(
         day=day, store_id=store_id, sku_id=sku_id, units=units, amount_fen=amount_fen))
-
-
-@units_sold.connect
-def on_units_sold(sender, *, store_id, sku_id, quantity, at, amount_fen=0, event_id=None, **_ignored) -> None:
-    # Bucket by the device's time in China, so an offline batch uploaded tomorrow lands on the day it sold.
-    note_sales(day=business_day(at), store_id=store_id, sku_id=sku_id, units=int(quantity),
-               amount_fen=int(amount_fen or 0))
 
 
 @units_shipped.connect

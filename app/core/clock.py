@@ -1,4 +1,8 @@
-"""UTC-aware time everywhere; business days are bucketed in Asia/Shanghai."""
+"""UTC-aware time everywhere; business days are bucketed in Asia/Shanghai.
+
+`BUSINESS_TZ` is the one source of the business time zone: Python reads it here, and the hot sell path hands its
+name (`BUSINESS_TZ.key`) to its SQL functions, which bucket the sales inbox by it. No setting overrides it.
+"""
 
 from __future__ import annotations
 

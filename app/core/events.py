@@ -8,9 +8,14 @@ from blinker import Namespace
 
 _signals = Namespace()
 
-# sender: None; kwargs: store_id, sku_id, quantity (negative for a return or an undone sell), at (datetime),
-# amount_fen (at the store's price), event_id. (The hot sell path on PostgreSQL records its sales in SQL.)
-units_sold = _signals.signal("units-sold")
+# No signal for sales. A sale (sell, return, undone sale) reaches the rollups one way: a row in `sales_inbox`,
+# written in the sale's own transaction (`app.scans.inbox.note_sale`, and the hot sell path's SQL functions, which
+# are released and frozen and write it themselves), folded into the rollups exactly once by
+# `app.analytics.rollups.fold`. A `units_sold` signal, as there was, reached its one listener (which wrote that
+# same inbox row) from the general path only: the hot path bypassed it. Sending it after a hot call as well would
+# have counted every hot sale twice (the SQL's row and the listener's), or, with the listener skipping them, in a
+# transaction of its own after the sale's had committed (a crash between the two loses it). The inbox is read by
+# whoever needs sales: a new reader folds from it, never from a signal.
 
 # sender: None; kwargs: store_id, sku_id, quantity, at, order_id (None when not on an order), serials (list)
 units_received = _signals.signal("units-received")

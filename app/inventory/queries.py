@@ -12,7 +12,7 @@ from app.extensions import db
 from app.inventory.models import StockLevel, StockMovement, Warehouse
 
 
-def store_stock(store_id: int) -> list[dict]:
+def list_store_stock(store_id: int) -> list[dict]:
     """Every SKU the store holds or has held, with on hand, reserved and available."""
     rows = db.session.execute(
         sa.select(Sku.id, Sku.code, Sku.name, Sku.unit, StockLevel.on_hand, StockLevel.reserved, StockLevel.updated_at)
@@ -25,7 +25,7 @@ def store_stock(store_id: int) -> list[dict]:
              "available": r[4] - r[5], "updated_at": r[6]} for r in rows]
 
 
-def movements(location_id: int, sku_id: int | None = None) -> sa.Select:
+def list_movements(location_id: int, sku_id: int | None = None) -> sa.Select:
     stmt = sa.select(StockMovement).where(StockMovement.location_id == location_id)
     if sku_id is not None:
         stmt = stmt.where(StockMovement.sku_id == sku_id)

@@ -17,7 +17,7 @@ from app.extensions import db
 from app.scans.models import DiversionAlert, ScanEvent
 
 
-def store_scans(store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
+def list_store_scans(store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
     """A store's scans, newest first, each saying whether it was undone."""
     undo = aliased(ScanEvent)
     base = sa.select(ScanEvent.id).where(ScanEvent.store_id == store_id, ScanEvent.parent_event_id.is_(None),

@@ -29,7 +29,7 @@ from app.channel.models import Store
 from app.codes.models import Code
 from app.codes.parse import Scanned, ScanParseError, parse_scan
 from app.core import events
-from app.core.clock import as_utc, now_utc
+from app.core.clock import BUSINESS_TZ, as_utc, now_utc
 from app.core.db import dialect_insert, on_postgres
 from app.core.retry import is_retryable, retried, run_retrying
 from app.core.security import Principal, authorize_store
@@ -39,6 +39,8 @@ from app.extensions import db
 from app.incentives.models import IncentiveCredit, IncentiveRule
 from app.inventory.services import InsufficientStock, lock_levels, move_stock, transit_location_id
 from app.scans import hot, messages
+from app.scans.answers import build_answer, build_undo_answer, sku_ref
+from app.scans.inbox import note_sale
 from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent, ScanPolicy, ScanRequest
 
 _T = TypeVar("_T")
@@ -102,19 +104,10 @@ class _Refused(Exception):
 _insert = dialect_insert
 
 
-def _answer(status: str, *, scan: ScanInput, message: str, reason: str | None = None, code_state: str | None = None,
-            serial: str | None = None, sku: dict | None = None, quantity: int = 0, on_hand: int | None = None,
-            alerts: list | None = None, event_id: int | None = None, **extra: Any) -> dict[str, Any]:
-    answer = {"request_id": scan.request_id, "status": status, "reason": reason, "message": message,
-              "action": scan.action, "serial": serial, "code_state": code_state, "sku": sku, "quantity": quantity,
-              "stock": None if sku is None or on_hand is None else {"sku_id": sku["sku_id"], "on_hand": on_hand},
-              "alerts": alerts or [], "event_id": event_id, "store_id": None}
-    answer.update(extra)
-    return answer
+def _answer(status: str, *, scan: ScanInput, message: str, **fields: Any) -> dict[str, Any]:
+    """The answer to `scan` (`app.scans.answers.build_answer`, which holds the shape)."""
+    return build_answer(status, request_id=scan.request_id, action=scan.action, message=message, **fields)
 
-
-def _sku_dict(sku_id: int, name: str, unit: str, gtin: str) -> dict:
-    return {"sku_id": sku_id, "name": name, "unit": unit, "gtin": gtin}
 
 
 def _store_row(store_id: int) -> sa.Row:
@@ -245,11 +238,11 @@ def _hot_answers(user_id: int, request_ids: list[str]) -> dict[str, dict]:
         .where(E.c.user_id == user_id, _one_of(E.c.request_id, request_ids))).all()
     out = {}
     for r in rows:
-        sku = _sku_dict(r.sku_id, r.name, r.unit, r.gtin)
-        scan = ScanInput(request_id=r.request_id, code=r.serial, action="sell", scanned_at=r.event_time)
-        out[r.request_id] = _answer("accepted", scan=scan, message=messages.sold(r.name, 1, r.unit, r.on_hand_after),
-                                    code_state="sold", serial=r.serial, sku=sku, quantity=1, on_hand=r.on_hand_after,
-                                    event_id=r.id, store_id=r.store_id)
+        message = messages.sold(r.name, 1, r.unit, r.on_hand_after)
+        out[r.request_id] = build_answer(
+            "accepted", request_id=r.request_id, action="sell", message=message, code_state="sold", serial=r.serial,
+            sku=sku_ref(r.sku_id, r.name, r.unit, r.gtin), quantity=1, on_hand=r.on_hand_after, event_id=r.id,
+            store_id=r.store_id)
     return out
 
 
@@ -335,7 +328,7 @@ def scan(principal: Principal, data: ScanInput) -> Mapping[str, Any]:
     if data.action == "sell" and _hot_enabled() and _is_live(data.scanned_at, now_utc()):
         item = _hot_item(principal.user_id, data)
         if item is not None:
-            text = hot.sell_one(item, tz=current_app.config["BUSINESS_TZ"])
+            text = hot.sell_one(item, tz=BUSINESS_TZ.key)
             if text is not None:
                 return EncodedAnswer(text)
     return _on_live_connection(lambda: run_retrying(lambda: _scan_once(principal.user_id, data), name="scan"))
@@ -508,7 +501,7 @@ def _move_code(code: sa.Row, **values: Any) -> None:
 def _sell(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
     code = _lock_code(ctx, scanned.serial)
     _check_gtin(scanned, code.gtin)
-    sku = _sku_dict(code.sku_id, code.name, code.unit, code.gtin)
+    sku = sku_ref(code.sku_id, code.name, code.unit, code.gtin)
     base = {"serial": code.serial, "sku": sku, "store_id": ctx.store_id}
     if code.kind == "case":
         raise _Refused("case_not_sellable", code_state=code.state, **base)
@@ -562,8 +555,8 @@ def _sell_in_stock(ctx: _Ctx, code: sa.Row, sku: dict, base: dict, diverted: boo
                        ref_type="code", ref_id=code.id, user_id=ctx.user_id)
     event_id = _add_event(ctx, action="sell", sku_id=code.sku_id, code_id=code.id,
                           location_id=code.store_location_id, order_id=code.order_id, diverted=diverted)
-    events.units_sold.send(None, store_id=ctx.store_id, sku_id=code.sku_id, quantity=1, at=at,
-                           amount_fen=code.price_fen or 0, event_id=event_id)
+    note_sale(store_id=ctx.store_id, sku_id=code.sku_id, quantity=1, at=at,
+              amount_fen=code.price_fen or 0, event_id=event_id)
     _credit("sell", ctx.store_id, [(code.id, event_id)])
     return _answer("accepted", scan=ctx.scan, message=messages.sold(code.name, 1, code.unit, level.on_hand),
                    code_state="sold", quantity=1, on_hand=level.on_hand, event_id=event_id, **base)
@@ -586,7 +579,7 @@ def _receive(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
         sa.or_(C.c.serial == scanned.serial, C.c.case_id == case), C.c.order_id.is_not(None)))))
     code = _lock_code(ctx, scanned.serial)
     _check_gtin(scanned, code.gtin)
-    sku = _sku_dict(code.sku_id, code.name, code.unit, code.gtin)
+    sku = sku_ref(code.sku_id, code.name, code.unit, code.gtin)
     base = {"serial": code.serial, "sku": sku, "store_id": ctx.store_id}
     if code.kind == "case":
         units = db.session.execute(
@@ -744,7 +737,7 @@ class _ReceiveTarget:
 def _return(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
     code = _lock_code(ctx, scanned.serial)
     _check_gtin(scanned, code.gtin)
-    sku = _sku_dict(code.sku_id, code.name, code.unit, code.gtin)
+    sku = sku_ref(code.sku_id, code.name, code.unit, code.gtin)
     base = {"serial": code.serial, "sku": sku, "store_id": ctx.store_id}
     if code.kind == "case":
         raise _Refused("case_not_sellable", code_state=code.state, **base)
@@ -762,8 +755,8 @@ def _return(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
                        ref_type="code", ref_id=code.id, user_id=ctx.user_id)
     event_id = _add_event(ctx, action="return", sku_id=code.sku_id, code_id=code.id,
                           location_id=code.store_location_id, order_id=code.order_id)
-    events.units_sold.send(None, store_id=ctx.store_id, sku_id=code.sku_id, quantity=-1, at=ctx.at,
-                           amount_fen=-(code.price_fen or 0), event_id=event_id)
+    note_sale(store_id=ctx.store_id, sku_id=code.sku_id, quantity=-1, at=ctx.at,
+              amount_fen=-(code.price_fen or 0), event_id=event_id)
     return _answer("accepted", scan=ctx.scan, message=messages.returned(code.name, 1, code.unit, level.on_hand),
                    code_state="returned", quantity=1, on_hand=level.on_hand, event_id=event_id, **base)
 
@@ -774,7 +767,7 @@ def _by_gtin(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
                              .where(S.c.gtin == scanned.gtin)).first()
     if row is None:
         raise _Refused("unknown_gtin")
-    sku = _sku_dict(row.id, row.name, row.unit, row.gtin)
+    sku = sku_ref(row.id, row.name, row.unit, row.gtin)
     base = {"sku": sku, "store_id": ctx.store_id}
     if row.serialized:
         raise _Refused("serial_required", **base)
@@ -787,8 +780,8 @@ def _by_gtin(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
                                ref_type="scan", ref_id=ctx.scan.request_id[:64], user_id=ctx.user_id)
             event_id = _add_event(ctx, action="sell", sku_id=row.id, code_id=None, quantity=q,
                                   location_id=store.location_id)
-            events.units_sold.send(None, store_id=ctx.store_id, sku_id=row.id, quantity=q, at=at,
-                                   amount_fen=_price(row.id, store.price_tier_id) * q, event_id=event_id)
+            note_sale(store_id=ctx.store_id, sku_id=row.id, quantity=q, at=at,
+                      amount_fen=_price(row.id, store.price_tier_id) * q, event_id=event_id)
             message = messages.sold(row.name, q, row.unit, level.on_hand)
         elif ctx.scan.action == "receive":
             transit = transit_location_id(store.location_id)
@@ -810,8 +803,8 @@ def _by_gtin(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
                                ref_type="scan", ref_id=ctx.scan.request_id[:64], user_id=ctx.user_id)
             event_id = _add_event(ctx, action="return", sku_id=row.id, code_id=None, quantity=q,
                                   location_id=store.location_id)
-            events.units_sold.send(None, store_id=ctx.store_id, sku_id=row.id, quantity=-q, at=at,
-                                   amount_fen=-_price(row.id, store.price_tier_id) * q, event_id=event_id)
+            note_sale(store_id=ctx.store_id, sku_id=row.id, quantity=-q, at=at,
+                      amount_fen=-_price(row.id, store.price_tier_id) * q, event_id=event_id)
             message = messages.returned(row.name, q, row.unit, level.on_hand)
     except InsufficientStock:
         raise _Refused("insufficient_stock", **base) from None
@@ -867,7 +860,7 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
     # In order: a run of plain sells goes to the hot path in one call, whatever it leaves (and every other
     # item) through the general path, each item in a transaction of its own.
     use_hot = _hot_enabled()
-    tz = current_app.config["BUSINESS_TZ"]
+    tz = BUSINESS_TZ.key
     run: list[tuple[int, ScanInput, hot.HotSell]] = []
     general: list[tuple[int, ScanInput]] = []
     for i, it in fresh:
@@ -993,13 +986,13 @@ def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
             _set_codes(units, expect=("sold", ev.store_id), state="in_store", location_id=loc, now=now)
             level = move_stock(location_id=loc, sku_id=ev.sku_id, on_hand=n, kind="undo", ref_type="scan_event",
                                ref_id=ev.id, user_id=principal.user_id, reason="撤销售出")
-            events.units_sold.send(None, store_id=ev.store_id, sku_id=ev.sku_id, quantity=-n, at=ev.event_time,
-                                   amount_fen=-price * n, event_id=ev.id)
+            note_sale(store_id=ev.store_id, sku_id=ev.sku_id, quantity=-n, at=ev.event_time,
+                      amount_fen=-price * n, event_id=ev.id)
         elif ev.action == "return":
             _set_codes(units, expect=("returned", ev.store_id), state="sold", location_id=None, now=now)
             level = _undo_move(loc, ev, -n, principal.user_id, "撤销退货")
-            events.units_sold.send(None, store_id=ev.store_id, sku_id=ev.sku_id, quantity=n, at=ev.event_time,
-                                   amount_fen=price * n, event_id=ev.id)
+            note_sale(store_id=ev.store_id, sku_id=ev.sku_id, quantity=n, at=ev.event_time,
+                      amount_fen=price * n, event_id=ev.id)
         else:
             _set_codes(units, expect=("in_store", ev.store_id), state="in_transit", location_id=None, now=now)
             if ev.code_id is not None and units and db.session.scalar(
@@ -1017,11 +1010,9 @@ def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
             _reverse_credits(ev, units, undo_id=undo_id, now=now)
         state = db.session.scalar(sa.select(C.c.state).where(C.c.id == ev.code_id)) if ev.code_id else None
         serial = db.session.scalar(sa.select(C.c.serial).where(C.c.id == ev.code_id)) if ev.code_id else None
-        return {"status": "accepted", "reason": None, "message": messages.undone(ev.action, sku.name),
-                "action": "undo", "undone_event_id": ev.id, "event_id": undo_id, "serial": serial,
-                "code_state": state, "quantity": n, "store_id": ev.store_id,
-                "sku": _sku_dict(sku.id, sku.name, sku.unit, sku.gtin),
-                "stock": {"sku_id": sku.id, "on_hand": level.on_hand}, "alerts": []}
+        return build_undo_answer(undone_event_id=ev.id, message=messages.undone(ev.action, sku.name),
+                                 event_id=undo_id, serial=serial, code_state=state, quantity=n, store_id=ev.store_id,
+                                 sku=sku_ref(sku.id, sku.name, sku.unit, sku.gtin), on_hand=level.on_hand)
 
 
 def _reverse_credits(ev: ScanEvent, units: list[int], *, undo_id: int, now: datetime) -> None:

@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from app.core.security import authorize_store, current_principal, default_store_id, require
 from app.errors import AppError, NotFound
 from app.scans import messages, queries
+from app.scans.answers import build_answer
 from app.scans.services import EncodedAnswer, ScanInput, scan, scan_batch, undo_scan
 from miniprogram_api.scans.schemas import (
     MAX_ID,
@@ -63,10 +64,8 @@ def _bad_item(raw, err: ValidationError) -> dict:
     request_id = get("request_id") if isinstance(get("request_id"), str) else None
     action = get("action") if isinstance(get("action"), str) else None
     fields_ = err.messages if isinstance(err.messages, dict) else {"_item": err.messages}
-    return {"request_id": request_id, "status": "refused", "reason": "validation_failed",
-            "message": messages.refused("validation_failed"), "action": action, "serial": None, "code_state": None,
-            "sku": None, "quantity": 0, "stock": None, "alerts": [], "event_id": None, "store_id": None,
-            "details": {"fields": fields_}}
+    return build_answer("refused", request_id=request_id, action=action, reason="validation_failed",
+                        message=messages.refused("validation_failed"), details={"fields": fields_})
 
 
 def _arguments(schema, plain, build=lambda body: body):
@@ -164,4 +163,4 @@ def list_scans(args):
     principal = current_principal()
     store_id = default_store_id(principal, args["store_id"])
     authorize_store(principal, "store.read", store_id)
-    return queries.store_scans(store_id, page=args["page"], page_size=args["page_size"])
+    return queries.list_store_scans(store_id, page=args["page"], page_size=args["page_size"])

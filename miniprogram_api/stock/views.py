@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import authorize_store, current_principal, default_store_id
-from app.inventory.queries import movements, store_stock
+from app.inventory import queries as stock_queries
 from app.scans import messages, stocktake
 
 blp = Blueprint("mp_stock", __name__, description="Stock levels")
@@ -41,7 +41,7 @@ def stock(args):
     principal = current_principal()
     store_id = default_store_id(principal, args["store_id"])
     authorize_store(principal, "stock.read", store_id)
-    return {"store_id": store_id, "items": store_stock(store_id)}
+    return {"store_id": store_id, "items": stock_queries.list_store_stock(store_id)}
 
 
 class CountLine(Body):
@@ -155,5 +155,5 @@ def list_movements(args):
     principal = current_principal()
     store_id = default_store_id(principal, args["store_id"])
     authorize_store(principal, "stock.read", store_id)
-    return paginate(movements(stocktake.store_location(store_id), args["sku_id"]), page=args["page"],
+    return paginate(stock_queries.list_movements(stocktake.store_location(store_id), args["sku_id"]), page=args["page"],
                     page_size=args["page_size"])

@@ -13,9 +13,10 @@ from app.analytics.models import DailySales, DailySellIn
 from app.analytics.rollups import aggregate, fold, rebuild
 from app.channel.models import Store
 from app.core.clock import business_day, now_utc, today_business
-from app.core.events import units_shipped, units_sold
+from app.core.events import units_shipped
 from app.core.tx import transaction
 from app.extensions import db
+from app.scans.inbox import note_sale
 from tests.conftest import mp_login
 
 
@@ -47,8 +48,8 @@ def test_signal_records_in_the_senders_transaction_and_a_fold_adds_it_once(demo)
     sku_id = 1
     at = datetime(2026, 1, 5, 17, 30, tzinfo=UTC)  # 01:30 on 6 January in Shanghai
     with transaction():
-        units_sold.send(None, store_id=s1.id, sku_id=sku_id, quantity=2, at=at, amount_fen=9600, event_id=1)
-        units_sold.send(None, store_id=s1.id, sku_id=sku_id, quantity=-1, at=at, amount_fen=-4800, event_id=2)
+        note_sale(store_id=s1.id, sku_id=sku_id, quantity=2, at=at, amount_fen=9600, event_id=1)
+        note_sale(store_id=s1.id, sku_id=sku_id, quantity=-1, at=at, amount_fen=-4800, event_id=2)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(DailySales).where(
         DailySales.store_id == s1_id, DailySales.day == business_day(at))) == 0  # not folded yet
     assert fold() == 2
@@ -60,7 +61,7 @@ def test_signal_records_in_the_senders_transaction_and_a_fold_adds_it_once(demo)
     assert (row.units, row.amount_fen, row.city_code, row.distributor_id) == (1, 4800, "330100", dist_id)
     # A failing use case takes its rollup change with it.
     with pytest.raises(RuntimeError), transaction():
-        units_sold.send(None, store_id=s1.id, sku_id=sku_id, quantity=5, at=at, amount_fen=1, event_id=3)
+        note_sale(store_id=s1.id, sku_id=sku_id, quantity=5, at=at, amount_fen=1, event_id=3)
         raise RuntimeError("boom")
     db.session.remove()
     assert fold() == 0
@@ -88,7 +89,7 @@ def test_rebuild_equals_incremental_for_signal_events(demo):
                        "at": base + timedelta(hours=5 * i), "amount_fen": qty * 100, "event_id": i})
     with transaction():
         for e in events:
-            units_sold.send(None, **e)
+            note_sale(**e)
     start, end = business_day(base), business_day(events[-1]["at"])
     incremental = cells(start, end)
     with transaction():
@@ -143,7 +144,7 @@ def test_rebuild_from_real_scan_events_equals_incremental(client, demo):
     with transaction():
         db.session.execute(sa.delete(DailySales).where(DailySales.day >= start, DailySales.day <= end))
         for e in sell_events(start, end):
-            units_sold.send(None, **e)
+            note_sale(**e)
     assert cells(start, end) == rebuilt
     today = {(c[1], c[2]): c[3] for c in rebuilt if c[0] == today_business()}
     # 3 sold, 1 returned, 1 undone today; 3 biscuits by GTIN.
@@ -190,7 +191,7 @@ def test_city_rollup_is_the_sum_of_the_store_rollup(demo):
 
     s2 = _store("S2")
     with transaction():
-        units_sold.send(None, store_id=s2.id, sku_id=3, quantity=4, at=now_utc(), amount_fen=400, event_id=9)
+        note_sale(store_id=s2.id, sku_id=3, quantity=4, at=now_utc(), amount_fen=400, event_id=9)
 
     def by_city():
         stores = {(d, k, c): int(u) for d, k, c, u in db.session.execute(
