@@ -111,8 +111,8 @@ def test_demo_flow_with_codes_scanned_in(app, client, demo_ids, fake_wechat, ser
         hz = db.session.get(Warehouse, demo_ids["warehouses"]["WH-HZ"])
         from tests.orders.test_fulfilment import _admin
 
-        batch = codes.create_batch(_admin(app), sku_id=milk, quantity=6, case_size=6)
-        codes.put_away(_admin(app), batch_id=batch.id, warehouse_id=hz.id)
+        batch = codes.create_batch(admin_principal(app), sku_id=milk, quantity=6, case_size=6)
+        codes.put_away(admin_principal(app), batch_id=batch.id, warehouse_id=hz.id)
         case = codes.warehouse_codes_available(hz.location_id, milk, 6)
         assert len(case) == 1
         db.session.remove()

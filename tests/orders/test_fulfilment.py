@@ -165,7 +165,7 @@ def test_cross_region_routing_and_commission(app, client, demo_ids):
 
         d1 = db.session.get(Partner, demo_ids["partners"]["D1"])
         tier = db.session.scalar(sa.text("SELECT id FROM price_tiers WHERE code='retail'"))
-        store = channel.create_store(_admin(app), code="SX", name="深圳远方店", region_code="440305",
+        store = channel.create_store(admin_principal(app), code="SX", name="深圳远方店", region_code="440305",
                                      distributor_id=d1.id, price_tier_id=tier, owner_name="远", phone="13800000099",
                                      address="深圳")
         store_id, d1_path = store.id, d1.path
