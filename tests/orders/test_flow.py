@@ -9,7 +9,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import hq_login, mp_login
-from tests.orders.conftest import HQ, MP, fake_messages, fake_pay, place
+from tests.orders.conftest import HQ, MP, admin_principal, fake_messages, fake_pay, place
 
 
 @pytest.fixture()
@@ -109,7 +109,6 @@ def test_demo_flow_with_codes_scanned_in(app, client, demo_ids, fake_wechat, ser
     # The packing line made one case of codes and put it away in the Hangzhou sub-warehouse.
     with app.app_context():
         hz = db.session.get(Warehouse, demo_ids["warehouses"]["WH-HZ"])
-        from tests.orders.test_fulfilment import _admin
 
         batch = codes.create_batch(admin_principal(app), sku_id=milk, quantity=6, case_size=6)
         codes.put_away(admin_principal(app), batch_id=batch.id, warehouse_id=hz.id)
