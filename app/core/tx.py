@@ -49,6 +49,11 @@ def transaction() -> Iterator[None]:
             log.exception("after-commit work %r failed", fn)
 
 
+def in_transaction() -> bool:
+    """Whether a `transaction()` block is open in this session."""
+    return bool(db.session.info.get(_AFTER_COMMIT))
+
+
 def after_commit(fn: Callable[[], object]) -> None:
     """Run `fn()` once the enclosing `transaction()` block has committed (not at all if it rolls back).
 

@@ -17,8 +17,9 @@ from app.extensions import db
 from app.scans.models import DiversionAlert, ScanEvent
 
 
-def list_store_scans(store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
+def list_store_scans(principal: Principal, store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
     """A store's scans, newest first, each saying whether it was undone."""
+    authorize_store(principal, "store.read", store_id)
     undo = aliased(ScanEvent)
     base = sa.select(ScanEvent.id).where(ScanEvent.store_id == store_id, ScanEvent.parent_event_id.is_(None),
                                          ScanEvent.action.in_(("receive", "sell", "return", "undo")))

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from app.catalog.models import Sku
 from app.channel.models import Store
+from app.channel.queries import get_store_location
 from app.codes.models import Code
 from app.codes.parse import ScanParseError, parse_scan
 from app.core.clock import now_utc
@@ -46,14 +47,6 @@ BAD_CODE = {
 }
 
 
-def store_location(store_id: int) -> int:
-    """The stock location of a store, or 404."""
-    location_id = db.session.scalar(sa.select(Store.location_id).where(Store.id == store_id))
-    if location_id is None:
-        raise NotFound("找不到这家门店", code="store_not_found")
-    return location_id
-
-
 def _skus(sku_ids: list[int]) -> dict[int, Sku]:
     found = {s.id: s for s in db.session.scalars(sa.select(Sku).where(Sku.id.in_(sku_ids)))}
     missing = sorted(set(sku_ids) - set(found))
@@ -78,7 +71,7 @@ def record_count(principal: Principal, *, store_id: int, lines: list[dict], reas
     if len({line["sku_id"] for line in lines}) != len(lines):
         raise ValidationFailed("同一个商品只能填一行", code="duplicate_sku")
     with transaction():
-        location_id = store_location(store_id)
+        location_id = get_store_location(store_id)
         skus = _skus([line["sku_id"] for line in lines])
         bare = [skus[ln["sku_id"]] for ln in lines if skus[ln["sku_id"]].serialized and ln.get("serials") is None]
         if bare:
@@ -270,7 +263,7 @@ def adjust(principal: Principal, *, store_id: int, sku_id: int, delta: int, reas
     if delta == 0:
         raise ValidationFailed("调整数量不能是 0", code="zero_adjustment")
     with transaction():
-        location_id = store_location(store_id)
+        location_id = get_store_location(store_id)
         sku = _skus([sku_id])[sku_id]
         if sku.serialized:
             raise ValidationFailed(f"{sku.name}是一物一码的商品，请用扫码盘点来更正库存", code="serials_required",
