@@ -129,7 +129,7 @@ def _add_cell_sqlite(day: date, sku_id: int, store_id: int, dims: tuple[str, str
 
 def sell_events(from_day: date, to_day: date) -> Iterator[dict[str, Any]]:
     """The sell-side scan events (sells, returns, undos) of a range of business days, as `units_sold` kwargs."""
-    from app.scans.models import ScanEvent  # the scans engineer's model; imported late so analytics loads alone
+    from app.codes.models import ScanEvent  # the scans engineer's model; imported late so analytics loads alone
 
     start, end = business_day_start(from_day), business_day_start(to_day + timedelta(days=1))
     yield from _scan_event_rows(ScanEvent, start, end)

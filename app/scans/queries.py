@@ -10,11 +10,11 @@ from sqlalchemy.orm import aliased
 
 from app.catalog.models import Sku
 from app.channel.models import Partner, Store
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.codes.queries import visible_store_ids
 from app.core.security import Principal, authorize_store
 from app.extensions import db
-from app.scans.models import DiversionAlert, ScanEvent
+from app.scans.models import DiversionAlert
 
 
 def list_store_scans(principal: Principal, store_id: int, *, page: int, page_size: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from app.catalog.models import Sku
 from app.channel.models import Store
 from app.channel.queries import get_store_location
-from app.codes.models import Code
+from app.codes.models import BIZ_STEPS, Code, ScanEvent
 from app.codes.parse import ScanParseError, parse_scan
 from app.core.clock import now_utc
 from app.core.security import Principal, authorize_store
@@ -28,7 +28,7 @@ from app.extensions import db
 from app.inventory.models import StockLevel
 from app.inventory.services import InsufficientStock, get_level, move_stock, set_counted, transit_location_id
 from app.scans import messages
-from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent
+from app.scans.models import DiversionAlert
 
 C = Code.__table__
 E = ScanEvent.__table__
