@@ -5,7 +5,7 @@ Each job runs through `run_job_in_worker`, so it gets the app and its settings l
 
 from rq import cron
 
-from app.integrations.jobs import run_job_in_worker
+from app.worker import run_job_in_worker
 
 # path of the job function → seconds between runs
 SCHEDULE = {

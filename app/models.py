@@ -14,7 +14,7 @@ from app.analytics.models import (  # noqa: F401
 )
 from app.catalog.models import PriceTier, Product, Sku, SkuPrice  # noqa: F401
 from app.channel.models import Invite, Partner, Store, Territory  # noqa: F401
-from app.codes.models import Code, CodeBatch  # noqa: F401
+from app.codes.models import Code, CodeBatch, ScanEvent  # noqa: F401
 from app.incentives.models import IncentiveCredit, IncentiveRule  # noqa: F401
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401
 from app.orders.models import (  # noqa: F401
@@ -31,4 +31,4 @@ from app.orders.models import (  # noqa: F401
     Shipment,
     ShipmentLine,
 )
-from app.scans.models import DiversionAlert, ScanEvent, ScanPolicy, ScanRequest  # noqa: F401
+from app.scans.models import DiversionAlert, ScanPolicy, ScanRequest  # noqa: F401

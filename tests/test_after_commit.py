@@ -75,3 +75,11 @@ def test_nothing_listens_on_the_session_class(app):
     session = Session()  # a session of no app: only class-level listeners would be on it
     assert [fn.__qualname__ for fn in session.dispatch.after_commit] == []
     assert [fn.__qualname__ for fn in session.dispatch.after_rollback] == []
+
+
+def test_a_step_of_a_use_case_refuses_to_run_outside_its_transaction(app_ctx, demo):
+    """`ship_codes` writes codes and events for its use case and checks no caller: alone, it is refused."""
+    from app.codes.services import ship_codes
+
+    with pytest.raises(RuntimeError, match="step of a use case"):
+        ship_codes(serials=["X"], from_location_id=1, to_store_id=1, order_id=None, user_id=None)

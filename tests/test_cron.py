@@ -7,7 +7,8 @@ from pathlib import Path
 from redis import Redis
 from rq.cron import CronScheduler
 
-from app.integrations.jobs import _resolve, run_job_in_worker
+from app.integrations.jobs import _resolve
+from app.worker import run_job_in_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,3 +22,10 @@ def test_rq_cron_schedules_the_periodic_jobs():
     for job in jobs.values():
         assert job.func is run_job_in_worker
         assert callable(_resolve(job.args[0]))
+
+
+def test_the_queue_names_the_workers_entry_point():
+    """`enqueue` puts jobs on Redis under a dotted path (the queue imports no app); it is the worker's entry."""
+    from app.integrations.jobs import WORKER_ENTRY
+
+    assert _resolve(WORKER_ENTRY) is run_job_in_worker

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
+from app.analytics import rollups
 from app.analytics.allocation import DEFAULT_ALPHA, DEFAULT_HISTORY_DAYS
 from app.analytics.models import DailySales
 from app.analytics.queries import smoothed_rates
@@ -65,6 +66,7 @@ def suggest_one(*, sku_id: int, sku_name: str, unit: str, case_pack: int, daily_
                       store_units, network, suggested, case_pack, text, selling_stores)
 
 
+@rollups.folded
 def production_suggestions(*, horizon_days: int = 45, safety_days: int = 7, include_stores: bool = False,
                            history_days: int = DEFAULT_HISTORY_DAYS, alpha: float = DEFAULT_ALPHA) -> list[dict]:
     """Every active SKU's suggestion, biggest first."""

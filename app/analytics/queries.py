@@ -9,12 +9,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.analytics import rollups
 from app.analytics.allocation import DEFAULT_ALPHA, DEFAULT_HISTORY_DAYS, cover_days, smoothed_rate
 from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, DailySellIn
 from app.catalog.models import Sku
 from app.channel.models import Partner, Store
-from app.channel.regions import region_name
 from app.core.clock import today_business
+from app.core.regions import region_name
 from app.core.security import Principal
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -123,6 +124,7 @@ def _change(now: int, before: int) -> float | None:
     return None if before == 0 else round((now - before) * 100.0 / before, 1)
 
 
+@rollups.folded
 def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_id: int | None = None,
                  region: str | None = None) -> list[dict[str, Any]]:
     """Units and fen sold per group in the period, with the previous period of the same length beside it."""
@@ -153,6 +155,7 @@ def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_
     return rows
 
 
+@rollups.folded
 def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region: str | None = None) -> dict:
     """Units, fen and selling stores in the period and the previous one."""
     t = sales_table(principal, "city", region, sku_id)
@@ -171,6 +174,7 @@ def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region
             "previous_stores": ps, "units_change_pct": _change(u, pu), "amount_change_pct": _change(a, pa)}
 
 
+@rollups.folded
 def overview(principal: Principal, *, p: Period, sku_id: int | None = None, region: str | None = None) -> dict:
     """Key figures, the daily trend and the top SKUs, provinces and cities of the period."""
     kw = {"p": p, "sku_id": sku_id, "region": region}
@@ -213,7 +217,8 @@ def smoothed_rates(*, as_of: date | None = None, by: str = "city", history_days:
     return {k: smoothed_rate(v, alpha) for k, v in daily_series(start=start, end=end, by=by, **kw).items()}
 
 
-def store_stock(principal: Principal, *, sku_id: int | None = None, region: str | None = None) -> list[dict]:
+@rollups.folded
+def list_store_cover(principal: Principal, *, sku_id: int | None = None, region: str | None = None) -> list[dict]:
     """On hand per store and SKU with the smoothed daily rate and the days of cover it gives."""
     from app.channel.queries import visible_stores_condition
 
@@ -240,6 +245,7 @@ def store_stock(principal: Principal, *, sku_id: int | None = None, region: str 
     return out
 
 
+@rollups.folded
 def sell_in_vs_through(principal: Principal, *, p: Period, group_by: str = "sku", sku_id: int | None = None,
                        region: str | None = None) -> list[dict]:
     """Units shipped to stores beside units sold by them, per group."""
@@ -258,6 +264,7 @@ def sell_in_vs_through(principal: Principal, *, p: Period, group_by: str = "sku"
     return rows
 
 
+@rollups.folded
 def slow_stores(principal: Principal, *, p: Period, region: str | None = None, limit: int = 50) -> list[dict]:
     """Stores whose shelf stock sits longest at the period's selling pace (most days of cover first)."""
     from app.channel.queries import visible_stores_condition
@@ -294,6 +301,7 @@ def slow_stores(principal: Principal, *, p: Period, region: str | None = None, l
     return rows[:limit]
 
 
+@rollups.folded
 def distributor_ranking(principal: Principal, *, p: Period, sku_id: int | None = None,
                         region: str | None = None) -> list[dict]:
     """Distributors by units sold through their stores, with store counts and the change on the previous period."""

@@ -13,10 +13,11 @@ left untouched, so history loaded as rollups (older than the oldest scan event) 
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -25,8 +26,11 @@ from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, Sal
 from app.channel.models import Store
 from app.core.clock import business_day, business_day_start
 from app.core.db import on_postgres
-from app.core.tx import transaction
+from app.core.tx import in_transaction, transaction
 from app.extensions import db
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # One fold (or rebuild) at a time: a PostgreSQL advisory lock key (SQLite serializes its writers anyway).
 _FOLD_LOCK = 0x5A1E5_F01D
@@ -58,6 +62,20 @@ _PG_FOLD = sa.text(
 def _lock() -> None:
     if on_postgres():
         db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FOLD_LOCK})
+
+
+def folded(read: Callable[P, R]) -> Callable[P, R]:
+    """For a read of the rollups: fold the sales committed so far into them first, so a dashboard shows every
+    sale made before it was asked for. Inside a use case's open transaction it reads the rollups as they are (a
+    fold commits, and must not commit someone else's transaction)."""
+
+    @functools.wraps(read)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not in_transaction():
+            fold()
+        return read(*args, **kwargs)
+
+    return wrapper
 
 
 def fold(*, batch: int = FOLD_BATCH) -> int:
@@ -111,7 +129,7 @@ def _add_cell_sqlite(day: date, sku_id: int, store_id: int, dims: tuple[str, str
 
 def sell_events(from_day: date, to_day: date) -> Iterator[dict[str, Any]]:
     """The sell-side scan events (sells, returns, undos) of a range of business days, as `units_sold` kwargs."""
-    from app.scans.models import ScanEvent  # the scans engineer's model; imported late so analytics loads alone
+    from app.codes.models import ScanEvent  # the scans engineer's model; imported late so analytics loads alone
 
     start, end = business_day_start(from_day), business_day_start(to_day + timedelta(days=1))
     yield from _scan_event_rows(ScanEvent, start, end)

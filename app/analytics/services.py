@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
-from app.analytics import allocation
+from app.analytics import allocation, rollups
 from app.analytics.models import AllocationLine, AllocationPlan, TransferLine, TransferOrder
 from app.analytics.queries import smoothed_rates
 from app.catalog.models import Sku
@@ -75,6 +75,7 @@ def create_plan(principal: Principal, *, target_cover_days: int, history_days: i
     """Compute a draft plan from today's sell-through and stock; lines with nothing to send are kept out."""
     authorize_action(principal, "hq.write")
     as_of = today_business() - timedelta(days=1)  # the last complete day
+    rollups.fold()  # its sales reach the rollups before the plan reads them
     with transaction():
         central, _subs, _skus, data = build_plan_inputs(as_of=as_of, history_days=history_days, alpha=alpha,
                                                         sku_ids=sku_ids)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app.catalog import queries as catalog_queries
 from app.channel.models import Invite, Partner, Store
 from app.core.security import Principal, StoreScope, authorize, authorize_store, region_covers
 from app.errors import NotFound
 from app.extensions import db
+from app.inventory import queries as inventory_queries
 
 
 def get_store_scope(store_id: int) -> StoreScope | None:
@@ -25,6 +27,35 @@ def get_store_scope(store_id: int) -> StoreScope | None:
 
 def get_store(store_id: int) -> Store | None:
     return db.session.get(Store, store_id)
+
+
+def get_store_location(store_id: int) -> int:
+    """The stock location of a store, or 404."""
+    location_id = db.session.scalar(sa.select(Store.location_id).where(Store.id == store_id))
+    if location_id is None:
+        raise NotFound("找不到这家门店", code="store_not_found")
+    return location_id
+
+
+def list_store_stock(principal: Principal, store_id: int) -> list[dict]:
+    """The store's stock per SKU (on hand, reserved, available), for a caller who may read it."""
+    authorize_store(principal, "stock.read", store_id)
+    return inventory_queries.list_location_stock(get_store_location(store_id))
+
+
+def list_store_movements(principal: Principal, store_id: int, sku_id: int | None = None) -> sa.Select:
+    """The store's stock ledger, newest first, for a caller who may read its stock."""
+    authorize_store(principal, "stock.read", store_id)
+    return inventory_queries.list_movements(get_store_location(store_id), sku_id)
+
+
+def list_store_catalog(principal: Principal, store_id: int) -> list[dict]:
+    """The SKUs the store can order, at its price tier's prices."""
+    authorize_store(principal, "catalog.read", store_id)
+    store = get_store(store_id)
+    if store is None:
+        raise NotFound("找不到这家门店", code="store_not_found")
+    return catalog_queries.catalog_for_tier(store.price_tier_id)
 
 
 def get_store_by_code(code: str) -> Store | None:

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from app.accounts.models import Membership
 from app.accounts.roles import PARTNER_ROLES, PERMISSIONS, STORE_CLERK, STORE_OWNER, STORE_ROLES
 from app.catalog.models import PriceTier
-from app.channel import regions
 from app.channel.models import Invite, Partner, Store, Territory
+from app.core import regions
 from app.core.clock import now_utc
 from app.core.security import Principal, authorize, authorize_store
 from app.core.tx import transaction

@@ -1,4 +1,7 @@
-"""Code batches and codes. A case (箱码) is a code of kind `case`; its units point at it with `case_id`."""
+"""Code batches, codes and their history. A case (箱码) is a code of kind `case`; its units point at it with
+`case_id`. Every step of a code (commissioned, packed, put away, shipped, received, sold, returned, undone,
+counted) is a `ScanEvent` in the GS1 EPCIS vocabulary: the putaway and shipping here, the store's scans in
+`app.scans`, the trace and the EPCIS export read them."""
 
 from __future__ import annotations
 
@@ -70,3 +73,59 @@ class Code(db.Model):
     verify_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+# Our action → (EPCIS business step, disposition after it).
+BIZ_STEPS = {
+    "commission": ("commissioning", "active"),
+    "pack": ("packing", "in_progress"),
+    "putaway": ("storing", "sellable_not_accessible"),
+    "ship": ("shipping", "in_transit"),
+    "receive": ("receiving", "sellable_accessible"),
+    "sell": ("retail_selling", "retail_sold"),
+    "return": ("returning", "returned"),
+    "undo": ("void_shipping", "unknown"),  # exported as an EPCIS errorDeclaration on the corrected event
+    "adjust": ("inspecting", "sellable_accessible"),
+    # A stocktake by codes: a unit on the books here but not found (missing), or found here (back on the shelf).
+    "missing": ("cycle_counting", "unknown"),
+    "found": ("cycle_counting", "sellable_accessible"),
+}
+
+
+class ScanEvent(db.Model):
+    """One append-only event: what (code or SKU × quantity), when (device and server), where, why, who."""
+
+    __tablename__ = "scan_events"
+    __table_args__ = (
+        sa.Index("ix_scan_events_store_id_id", "store_id", "id"),
+        sa.Index("ix_scan_events_recorded_at", "recorded_at"),
+        # The hot sell path's idempotency key: the event is the request's record (see `request_id`).
+        sa.Index("uq_scan_events_user_id_request_id", "user_id", "request_id", unique=True,
+                 postgresql_where=sa.text("request_id IS NOT NULL"), sqlite_where=sa.text("request_id IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code_id: Mapped[int | None] = mapped_column(sa.ForeignKey("codes.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"))
+    quantity: Mapped[int] = mapped_column(sa.Integer, default=1)
+    action: Mapped[str] = mapped_column(sa.String(16))
+    biz_step: Mapped[str] = mapped_column(sa.String(32))
+    disposition: Mapped[str] = mapped_column(sa.String(32))
+    store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
+    location_id: Mapped[int | None] = mapped_column(sa.ForeignKey("locations.id"))
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)  # from the device
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)  # when we received it
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    order_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    lat: Mapped[float | None] = mapped_column(sa.Float)
+    lng: Mapped[float | None] = mapped_column(sa.Float)
+    # The units of a case scan point at the case's event, so one undo corrects the whole scan.
+    parent_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan_events.id"), index=True)
+    # An undo names the event it corrects; unique, so an event is corrected at most once.
+    corrects_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan_events.id"), unique=True)
+    diverted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # A sell done by the hot path (app/scans/hot.py) records its client request here rather than in
+    # `scan_requests`, with the stock it left, so a replay's answer is rebuilt from the event: one row per sell,
+    # not two. Every other scan leaves these empty and stores its answer in `scan_requests`.
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    on_hand_after: Mapped[int | None] = mapped_column(sa.Integer)

@@ -14,13 +14,12 @@ from app.accounts.roles import HQ_ROLES, PERMISSIONS
 from app.catalog.models import Sku
 from app.channel.models import Store
 from app.channel.queries import visible_stores_condition
-from app.codes.models import Code, CodeBatch
+from app.codes.models import Code, CodeBatch, ScanEvent
 from app.codes.parse import ScanParseError, code_url, grouped, parse_scan
 from app.core.security import Principal, authorize_store
 from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.inventory.models import Location
-from app.scans.models import ScanEvent
 
 
 def url_for_code(gtin: str, serial: str) -> str:

@@ -1,7 +1,7 @@
 """Writes about codes: issuing batches (a background job), putting codes away, shipping them to stores, and HQ's
 scan policy.
 
-The use cases (`create_batch`, `put_away`, `set_scan_policy`) take the caller, check them and own their
+The use cases (`create_batch`, `put_away`) take the caller, check them and own their
 transaction. `ship_codes` is a step of a shipment and runs in its caller's transaction (`app.orders`); the job
 and the sweeper run as the system. Scans at the store (receive, sell, return, undo) live in `app.scans.services`.
 """
@@ -17,17 +17,16 @@ from flask import current_app
 
 from app.catalog.models import Sku
 from app.channel.models import Store
-from app.codes.models import Code, CodeBatch
+from app.codes.models import BIZ_STEPS, Code, CodeBatch, ScanEvent
 from app.codes.parse import ScanParseError, new_serials, normalize_serial
 from app.core.clock import now_utc
 from app.core.retry import retried
 from app.core.security import Principal, authorize
-from app.core.tx import transaction
+from app.core.tx import require_transaction, transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.inventory.models import Warehouse
 from app.inventory.services import move_stock
-from app.scans.models import BIZ_STEPS, ScanEvent, ScanPolicy
 
 log = logging.getLogger(__name__)
 
@@ -237,27 +236,16 @@ def put_away(principal: Principal, *, serials: list[str] | None = None, batch_id
     return len(units)
 
 
-def set_scan_policy(principal: Principal, *, diversion_policy: str) -> str:
-    """HQ sets the diversion policy: `alert` (sell, and tell HQ) or `refuse`; returns it."""
-    authorize(principal, "hq.write")
-    if diversion_policy not in ("alert", "refuse"):
-        raise ValidationFailed("窜货策略只能是 alert 或 refuse", code="invalid_policy",
-                               details={"fields": {"diversion_policy": ["只能是 alert 或 refuse"]}})
-    with transaction():
-        policy = db.session.get(ScanPolicy, 1) or ScanPolicy(id=1)
-        policy.diversion_policy, policy.updated_by_id, policy.updated_at = (
-            diversion_policy, principal.user_id, now_utc())
-        db.session.add(policy)
-    return diversion_policy
-
-
 def ship_codes(*, serials: list[str], from_location_id: int, to_store_id: int, order_id: int | None,
                user_id: int | None) -> dict[int, int]:
     """Mark unit and case codes shipped to a store (in_transit with their destination); units per sku_id.
 
     Checks every unit is in_warehouse at `from_location_id` (else Conflict 409 with the bad codes). Runs in the
-    caller's transaction and does not move stock: the caller moves warehouse → transit with `move_stock`.
+    caller's transaction and does not move stock: the caller moves warehouse → transit with `move_stock`. A step,
+    not a use case: the use case (`app.orders.fulfilment.ship_order`) has checked the caller; `user_id` is who the
+    events name.
     """
+    require_transaction("ship_codes")
     store = db.session.get(Store, to_store_id)
     if store is None:
         raise NotFound("找不到这家门店", code="store_not_found")

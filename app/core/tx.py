@@ -49,6 +49,18 @@ def transaction() -> Iterator[None]:
             log.exception("after-commit work %r failed", fn)
 
 
+def in_transaction() -> bool:
+    """Whether a `transaction()` block is open in this session."""
+    return bool(db.session.info.get(_AFTER_COMMIT))
+
+
+def require_transaction(step: str) -> None:
+    """A step of a use case (it writes, checks no caller and commits nothing) runs inside the use case's
+    transaction: called outside one, its writes would be nobody's, so it is refused."""
+    if not in_transaction():
+        raise RuntimeError(f"{step} is a step of a use case: call it inside the use case's transaction()")
+
+
 def after_commit(fn: Callable[[], object]) -> None:
     """Run `fn()` once the enclosing `transaction()` block has committed (not at all if it rolls back).
 

@@ -20,11 +20,11 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from app.accounts import flows
-from app.analytics import production, queries, reports, rollups, services
-from app.channel.regions import region_name
+from app.analytics import production, queries, reports, services
 from app.codes import queries as code_queries
 from app.codes.parse import grouped
 from app.core.clock import BUSINESS_TZ, as_utc
+from app.core.regions import region_name
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
@@ -138,8 +138,6 @@ def _load_user():
             session.pop("hq_token", None)
     if request.method == "POST" and request.form.get("csrf") != session["csrf"]:
         raise AppError("页面已过期，请刷新后再提交", code="csrf_failed", status=400)
-    if g.principal is not None and request.endpoint != "hq_pages.static":
-        rollups.fold()  # the pages read the rollups: every sale committed so far is in them
 
 
 def login_required(view):
@@ -291,7 +289,7 @@ def sell_through():
 def store_stock():
     """Store stock with days of cover, and the slow-moving stores."""
     f = _filters()
-    rows = queries.store_stock(g.principal, sku_id=f["sku_id"], region=f["region"])
+    rows = queries.list_store_cover(g.principal, sku_id=f["sku_id"], region=f["region"])
     rows.sort(key=lambda r: (r["days_of_cover"] is None, r["days_of_cover"] or 0))
     slow = queries.slow_stores(g.principal, p=queries.period(None, None), region=f["region"], limit=20)
     qs = "&".join(f"{k}={v}" for k, v in (("sku_id", f["sku_id"]), ("region", f["region"])) if v)

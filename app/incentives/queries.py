@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from app.catalog.models import Sku
 from app.codes.models import Code
+from app.core.security import Principal, authorize_store
 from app.extensions import db
 from app.incentives.models import IncentiveCredit, IncentiveRule
 
@@ -16,8 +17,9 @@ def list_rules() -> list[IncentiveRule]:
     return list(db.session.scalars(sa.select(IncentiveRule).order_by(IncentiveRule.sku_id, IncentiveRule.step)))
 
 
-def store_ledger(store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
+def list_store_ledger(principal: Principal, store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
     """The store's ledger entries (credits and reversals), newest first, with the balance of points and fen."""
+    authorize_store(principal, "incentive.read", store_id)
     totals = db.session.execute(sa.select(sa.func.coalesce(sa.func.sum(IncentiveCredit.points), 0),
                                           sa.func.coalesce(sa.func.sum(IncentiveCredit.amount_fen), 0),
                                           sa.func.count())

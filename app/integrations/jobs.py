@@ -19,6 +19,8 @@ from typing import Any
 from flask import Flask, current_app
 
 log = logging.getLogger(__name__)
+# What an RQ worker runs for every job (the wiring: it builds the app once per worker process).
+WORKER_ENTRY = "app.worker.run_job_in_worker"
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -74,7 +76,7 @@ def enqueue(path: str, *args: Any, retries: int = 0, **kwargs: Any) -> str | Non
         queue = Queue("default", connection=_queue_redis(app))
         retry = Retry(max=retries, interval=[10, 60, 300][:max(retries, 1)]) if retries else None
         try:
-            job = queue.enqueue("app.integrations.jobs.run_job_in_worker", path, *args, retry=retry, **kwargs)
+            job = queue.enqueue(WORKER_ENTRY, path, *args, retry=retry, **kwargs)
         except RedisError as exc:
             # The queue is down, the work is committed: do it here rather than leave it waiting for nobody.
             log.warning("jobs: cannot queue %s (Redis: %s): running it in this process", path,
@@ -88,17 +90,3 @@ def enqueue(path: str, *args: Any, retries: int = 0, **kwargs: Any) -> str | Non
     # inline: run now, in a fresh app context so the caller's session is untouched.
     _run_in_app(app, path, args, kwargs)
     return None
-
-
-_worker_app: Flask | None = None
-
-
-def run_job_in_worker(path: str, *args: Any, **kwargs: Any) -> Any:
-    """Entry point for RQ workers: one app per worker process, one app context per job."""
-    global _worker_app
-    if _worker_app is None:
-        from app import create_app
-
-        _worker_app = create_app()
-    with _worker_app.app_context():
-        return run_job(path, *args, **kwargs)

@@ -6,19 +6,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Sku
-from app.channel.models import Store
 from app.errors import Conflict
 from app.extensions import db
 from app.inventory.models import StockLevel, StockMovement, Warehouse
 
 
-def list_store_stock(store_id: int) -> list[dict]:
-    """Every SKU the store holds or has held, with on hand, reserved and available."""
+def list_location_stock(location_id: int) -> list[dict]:
+    """Every SKU the location holds or has held, with on hand, reserved and available."""
     rows = db.session.execute(
         sa.select(Sku.id, Sku.code, Sku.name, Sku.unit, StockLevel.on_hand, StockLevel.reserved, StockLevel.updated_at)
         .join(StockLevel, StockLevel.sku_id == Sku.id)
-        .join(Store, Store.location_id == StockLevel.location_id)
-        .where(Store.id == store_id)
+        .where(StockLevel.location_id == location_id)
         .order_by(Sku.id)
     ).all()
     return [{"sku_id": r[0], "sku_code": r[1], "name": r[2], "unit": r[3], "on_hand": r[4], "reserved": r[5],

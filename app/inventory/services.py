@@ -31,7 +31,7 @@ from typing import NoReturn
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from app.channel import regions
+from app.core import regions
 from app.core.clock import now_utc
 from app.core.db import on_postgres, pg_row
 from app.core.security import Principal, authorize

@@ -68,8 +68,7 @@ def _verify_unit_counts() -> list[dict]:
 
 
 def _verify_sells() -> list[dict]:
-    from app.codes.models import Code
-    from app.scans.models import ScanEvent
+    from app.codes.models import Code, ScanEvent
 
     undo = aliased(ScanEvent)
     # Each unit's sells (+1) and returns (-1) in the order they happened, leaving out those undone: the running

@@ -23,10 +23,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.codes.models import BIZ_STEPS
 from app.core.clock import now_utc
 from app.extensions import db
 from app.scans import messages
-from app.scans.models import BIZ_STEPS
 
 log = logging.getLogger(__name__)
 

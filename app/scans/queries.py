@@ -10,15 +10,16 @@ from sqlalchemy.orm import aliased
 
 from app.catalog.models import Sku
 from app.channel.models import Partner, Store
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.codes.queries import visible_store_ids
 from app.core.security import Principal, authorize_store
 from app.extensions import db
-from app.scans.models import DiversionAlert, ScanEvent
+from app.scans.models import DiversionAlert
 
 
-def list_store_scans(store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
+def list_store_scans(principal: Principal, store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
     """A store's scans, newest first, each saying whether it was undone."""
+    authorize_store(principal, "store.read", store_id)
     undo = aliased(ScanEvent)
     base = sa.select(ScanEvent.id).where(ScanEvent.store_id == store_id, ScanEvent.parent_event_id.is_(None),
                                          ScanEvent.action.in_(("receive", "sell", "return", "undo")))

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql
 from app.accounts.roles import STORE_OWNER
 from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Store
-from app.codes.models import Code
+from app.codes.models import BIZ_STEPS, Code, ScanEvent
 from app.codes.parse import Scanned, ScanParseError, parse_scan
 from app.core import events
 from app.core.clock import BUSINESS_TZ, as_utc, now_utc
@@ -41,7 +41,8 @@ from app.inventory.services import InsufficientStock, lock_levels, move_stock, t
 from app.scans import hot, messages
 from app.scans.answers import build_answer, build_undo_answer, sku_ref
 from app.scans.inbox import note_sale
-from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent, ScanPolicy, ScanRequest
+from app.scans.models import DiversionAlert, ScanRequest
+from app.scans.policy import diversion_policy
 
 _T = TypeVar("_T")
 
@@ -175,12 +176,6 @@ def _credit(step: str, store_id: int, pairs: list[tuple[int, int]]) -> None:
     select = select.where(C.c.id == sa.bindparam("cid", type_=sa.BigInteger))
     stmt = _insert()(credit).from_select(columns, select).on_conflict_do_nothing(index_elements=["code_id", "step"])
     db.session.execute(stmt, params)
-
-
-def diversion_policy() -> str:
-    """HQ's setting: `alert` (sell, and tell HQ) or `refuse`."""
-    value = db.session.scalar(sa.select(ScanPolicy.diversion_policy).where(ScanPolicy.id == 1))
-    return value or current_app.config["DIVERSION_POLICY"]
 
 
 def _diverted(code: sa.Row, store: Any) -> bool:

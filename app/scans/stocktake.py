@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from app.catalog.models import Sku
 from app.channel.models import Store
-from app.codes.models import Code
+from app.channel.queries import get_store_location
+from app.codes.models import BIZ_STEPS, Code, ScanEvent
 from app.codes.parse import ScanParseError, parse_scan
 from app.core.clock import now_utc
 from app.core.security import Principal, authorize_store
@@ -27,7 +28,7 @@ from app.extensions import db
 from app.inventory.models import StockLevel
 from app.inventory.services import InsufficientStock, get_level, move_stock, set_counted, transit_location_id
 from app.scans import messages
-from app.scans.models import BIZ_STEPS, DiversionAlert, ScanEvent
+from app.scans.models import DiversionAlert
 
 C = Code.__table__
 E = ScanEvent.__table__
@@ -44,14 +45,6 @@ BAD_CODE = {
     "voided": "这个码已作废，请联系总部",
     "not_shipped": "这件商品没有发货记录，请联系总部",
 }
-
-
-def store_location(store_id: int) -> int:
-    """The stock location of a store, or 404."""
-    location_id = db.session.scalar(sa.select(Store.location_id).where(Store.id == store_id))
-    if location_id is None:
-        raise NotFound("找不到这家门店", code="store_not_found")
-    return location_id
 
 
 def _skus(sku_ids: list[int]) -> dict[int, Sku]:
@@ -78,7 +71,7 @@ def record_count(principal: Principal, *, store_id: int, lines: list[dict], reas
     if len({line["sku_id"] for line in lines}) != len(lines):
         raise ValidationFailed("同一个商品只能填一行", code="duplicate_sku")
     with transaction():
-        location_id = store_location(store_id)
+        location_id = get_store_location(store_id)
         skus = _skus([line["sku_id"] for line in lines])
         bare = [skus[ln["sku_id"]] for ln in lines if skus[ln["sku_id"]].serialized and ln.get("serials") is None]
         if bare:
@@ -270,7 +263,7 @@ def adjust(principal: Principal, *, store_id: int, sku_id: int, delta: int, reas
     if delta == 0:
         raise ValidationFailed("调整数量不能是 0", code="zero_adjustment")
     with transaction():
-        location_id = store_location(store_id)
+        location_id = get_store_location(store_id)
         sku = _skus([sku_id])[sku_id]
         if sku.serialized:
             raise ValidationFailed(f"{sku.name}是一物一码的商品，请用扫码盘点来更正库存", code="serials_required",

@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.catalog.models import Product, Sku
-from app.channel.regions import km_to_city, locate_city
 from app.codes.models import Code
 from app.codes.parse import ScanParseError, grouped, parse_scan
 from app.core.clock import now_utc
+from app.core.regions import km_to_city, locate_city
 from app.core.tx import transaction
 from app.extensions import db
 from app.scans.models import DiversionAlert

@@ -3,10 +3,9 @@
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from app.catalog.queries import catalog_for_tier
-from app.channel.queries import get_store
+from app.channel.queries import list_store_catalog
 from app.core.schemas import Id
-from app.core.security import authorize_store, current_principal, default_store_id
+from app.core.security import current_principal, default_store_id
 
 blp = Blueprint("mp_catalog", __name__, description="Products and this store's prices")
 
@@ -42,6 +41,4 @@ def catalog(args):
     """SKUs with the prices of the store's price tier, in fen."""
     principal = current_principal()
     store_id = default_store_id(principal, args["store_id"])
-    authorize_store(principal, "catalog.read", store_id)
-    store = get_store(store_id)
-    return {"store_id": store_id, "items": catalog_for_tier(store.price_tier_id)}
+    return {"store_id": store_id, "items": list_store_catalog(principal, store_id)}

@@ -8,7 +8,7 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from app.core.security import authorize_store, current_principal, default_store_id, require
+from app.core.security import current_principal, default_store_id, require
 from app.errors import AppError, NotFound
 from app.scans import messages, queries
 from app.scans.answers import build_answer
@@ -162,5 +162,4 @@ def list_scans(args):
     """The store's recent scans, newest first."""
     principal = current_principal()
     store_id = default_store_id(principal, args["store_id"])
-    authorize_store(principal, "store.read", store_id)
-    return queries.list_store_scans(store_id, page=args["page"], page_size=args["page_size"])
+    return queries.list_store_scans(principal, store_id, page=args["page"], page_size=args["page_size"])

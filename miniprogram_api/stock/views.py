@@ -3,10 +3,10 @@
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.channel import queries as channel_queries
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Id, Int
-from app.core.security import authorize_store, current_principal, default_store_id
-from app.inventory import queries as stock_queries
+from app.core.security import current_principal, default_store_id
 from app.scans import messages, stocktake
 
 blp = Blueprint("mp_stock", __name__, description="Stock levels")
@@ -40,8 +40,7 @@ def stock(args):
     """The store's stock per SKU."""
     principal = current_principal()
     store_id = default_store_id(principal, args["store_id"])
-    authorize_store(principal, "stock.read", store_id)
-    return {"store_id": store_id, "items": stock_queries.list_store_stock(store_id)}
+    return {"store_id": store_id, "items": channel_queries.list_store_stock(principal, store_id)}
 
 
 class CountLine(Body):
@@ -154,6 +153,5 @@ def list_movements(args):
 
     principal = current_principal()
     store_id = default_store_id(principal, args["store_id"])
-    authorize_store(principal, "stock.read", store_id)
-    return paginate(stock_queries.list_movements(stocktake.store_location(store_id), args["sku_id"]), page=args["page"],
+    return paginate(channel_queries.list_store_movements(principal, store_id, args["sku_id"]), page=args["page"],
                     page_size=args["page_size"])

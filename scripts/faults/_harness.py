@@ -350,9 +350,8 @@ class Stack:
         """(sell events per serial, code state per serial) for these serials."""
         import sqlalchemy as sa
 
-        from app.codes.models import Code
+        from app.codes.models import Code, ScanEvent
         from app.extensions import db
-        from app.scans.models import ScanEvent
 
         sells: Counter[str] = Counter()
         states: Counter[str] = Counter()

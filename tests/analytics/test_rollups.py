@@ -121,7 +121,7 @@ def test_rebuild_from_real_scan_events_equals_incremental(client, demo):
     yesterday = (now_utc() - timedelta(days=1)).isoformat()
     # The unit sold yesterday (an offline queue) was on the shelf before then: a sale dated before the unit's
     # arrival would be recorded at the server's time.
-    from app.scans.models import ScanEvent
+    from app.codes.models import ScanEvent
 
     with transaction():
         db.session.execute(sa.update(ScanEvent).where(ScanEvent.code_id == sa.select(Code.id).where(

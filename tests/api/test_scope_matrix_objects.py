@@ -232,7 +232,7 @@ def _alerts_in_scope(w: World, actor: str, target: str, body: Any) -> None:
 
 def _epcis_in_scope(w: World, actor: str, target: str, body: Any) -> None:
     if actor == "analyst_zj":
-        from app.scans.models import ScanEvent
+        from app.codes.models import ScanEvent
 
         ids = [int(ev["eventID"].rsplit("-", 1)[1]) for ev in body["epcisBody"]["eventList"]]
         with w.app.app_context():

@@ -12,7 +12,7 @@ from app.core.security import Binding, Principal
 from app.errors import Forbidden
 from app.extensions import db
 from app.inventory.models import Warehouse
-from app.scans.services import diversion_policy
+from app.scans.policy import diversion_policy, set_scan_policy
 from tests.helpers import table_counts
 
 pytestmark = pytest.mark.service
@@ -29,9 +29,9 @@ def _ids() -> dict[str, int]:
 def test_scan_policy_is_set_by_hq_only(app_ctx, demo):
     before = table_counts()
     with pytest.raises(Forbidden):
-        services.set_scan_policy(ANALYST, diversion_policy="refuse")
+        set_scan_policy(ANALYST, diversion_policy="refuse")
     assert table_counts() == before
-    assert services.set_scan_policy(ADMIN, diversion_policy="refuse") == "refuse"
+    assert set_scan_policy(ADMIN, diversion_policy="refuse") == "refuse"
     db.session.remove()
     assert diversion_policy() == "refuse"
 

@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from app.channel.models import Store
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.extensions import db
 from app.inventory.services import get_level
 from app.scans.books import verify_stock
-from app.scans.models import ScanEvent
 from tests.concurrency.clients import Call, fire
 
 

@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from app.accounts.roles import STORE_OWNER
 from app.channel.models import Store
 from app.codes import services as codes
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.core.security import Binding, Principal
 from app.extensions import db
 from app.inventory.models import StockMovement, Warehouse
 from app.inventory.services import get_level, transit_location_id, verify_ledger
 from app.orders import fulfilment, services
 from app.orders.models import CreditAccount, Order, Refund
-from app.scans.models import ScanEvent
 from tests.conftest import hq_login, mp_login
 from tests.orders.conftest import HQ, MP, admin_principal, fake_pay, paid_order, place, rid
 

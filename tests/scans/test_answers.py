@@ -12,11 +12,11 @@ from pathlib import Path
 from marshmallow import ValidationError
 
 from app.catalog.models import Sku
+from app.codes.models import ScanEvent
 from app.core.clock import BUSINESS_TZ
 from app.extensions import db
 from app.scans import hot, messages
 from app.scans.answers import ANSWER_FIELDS, build_answer, sku_ref
-from app.scans.models import ScanEvent
 from miniprogram_api.scans.views import _bad_item
 from tests.scans.helpers import codes_in, owner_principal, store
 

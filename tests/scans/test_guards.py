@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.core.tx import transaction
 from app.extensions import db
 from app.inventory.services import get_level, transit_location_id
 from app.scans import services
 from app.scans.books import verify_stock
-from app.scans.models import ScanEvent
 from tests.scans.helpers import body, codes_in, on_hand, store
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from app.analytics.models import DailySales
 from app.analytics.rollups import fold
 from app.catalog.models import Sku, SkuPrice
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.core.clock import today_business
 from app.core.tx import transaction
 from app.extensions import db
@@ -22,7 +22,7 @@ from app.inventory.models import StockLevel, StockMovement
 from app.inventory.services import verify_ledger
 from app.scans import hot, messages
 from app.scans import services as scan_services
-from app.scans.models import ScanEvent, ScanRequest
+from app.scans.models import ScanRequest
 from app.scans.services import EncodedAnswer, ScanInput, scan, scan_batch
 from tests.scans.helpers import codes_in, on_hand, owner_principal, store
 

@@ -11,13 +11,12 @@ import sqlalchemy as sa
 from app.analytics.models import DailySales
 from app.analytics.rollups import fold
 from app.catalog.models import Sku
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.core.clock import today_business
 from app.core.tx import transaction
 from app.extensions import db
 from app.incentives.models import IncentiveCredit
 from app.inventory.services import verify_ledger
-from app.scans.models import ScanEvent
 from tests.scans.helpers import body, codes_in, on_hand, store
 
 SCANS = "/api/mp/v1/scans"

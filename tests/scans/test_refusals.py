@@ -25,7 +25,7 @@ from app.accounts.roles import DISTRIBUTOR_STAFF
 from app.catalog.gtin import make_gtin
 from app.catalog.models import Sku
 from app.channel.models import Partner
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.codes.parse import code_url, new_serial
 from app.core.clock import now_utc
 from app.core.security import Binding, Principal
@@ -34,7 +34,6 @@ from app.errors import AppError
 from app.extensions import db
 from app.inventory.models import StockMovement
 from app.scans import messages
-from app.scans.models import ScanEvent
 from app.scans.services import ScanInput, scan, scan_batch, undo_scan
 from tests.helpers import clear_tables
 from tests.scans.helpers import on_hand, owner_principal, store

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.extensions import db
 from app.inventory.models import StockMovement
 from app.inventory.services import verify_ledger
 from app.scans import services as scan_services
-from app.scans.models import ScanEvent, ScanRequest
+from app.scans.models import ScanRequest
 from app.scans.services import ScanInput, scan, scan_batch
 from tests.scans.helpers import codes_in, on_hand, owner_principal, stock_store_with_codes
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.catalog.models import Sku
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.extensions import db
 from app.inventory.services import verify_ledger
-from app.scans.models import DiversionAlert, ScanEvent
+from app.scans.models import DiversionAlert
 from tests.conftest import hq_login
 from tests.scans.helpers import body, codes_in, on_hand, store
 

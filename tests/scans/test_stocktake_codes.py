@@ -6,11 +6,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.catalog.models import Sku
-from app.codes.models import Code
+from app.codes.models import Code, ScanEvent
 from app.extensions import db
 from app.inventory.models import StockMovement
 from app.inventory.services import verify_ledger
-from app.scans.models import ScanEvent
 from tests.scans.helpers import body, codes_in, on_hand, store
 
 COUNTS = "/api/mp/v1/stock/counts"

@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from app.codes.models import Code
+from app.codes.models import BIZ_STEPS, Code, ScanEvent
 from app.core.tx import transaction
 from app.extensions import db
 from app.inventory.services import move_stock, verify_ledger
 from app.scans.books import verify_stock
-from app.scans.models import BIZ_STEPS, ScanEvent
 from tests.scans.helpers import body, codes_in, store
 
 

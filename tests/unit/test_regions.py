@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.channel import regions
+from app.core import regions
 
 
 def test_names():

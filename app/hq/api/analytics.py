@@ -8,19 +8,13 @@ from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.analytics import exports, production, queries, rollups, services
+from app.analytics import exports, production, queries, services
 from app.analytics.reports import TABLE_COLUMNS, list_plans, list_transfers, plan_detail, transfer_detail
 from app.core.pagination import PageArgs
 from app.core.schemas import Body, Bool, Day, Id, Int
 from app.core.security import current_principal, require
 
 blp = Blueprint("hq_analytics", __name__, description="Sell-through, stock cover, allocation and production")
-
-
-@blp.before_request
-def _fresh_rollups():
-    """Every read here comes from the rollups: fold the sales recorded since the last fold first."""
-    rollups.fold()
 
 
 class DashboardArgs(Schema):
@@ -149,7 +143,8 @@ def _period_info(p):
 def store_stock(args):
     """On hand per store and SKU with the smoothed daily rate and days of cover (null when nothing sells)."""
     principal = require("hq.read")
-    return _table("store_stock", queries.store_stock(principal, sku_id=args["sku_id"], region=args["region"]), args)
+    rows = queries.list_store_cover(principal, sku_id=args["sku_id"], region=args["region"])
+    return _table("store_stock", rows, args)
 
 
 @blp.route("/sell-in", methods=["GET"])

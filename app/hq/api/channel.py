@@ -5,7 +5,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.accounts.roles import ALL_ROLES
-from app.channel import flows, queries, regions, services
+from app.channel import flows, queries, services
+from app.core import regions
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import current_principal, require

@@ -16,8 +16,8 @@ from app.core.security import require
 from app.errors import NotFound
 from app.incentives import queries as incentive_queries
 from app.incentives import services as incentive_services
+from app.scans import policy as scan_policy
 from app.scans.queries import list_diversion_alerts
-from app.scans.services import diversion_policy
 
 blp = Blueprint("hq_codes", __name__, description="One item, one code: batches, labels, trace, diversion")
 
@@ -312,8 +312,7 @@ def get_rules():
 @blp.response(200, ScanPolicyOut)
 def get_policy():
     """The diversion policy: `alert` (sell and tell HQ, default) or `refuse`."""
-    require("hq.read")
-    return {"diversion_policy": diversion_policy()}
+    return {"diversion_policy": scan_policy.get_scan_policy(require("hq.read"))}
 
 
 @blp.route("/scan-policy", methods=["PUT"])
@@ -321,4 +320,4 @@ def get_policy():
 @blp.response(200, ScanPolicyOut)
 def put_policy(body):
     """Set the diversion policy."""
-    return {"diversion_policy": services.set_scan_policy(require("hq.write", kind="hq"), **body)}
+    return {"diversion_policy": scan_policy.set_scan_policy(require("hq.write", kind="hq"), **body)}

@@ -3,7 +3,7 @@
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.channel import regions
+from app.core import regions
 from app.core.schemas import Body
 from app.core.security import require
 from app.inventory import queries, services
