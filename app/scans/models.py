@@ -68,6 +68,10 @@ class ScanEvent(db.Model):
     # not two. Every other scan leaves these empty and stores its answer in `scan_requests`.
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
     on_hand_after: Mapped[int | None] = mapped_column(sa.Integer)
+    # A sell's attribution, written with it: the distributor serving the store then, and that distributor's
+    # parent agent (none when it hangs under HQ). Later moves of the store or its partner leave it as it was.
+    partner_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    agent_id: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
 class ScanRequest(db.Model):
@@ -120,9 +124,9 @@ class ScanPolicy(db.Model):
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 # The hot sell path's functions (`app.scans.hot`) as this code expects them: the newest version of each, which the
-# head migration creates (2303fe3f8ce0; tests/test_migrations.py checks both build the same). Released versions
+# head migration creates (c4a7d2e91f30; tests/test_migrations.py checks both build the same). Released versions
 # never change.
-FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v2.sql", SQL_DIR / "scan_sell_many_v2.sql")
+FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v3.sql", SQL_DIR / "scan_sell_many_v3.sql")
 
 
 def function_sql() -> str:
