@@ -100,6 +100,11 @@ def list_partners(principal: Principal) -> sa.Select:
     return sa.select(Partner).where(visible_partners_condition(principal)).order_by(Partner.path)
 
 
+def list_partners_of_kinds(principal: Principal, kinds: tuple[str, ...]) -> list[Partner]:
+    """The partners of these kinds the caller may see, in tree order (for pickers)."""
+    return list(db.session.scalars(list_partners(principal).where(Partner.kind.in_(kinds))))
+
+
 def list_stores(principal: Principal, *, region: str | None = None) -> sa.Select:
     stmt = sa.select(Store).where(visible_stores_condition(principal)).order_by(Store.id)
     if region:
