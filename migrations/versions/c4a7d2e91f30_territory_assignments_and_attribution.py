@@ -40,15 +40,14 @@ _AGENT_OF = ("(SELECT a.id FROM partners p JOIN partners a ON a.id = p.parent_id
 
 
 def upgrade():
+    # Plain columns (partner ids, no foreign key): adding them is an ALTER TABLE ADD COLUMN on SQLite too, never a
+    # rebuild of orders under the rows of other tables that point at it.
     with op.batch_alter_table('commission_entries', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('agent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_commission_entries_agent_id_partners'), 'partners', ['agent_id'], ['id'])
+        batch_op.add_column(sa.Column('agent_id', sa.BigInteger(), nullable=True))
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('bringing_agent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
-        batch_op.add_column(sa.Column('routed_agent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_orders_bringing_agent_id_partners'), 'partners', ['bringing_agent_id'], ['id'])
-        batch_op.create_foreign_key(batch_op.f('fk_orders_routed_agent_id_partners'), 'partners', ['routed_agent_id'], ['id'])
+        batch_op.add_column(sa.Column('bringing_agent_id', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('routed_agent_id', sa.BigInteger(), nullable=True))
 
     with op.batch_alter_table('scan_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('partner_id', sa.BigInteger(), nullable=True))
@@ -124,16 +123,8 @@ def downgrade():
     with op.batch_alter_table('territories', schema=None) as batch_op:
         batch_op.create_unique_constraint(batch_op.f('uq_territories_partner_id_region_code_industry'), ['partner_id', 'region_code', 'industry'])
 
-    with op.batch_alter_table('scan_events', schema=None) as batch_op:
-        batch_op.drop_column('agent_id')
-        batch_op.drop_column('partner_id')
-
-    with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_orders_routed_agent_id_partners'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_orders_bringing_agent_id_partners'), type_='foreignkey')
-        batch_op.drop_column('routed_agent_id')
-        batch_op.drop_column('bringing_agent_id')
-
-    with op.batch_alter_table('commission_entries', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_commission_entries_agent_id_partners'), type_='foreignkey')
-        batch_op.drop_column('agent_id')
+    # Plain columns: ALTER TABLE DROP COLUMN on either engine (SQLite 3.35+), no rebuild of these tables.
+    for table, column in (('scan_events', 'agent_id'), ('scan_events', 'partner_id'),
+                          ('orders', 'routed_agent_id'), ('orders', 'bringing_agent_id'),
+                          ('commission_entries', 'agent_id')):
+        op.drop_column(table, column)
