@@ -123,7 +123,6 @@ def visible_territories_condition(principal: Principal, action: str = "hq.read")
     HQ staff bound to a region, those of that region, inside it or covering it."""
     from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PERMISSIONS
     from app.channel.models import Territory
-    from app.channel.territories import overlap_condition
 
     clauses: list[sa.ColumnElement[bool]] = []
     for b in principal.bindings:
