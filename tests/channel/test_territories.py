@@ -277,7 +277,9 @@ def test_console_page_lists_by_region_and_assigns_and_ends(client, app, w):
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "区域分配" in html and "杭州西湖分销" in html and "独家" in html and "共享" in html
-    assert html.index("浙江省") < html.index("杭州市") < html.index("宁波市")  # by region: province, then cities
+    table = html[html.index("<table"):]
+    assert table.index("浙江省") < table.index("杭州市") < table.index("宁波市")  # by region: province, then cities
+    assert table.index("广东省") < table.index("广州市") < table.index("深圳市") < table.index("成都市")
     assert 'value="510100"' in html  # the region select offers the shipped divisions
 
     refused = client.post("/hq/territories", data={"csrf": csrf, "partner_id": str(w["p"]["D3"]),
