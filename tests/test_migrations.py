@@ -70,12 +70,17 @@ RELEASED = {
         "8d69543a9acc536285eafc79bff4079cf08b3cb3bf895ad2e2624abd51fcd179",
     "migrations/versions/82e6202037b6_cancel_requests_incentive_reversals.py":
         "f7e8aa746c7a9c2b6be4105538e474798e7c58db3233ce708661133059bf9360",
+    "migrations/versions/c4a7d2e91f30_territory_assignments_and_attribution.py":
+        "93bf377e958b80e66a36e2eea7ca574bfdee2713f9bd59c85169c0fbbd67ea89",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",
     # Those edits (3b73128), as versions of their own, which 2303fe3f8ce0 creates.
     "app/scans/sql/scan_sell_one_v2.sql": "dd5cb966357fee41b5891c1a98fd436b1141b429e0520c21ca03c439cb1bc692",
     "app/scans/sql/scan_sell_many_v2.sql": "5e9dc5933f1da402b3aa2cf7d3f3aca33e62592cc05351f212427190c5e3ad21",
+    # v2 and the sell's attribution (partner_id, agent_id), which c4a7d2e91f30 creates.
+    "app/scans/sql/scan_sell_one_v3.sql": "4e2b7b29a5143c41bea7063c3f7a739c33d1c75e47e940ebe56e290e89ed85cd",
+    "app/scans/sql/scan_sell_many_v3.sql": "5deac50fe6f071a847c55558fb95a5d617665a0db80847feeae48a63003a52af",
 }
 
 INITIAL = "bd5842e4859d1c8e72c45fe5ecbadb8999c3ef3227758f141840a5b1c076a2ed"
@@ -642,3 +647,76 @@ def test_a_database_from_a_release_upgrades_to_head_with_its_data(make_app, engi
         assert verify_ledger() == []
         db.session.remove()
         db.engine.dispose()
+
+
+# --- c4a7d2e91f30: territories become assignments, attribution back-filled from the tree ---------------------
+
+def test_the_attribution_migration_back_fills_existing_rows_from_the_tree(make_app, engine_name, empty_database,
+                                                                         create_all_schema):
+    """A database at 82e6202037b6 with an order, its commission row, a sell and a territory (D1 under agent A1):
+    after the upgrade the order and the commission row name A1 as the agent, the sell names D1 and A1, the other
+    events name nobody, and the territory is a shared assignment from its partner's creation."""
+    app = make_app(SQLALCHEMY_DATABASE_URI=empty_database)
+    _migrate(app, revision="82e6202037b6")
+    with _connected(app, begin=True) as conn:
+        seeded = _seed(conn)
+        _sell_before_upgrade(conn, seeded)
+        md = sa.MetaData()
+        md.reflect(conn)
+        t = md.tables
+        hq = conn.scalar(sa.select(t["partners"].c.id).where(t["partners"].c.code == "HQ"))
+        dist = conn.scalar(sa.select(t["partners"].c.id).where(t["partners"].c.code == "D1"))
+        agent = conn.execute(t["partners"].insert().values(
+            code="A1", name="华东区域代理", kind="agent", parent_id=hq, path=f"/{hq}/", level="standard",
+            created_at=T0)).inserted_primary_key[0]
+        conn.execute(t["partners"].update().where(t["partners"].c.id == dist).values(parent_id=agent))
+        conn.execute(t["orders"].update().values(bringing_partner_id=dist, routed_partner_id=dist))
+        rule = conn.execute(t["commission_rules"].insert().values(
+            margin_bp=1000, bringer_share_bp=5000, created_at=T0)).inserted_primary_key[0]
+        order = conn.scalar(sa.select(t["orders"].c.id))
+        conn.execute(t["commission_entries"].insert().values(
+            order_id=order, partner_id=dist, role="sole", base_fen=2880, share_bp=10000, amount_fen=2880,
+            rule_id=rule, created_at=T1))
+        conn.execute(t["territories"].insert().values(partner_id=dist, region_code="330100", industry=None))
+
+    _migrate(app)
+
+    problems = _schema_problems(app, create_all_schema)
+    assert not problems, _explain(problems)
+    with _connected(app) as conn:
+        assert conn.execute(sa.text("SELECT bringing_agent_id, routed_agent_id FROM orders")).one() == (agent, agent)
+        assert conn.execute(sa.text("SELECT partner_id, agent_id FROM commission_entries")).one() == (dist, agent)
+        events = conn.execute(sa.text("SELECT action, partner_id, agent_id FROM scan_events ORDER BY id")).all()
+        assert [tuple(e) for e in events if e[0] == "sell"] == [("sell", dist, agent)]
+        assert {(e[1], e[2]) for e in events if e[0] != "sell"} == {(None, None)}
+        territory = conn.execute(sa.text("SELECT kind, valid_from, valid_to, created_at FROM territories")).one()
+        assert territory[0] == "shared" and territory[2] is None
+        assert all(_aware(v) == T0 for v in (territory[1], territory[3]))
+    # And a sell after the upgrade writes its attribution (the hot path's v3 function on PostgreSQL).
+    client = app.test_client()
+    owner = mp_login(client, OWNER)
+    sold = client.post("/api/mp/v1/scans", headers=owner, json={
+        "request_id": "mig-attributed-sell", "code": seeded.serials[1], "action": "sell",
+        "scanned_at": datetime.now(UTC).isoformat()})
+    assert sold.status_code == 200 and sold.get_json()["status"] == "accepted", sold.get_json()
+    with _connected(app) as conn:
+        assert conn.execute(sa.text("SELECT partner_id, agent_id FROM scan_events WHERE id = :id"),
+                            {"id": sold.get_json()["event_id"]}).one() == (dist, agent)
+    # Down again with the rows in place (no table that others point at is rebuilt), and back up.
+    with app.app_context(), _logging_kept():
+        downgrade(directory=str(MIGRATIONS), revision="82e6202037b6")
+        db.session.remove()
+        db.engine.dispose()
+    with _connected(app) as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM orders")).scalar() == 1
+        assert "agent_id" not in {c["name"] for c in sa.inspect(conn).get_columns("scan_events")}
+    _migrate(app)
+    problems = _schema_problems(app, create_all_schema)
+    assert not problems, _explain(problems)
+
+
+def _aware(value) -> datetime:
+    """A timestamp as read back raw: SQLite gives text without a zone, PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -18,7 +18,8 @@ BLUEPRINTS = {
     # mini-program API
     "mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_scans", "mp_orders", "mp_incentives", "mp_staff",
     # HQ API
-    "hq_sessions", "hq_catalog", "hq_channel", "hq_warehouses", "hq_codes", "hq_orders", "hq_analytics", "hq_users",
+    "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_codes", "hq_orders",
+    "hq_analytics", "hq_users",
     # console, public pages, WeChat Pay callbacks
     "hq_pages", "public_verify", "public_pages", "wechat_pay_callbacks",
 }

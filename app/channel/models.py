@@ -33,16 +33,38 @@ class Partner(db.Model):
     territories: Mapped[list[Territory]] = relationship(back_populates="partner", cascade="all, delete-orphan")
 
 
+TERRITORY_KINDS = ("exclusive", "shared")
+
+
 class Territory(db.Model):
-    """A region (adcode, any level) and optionally an industry that a partner serves."""
+    """An assignment of a region (adcode: province, city or district) and optionally an industry ("any" when
+    empty) to a partner, `exclusive` or `shared`, valid from `valid_from` until `valid_to` (open when empty).
+
+    Two exclusive assignments never overlap (same region or one inside the other, same industry or either "any",
+    overlapping dates): `app.channel.territories` checks it under a lock. Ending an assignment moves `valid_to`
+    and records who ended it and why; rows are never deleted, so who held a place when stays readable. Who serves
+    a place is `app.channel.routing.route`.
+    """
 
     __tablename__ = "territories"
-    __table_args__ = (sa.UniqueConstraint("partner_id", "region_code", "industry"),)
+    __table_args__ = (
+        sa.Index("ix_territories_region_code_valid_from", "region_code", "valid_from"),
+        sa.CheckConstraint("kind IN ('exclusive', 'shared')", name="kind_known"),
+        sa.CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_to_after_valid_from"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partners.id", ondelete="CASCADE"), index=True)
     region_code: Mapped[str] = mapped_column(sa.String(12), index=True)
     industry: Mapped[str | None] = mapped_column(sa.String(32))
+    kind: Mapped[str] = mapped_column(sa.String(16), default="shared")
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    end_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     partner: Mapped[Partner] = relationship(back_populates="territories")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 
 from app.catalog import queries as catalog_queries
 from app.channel.models import Invite, Partner, Store
-from app.core.security import Principal, StoreScope, authorize, authorize_store, region_covers
+from app.core.security import Principal, StoreScope, authorize, authorize_store
 from app.errors import NotFound
 from app.extensions import db
 from app.inventory import queries as inventory_queries
@@ -129,6 +131,11 @@ def list_partners(principal: Principal) -> sa.Select:
     return sa.select(Partner).where(visible_partners_condition(principal)).order_by(Partner.path)
 
 
+def list_partners_of_kinds(principal: Principal, kinds: tuple[str, ...]) -> list[Partner]:
+    """The partners of these kinds the caller may see, in tree order (for pickers)."""
+    return list(db.session.scalars(list_partners(principal).where(Partner.kind.in_(kinds))))
+
+
 def list_stores(principal: Principal, *, region: str | None = None) -> sa.Select:
     stmt = sa.select(Store).where(visible_stores_condition(principal)).order_by(Store.id)
     if region:
@@ -142,22 +149,51 @@ def stores_in_territory(region_code: str) -> sa.Select:
         (Store.province_code, 2), (Store.city_code, 4), (Store.district_code, 6)))))
 
 
-def partner_for_region(region_codes: list[str], industry: str | None = None) -> Partner | None:
-    """The most specific distributor or agent whose territory covers these codes (district before city)."""
+def visible_territories_condition(principal: Principal, action: str = "hq.read") -> sa.ColumnElement[bool]:
+    """A WHERE clause over `Territory` for the assignments the caller may see: every one for unbound HQ staff; for
+    HQ staff bound to a region, those of that region, inside it or covering it."""
+    from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PERMISSIONS
     from app.channel.models import Territory
 
-    rows = db.session.execute(
-        sa.select(Territory, Partner).join(Partner).where(Partner.kind.in_(("distributor", "agent")))
-    ).all()
-    best: tuple[int, Partner] | None = None
-    for territory, partner in rows:
-        if territory.industry and industry and territory.industry != industry:
+    clauses: list[sa.ColumnElement[bool]] = []
+    for b in principal.bindings:
+        if action not in PERMISSIONS.get(b.role, ()) or b.role not in (HQ_ADMIN, HQ_ANALYST):
             continue
-        for code in region_codes:
-            if region_covers(territory.region_code, code):
-                specificity = 3 if not territory.region_code.endswith("00") else (
-                    1 if territory.region_code.endswith("0000") else 2)
-                specificity = specificity * 2 + (1 if partner.kind == "distributor" else 0)
-                if best is None or specificity > best[0]:
-                    best = (specificity, partner)
-    return best[1] if best else None
+        if not b.region_code:
+            return sa.true()
+        code = b.region_code[:6]
+        prefix = code[:2] if code.endswith("0000") else code[:4] if code.endswith("00") else code
+        above = sorted({code[:4] + "00", code[:2] + "0000"} - {code})
+        clauses.append(sa.or_(Territory.region_code.startswith(prefix), Territory.region_code.in_(above)))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def list_territories(principal: Principal, *, region: str | None = None, partner_id: int | None = None,
+                     active: bool | None = None, at: datetime | None = None) -> sa.Select:
+    """Territory assignments the caller may see, by region (a region filter includes its children), then start.
+    `active`: only those valid at `at` (now), or only those not valid then. Rows: (Territory, Partner)."""
+    from app.channel.models import Territory
+    from app.core.clock import now_utc
+    from app.core.security import authorize_action
+
+    authorize_action(principal, "hq.read")
+    t = Territory
+    stmt = (sa.select(t, Partner).join(Partner, Partner.id == t.partner_id)
+            .where(visible_territories_condition(principal)).order_by(t.region_code, t.valid_from, t.id))
+    if region:
+        code = region[:6]
+        prefix = code[:2] if code.endswith("0000") else code[:4] if code.endswith("00") else code
+        stmt = stmt.where(t.region_code.startswith(prefix))
+    if partner_id is not None:
+        stmt = stmt.where(t.partner_id == partner_id)
+    if active is not None:
+        at = at or now_utc()
+        valid = sa.and_(t.valid_from <= at, sa.or_(t.valid_to.is_(None), t.valid_to > at))
+        stmt = stmt.where(valid if active else sa.not_(valid))
+    return stmt
+
+
+def get_territory(territory_id: int):
+    from app.channel.models import Territory
+
+    return db.session.get(Territory, territory_id)

@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from app.accounts.models import Membership
 from app.accounts.roles import PARTNER_ROLES, PERMISSIONS, STORE_CLERK, STORE_OWNER, STORE_ROLES
 from app.catalog.models import PriceTier
-from app.channel.models import Invite, Partner, Store, Territory
+from app.channel.models import Invite, Partner, Store
+from app.channel.routing import candidates
+from app.channel.territories import add_assignment
 from app.core import regions
 from app.core.clock import now_utc
 from app.core.security import Principal, authorize, authorize_store
@@ -45,11 +47,12 @@ def create_partner(principal: Principal, *, code: str, name: str, kind: str, par
         if parent is None and kind != "hq":
             raise ValidationFailed("请指定上级伙伴", code="parent_required")
         return _create_partner(parent, code=code, name=name, kind=kind, level=level, territories=territories,
-                               contact_phone=contact_phone)
+                               contact_phone=contact_phone, created_by_id=principal.user_id)
 
 
 def _create_partner(parent: Partner | None, *, code: str, name: str, kind: str, level: str,
-                    territories: list[dict] | None, contact_phone: str | None) -> Partner:
+                    territories: list[dict] | None, contact_phone: str | None,
+                    created_by_id: int | None = None) -> Partner:
     parent_id = parent.id if parent else None
     if db.session.scalar(sa.select(Partner.id).where(Partner.code == code)):
         raise Conflict("这个伙伴编号已存在", code="partner_code_taken")
@@ -57,26 +60,24 @@ def _create_partner(parent: Partner | None, *, code: str, name: str, kind: str, 
     db.session.add(partner)
     db.session.flush()
     partner.path = f"{parent.path if parent else '/'}{partner.id}/"
+    # Its territories: assignments from now on, shared unless said otherwise (`app.channel.territories`).
     for t in territories or []:
-        _add_territory(partner, region_code=t["region_code"], industry=t.get("industry"))
+        add_assignment(partner, region_code=t["region_code"], industry=t.get("industry"),
+                       kind=t.get("kind") or "shared", valid_from=t.get("valid_from"), valid_to=t.get("valid_to"),
+                       created_by_id=created_by_id)
     db.session.flush()
     return partner
 
 
-def _add_territory(partner: Partner, *, region_code: str, industry: str | None = None) -> Territory:
-    if not regions.is_valid(region_code):
-        raise ValidationFailed("找不到这个行政区划代码", code="unknown_region", details={"region_code": region_code})
-    territory = Territory(region_code=region_code[:6], industry=industry)
-    partner.territories.append(territory)
-    return territory
-
-
-def create_store(principal: Principal, *, code: str, name: str, region_code: str, distributor_id: int,
-                 price_tier_id: int, owner_name: str = "", phone: str | None = None, address: str = "",
-                 industry: str | None = None) -> Store:
+def create_store(principal: Principal, *, code: str, name: str, region_code: str, price_tier_id: int,
+                 distributor_id: int | None = None, owner_name: str = "", phone: str | None = None,
+                 address: str = "", industry: str | None = None) -> Store:
     """A store in a city or district, served by one distributor (which the caller may write to), with its own
-    stock location."""
+    stock location. Without a distributor, the one whose territory serves the store's place takes it (the first
+    distributor among `app.channel.routing.candidates`)."""
     with transaction():
+        if distributor_id is None:
+            distributor_id = _serving_distributor(region_code, industry)
         distributor = db.session.get(Partner, distributor_id)
         if distributor is None:
             raise NotFound("找不到这个分销商", code="distributor_not_found")
@@ -84,6 +85,19 @@ def create_store(principal: Principal, *, code: str, name: str, region_code: str
         return _create_store(distributor, code=code, name=name, region_code=region_code,
                              price_tier_id=price_tier_id, owner_name=owner_name, phone=phone, address=address,
                              industry=industry)
+
+
+def _serving_distributor(region_code: str, industry: str | None) -> int:
+    if not regions.is_valid(region_code) or regions.get_region(region_code).level == "province":
+        raise ValidationFailed("门店地区要精确到市或区县", code="unknown_region", details={"region_code": region_code})
+    routes = candidates([region_code], industry)
+    kinds = dict(db.session.execute(sa.select(Partner.id, Partner.kind).where(
+        Partner.id.in_([r.partner_id for r in routes]))).all()) if routes else {}
+    for r in routes:
+        if kinds.get(r.partner_id) == "distributor":
+            return r.partner_id
+    raise ValidationFailed("这个地区还没有分销商负责，请指定分销商", code="no_distributor_for_region",
+                           details={"region_code": region_code})
 
 
 def _create_store(distributor: Partner, *, code: str, name: str, region_code: str, price_tier_id: int,

@@ -129,3 +129,7 @@ class ScanEvent(db.Model):
     # not two. Every other scan leaves these empty and stores its answer in `scan_requests`.
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
     on_hand_after: Mapped[int | None] = mapped_column(sa.Integer)
+    # A sell's attribution, written with it: the distributor serving the store then, and that distributor's
+    # parent agent (none when it hangs under HQ). Later moves of the store or its partner leave it as it was.
+    partner_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    agent_id: Mapped[int | None] = mapped_column(sa.BigInteger)

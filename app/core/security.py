@@ -239,6 +239,17 @@ def authorize(principal: Principal, action: str, *, store: StoreScope | None = N
     raise Forbidden("这不在你的权限范围内", code="out_of_scope", details={"action": action})
 
 
+def authorize_region(principal: Principal, action: str, region_code: str) -> None:
+    """Raise Forbidden unless one of the caller's HQ bindings allows `action` in this region (HQ staff bound to a
+    region act inside it only; unbound HQ staff everywhere)."""
+    for b in principal.bindings:
+        if action not in _roles.permissions.get(b.role, ()) or b.role not in _roles.region_roles:
+            continue
+        if b.region_code is None or region_covers(b.region_code, region_code):
+            return
+    raise Forbidden("这不在你的权限范围内", code="out_of_scope", details={"action": action})
+
+
 def store_scope(store_id: int) -> StoreScope:
     """Load what scope checks need about a store, or 404."""
     if _load_store_scope is None:

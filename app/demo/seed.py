@@ -98,17 +98,20 @@ def _seed_foundation(ctx: DemoContext) -> None:
 
     hq = channel.create_partner(SYSTEM, code=HQ_CODE, name="品牌总部", kind="hq")
     east = channel.create_partner(SYSTEM, code="A1", name="华东区域代理", kind="agent", parent_id=hq.id,
-                                  territories=[{"region_code": "330000"}])
+                                  territories=[{"region_code": "330000", "kind": "shared"}])
     south = channel.create_partner(SYSTEM, code="A2", name="华南区域代理", kind="agent", parent_id=hq.id,
-                                   territories=[{"region_code": "440000"}])
+                                   territories=[{"region_code": "440000", "kind": "shared"}])
     ctx.partners.update(HQ=hq, A1=east, A2=south)
-    for code, name, parent, region in [
-        ("D1", "杭州西湖分销", east, "330100"), ("D3", "宁波甬城分销", east, "330200"),
-        ("D2", "深圳南山分销", south, "440300"), ("D4", "广州天河分销", south, "440100"),
-        ("D5", "成都蓉城分销", hq, "510100"),
+    # Territory assignments: the agents share their provinces; Hangzhou and Shenzhen are held exclusively; Chengdu
+    # (510100) is only shared, so HQ can still assign it exclusively (to D5, say) by hand.
+    for code, name, parent, region, kind in [
+        ("D1", "杭州西湖分销", east, "330100", "exclusive"), ("D3", "宁波甬城分销", east, "330200", "shared"),
+        ("D2", "深圳南山分销", south, "440300", "exclusive"), ("D4", "广州天河分销", south, "440100", "shared"),
+        ("D5", "成都蓉城分销", hq, "510100", "shared"),
     ]:
         ctx.partners[code] = channel.create_partner(SYSTEM, code=code, name=name, kind="distributor",
-                                                    parent_id=parent.id, territories=[{"region_code": region}])
+                                                    parent_id=parent.id,
+                                                    territories=[{"region_code": region, "kind": kind}])
 
     for code, name, region, dist, tier, owner, phone, address in STORES:
         ctx.stores[code] = channel.create_store(

@@ -23,7 +23,7 @@ from app.accounts import flows
 from app.analytics import production, queries, reports, services
 from app.codes import queries as code_queries
 from app.codes.parse import grouped
-from app.core.clock import BUSINESS_TZ, as_utc
+from app.core.clock import BUSINESS_TZ, as_utc, now_utc
 from app.core.regions import region_name
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
@@ -79,6 +79,7 @@ T: dict[str, dict[str, str]] = {
     "suggested_units": {"zh": "建议生产", "en": "Suggested"}, "network": {"zh": "全网库存", "en": "Network stock"},
     "forecast": {"zh": "预测需求", "en": "Forecast"}, "progress": {"zh": "进度", "en": "Progress"},
     "sub_stock": {"zh": "分仓库存", "en": "Sub-warehouse stock"},
+    "territories": {"zh": "区域分配", "en": "Territories"},
     "error": {"zh": "出错了", "en": "Something went wrong"}, "back_home": {"zh": "返回总览", "en": "Back to overview"},
 }
 
@@ -406,6 +407,103 @@ def code_batches():
               "case_size": b["case_size"], "status": b["status"], "units_made": b["units_made"],
               "created_at": b["created_at"]} for b in code_queries.list_batches(limit=200)]
     return render_template("hq/code_batches.html", items=items)
+
+
+# --- territories ---------------------------------------------------------------------------------------------
+
+_TERRITORY_KINDS = {"exclusive": "独家", "shared": "共享"}
+
+
+def _territory_page(form: dict[str, str] | None = None, error: str | None = None, status: int = 200):
+    """The assignments by region (region, holder, kind, industry, validity), the form to assign, end buttons."""
+    from app.channel import queries as channel_queries
+    from app.core import regions
+    from app.core.pagination import paginate
+
+    region = request.args.get("region", "").strip()
+    if region and not regions.is_valid(region):
+        raise ValidationFailed("找不到这个行政区划代码", code="unknown_region", details={"region_code": region})
+    active = request.args.get("active") == "1"
+    now = now_utc()
+    rows = paginate(channel_queries.list_territories(g.principal, region=region or None,
+                                                     active=True if active else None),
+                    page=1, page_size=500, scalars=False)["items"]
+    items = [{"id": tr.id, "region_code": tr.region_code, "region": regions.region_name(tr.region_code),
+              "level": {"province": "省", "city": "市", "district": "区县"}[regions.get_region(tr.region_code).level]
+              if regions.get_region(tr.region_code) else "",
+              "holder": partner.name, "holder_kind": "区域代理" if partner.kind == "agent" else "分销商",
+              "kind": tr.kind, "kind_name": _TERRITORY_KINDS.get(tr.kind, tr.kind), "industry": tr.industry or "不限",
+              "valid_from": tr.valid_from, "valid_to": tr.valid_to, "ended_at": tr.ended_at,
+              "end_reason": tr.end_reason or "",
+              "valid_now": tr.valid_from <= now and (tr.valid_to is None or tr.valid_to > now),
+              "open": tr.ended_at is None and (tr.valid_to is None or tr.valid_to > now)}
+             for tr, partner in rows]
+    partners = channel_queries.list_partners_of_kinds(g.principal, ("agent", "distributor"))
+    divisions = [(prov, regions.children(prov.code)) for prov in regions.provinces()]
+    return render_template("hq/territories.html", items=items, partners=partners, divisions=divisions,
+                           form=form or {}, error=error, region=region, active=active,
+                           can_write=g.principal.can("hq.write")), status
+
+
+def _local_day_start(value: str, field: str):
+    """A date from the form as the start of that day in China (empty: None)."""
+    from datetime import date, datetime, time
+
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed("日期格式要像 2026-12-01", code="bad_date", details={"fields": {field: ["日期有误"]}}) \
+            from None
+    if not 2000 <= day.year <= 2099:
+        raise ValidationFailed("日期要在 2000-01-01 到 2099-12-31 之间", code="bad_date",
+                               details={"fields": {field: ["日期超出范围"]}})
+    return datetime.combine(day, time(0), tzinfo=BUSINESS_TZ)
+
+
+@bp.get("/territories")
+@login_required
+def territories():
+    """Territory assignments by region, with the holder and kind; assign and end (HQ admins)."""
+    return _territory_page()
+
+
+@bp.post("/territories")
+@login_required
+def assign_territory():
+    """Assign a region; a refusal (an exclusive one already held, an end before the start) is shown beside the
+    form with the values kept."""
+    from app.channel import territories as channel_territories
+
+    form = {k: request.form.get(k, "").strip() for k in ("partner_id", "region_code", "district_code", "industry",
+                                                         "kind", "valid_from", "valid_to")}
+    if form["district_code"]:  # a district typed in is the region assigned
+        form["region_code"] = form["district_code"]
+    try:
+        if not form["partner_id"].isdigit() or not 1 <= int(form["partner_id"]) < 2 ** 63:
+            raise ValidationFailed("请选择伙伴", code="partner_required")
+        territory = channel_territories.assign_territory(
+            g.principal, partner_id=int(form["partner_id"]), region_code=form["region_code"],
+            industry=form["industry"][:32] or None, kind=form["kind"],
+            valid_from=_local_day_start(form["valid_from"], "valid_from"),
+            valid_to=_local_day_start(form["valid_to"], "valid_to"))
+    except AppError as err:
+        return _territory_page(form=form, error=err.message, status=err.status)
+    flash(f"已分配：{region_name(territory.region_code)}（{_TERRITORY_KINDS[territory.kind]}）", "ok")
+    return redirect(url_for("hq_pages.territories"))
+
+
+@bp.post("/territories/<int:territory_id>/end")
+@login_required
+def end_territory(territory_id: int):
+    from app.channel import territories as channel_territories
+
+    reason = request.form.get("reason", "").strip()[:200] or None
+    if _write(lambda: channel_territories.end_territory(g.principal, territory_id, reason=reason)):
+        flash("区域分配已结束，之后的订单不再按它分配；已发生的记录保持原样", "ok")
+    return redirect(url_for("hq_pages.territories"))
 
 
 @bp.get("/api/<path:rest>")

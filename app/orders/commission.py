@@ -20,6 +20,8 @@ def book_commission(order: Order) -> None:
     base = min(order.total_fen, order.paid_fen - order.refunded_fen)
     margin = base * rule.margin_bp // 10000
     bringer, servicer = order.bringing_partner_id, order.routed_partner_id
+    # Each row keeps the attribution the order was placed under (partner and its agent then), never today's tree.
+    agents = {bringer: order.bringing_agent_id, servicer: order.routed_agent_id}
     if bringer and servicer and bringer != servicer:
         bringer_fen = margin * rule.bringer_share_bp // 10000
         entries = [(bringer, "bringer", rule.bringer_share_bp, bringer_fen),
@@ -28,8 +30,9 @@ def book_commission(order: Order) -> None:
         entries = [(servicer or bringer, "sole", 10000, margin)]
     for partner_id, role, share, amount in entries:
         if partner_id:
-            db.session.add(CommissionEntry(order_id=order.id, partner_id=partner_id, role=role, base_fen=margin,
-                                           share_bp=share, amount_fen=amount, rule_id=rule.id))
+            db.session.add(CommissionEntry(order_id=order.id, partner_id=partner_id, agent_id=agents.get(partner_id),
+                                           role=role, base_fen=margin, share_bp=share, amount_fen=amount,
+                                           rule_id=rule.id))
 
 
 def set_commission_rule(principal: Principal, *, margin_bp: int, bringer_share_bp: int) -> CommissionRule:

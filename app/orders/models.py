@@ -34,6 +34,11 @@ class Order(db.Model):
     # The partner who brought the order in, and the one whose territory holds the store (fulfils and serves).
     bringing_partner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"), index=True)
     routed_partner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"), index=True)
+    # Their parent agents when the order was placed (attribution is written once: moving a territory or a
+    # partner later never changes whom an old order counts for). Partner ids; no foreign key, so adding them
+    # never rebuilt this table (SQLite) under the rows that point at it.
+    bringing_agent_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    routed_agent_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     status: Mapped[str] = mapped_column(sa.String(24), default=states.AWAITING_PAYMENT)
     total_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     paid_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
@@ -238,6 +243,8 @@ class CommissionEntry(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
     partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partners.id"), index=True)
+    # The partner's parent agent as the order recorded it (the attribution the order was placed under).
+    agent_id: Mapped[int | None] = mapped_column(sa.BigInteger)  # a partner id
     role: Mapped[str] = mapped_column(sa.String(16))  # bringer | servicer | sole
     base_fen: Mapped[int] = mapped_column(sa.BigInteger)
     share_bp: Mapped[int] = mapped_column(sa.Integer)

@@ -82,13 +82,20 @@ def _priced_lines(store: Store, lines: list[dict[str, int]]) -> list[OrderLine]:
     return out
 
 
-def _route(store: Store) -> int:
-    """The partner whose territory covers the store; it fulfils and serves the order (else the store's own)."""
-    from app.channel.queries import partner_for_region
+def _attribution(store: Store, proxy: bool, principal: Principal) -> dict[str, int | None]:
+    """Who the order counts for, written on it now: the partner who brought it (a partner's proxy order: that
+    partner; else the store's distributor) and the one serving the store's place (`app.channel.routing`; the store's
+    own distributor when no territory covers it), each with its parent agent at this moment."""
+    from app.channel.routing import agent_of, store_route
 
-    partner = partner_for_region([c for c in (store.district_code, store.city_code, store.province_code) if c],
-                                 store.industry)
-    return partner.id if partner is not None else store.distributor_id
+    served = store_route(store)
+    routed, routed_agent = served.partner_id, served.agent_id
+    if routed is None:
+        routed, routed_agent = store.distributor_id, agent_of(store.distributor_id)
+    bringer = principal.partner_id if proxy and principal.partner_id else store.distributor_id
+    return {"bringing_partner_id": bringer,
+            "bringing_agent_id": routed_agent if bringer == routed else agent_of(bringer),
+            "routed_partner_id": routed, "routed_agent_id": routed_agent}
 
 
 def create_order(principal: Principal, *, request_id: str, store_id: int, lines: list[dict[str, int]],
@@ -108,9 +115,7 @@ def create_order(principal: Principal, *, request_id: str, store_id: int, lines:
             now = now_utc()
             order = Order(number=_new_number(), request_id=request_id, store_id=store_id,
                           created_by_id=principal.user_id, is_proxy=proxy, note=note or "",
-                          bringing_partner_id=(principal.partner_id if proxy and principal.partner_id
-                                               else store.distributor_id),
-                          routed_partner_id=_route(store), lines=order_lines,
+                          **_attribution(store, proxy, principal), lines=order_lines,
                           total_fen=sum(line.amount_fen for line in order_lines), created_at=now,
                           status=states.AWAITING_CONFIRMATION if proxy else states.AWAITING_PAYMENT)
             if proxy:

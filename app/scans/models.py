@@ -65,9 +65,9 @@ class ScanPolicy(db.Model):
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 # The hot sell path's functions (`app.scans.hot`) as this code expects them: the newest version of each, which the
-# head migration creates (2303fe3f8ce0; tests/test_migrations.py checks both build the same). Released versions
+# head migration creates (c4a7d2e91f30; tests/test_migrations.py checks both build the same). Released versions
 # never change.
-FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v2.sql", SQL_DIR / "scan_sell_many_v2.sql")
+FUNCTION_FILES = (SQL_DIR / "scan_sell_one_v3.sql", SQL_DIR / "scan_sell_many_v3.sql")
 
 
 def function_sql() -> str:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 
 from app.accounts.roles import STORE_OWNER
 from app.catalog.models import Sku, SkuPrice
-from app.channel.models import Store
+from app.channel.models import Partner, Store
 from app.codes.models import BIZ_STEPS, Code, ScanEvent
 from app.codes.parse import Scanned, ScanParseError, parse_scan
 from app.core import events
@@ -134,12 +134,25 @@ def _add_event(ctx: _Ctx, *, action: str, sku_id: int, code_id: int | None, quan
                corrects_event_id: int | None = None, diverted: bool = False, event_time: datetime | None = None,
                store_id: int | None = None) -> int:
     step, disposition = BIZ_STEPS[action]
+    store = store_id or ctx.store_id
+    attribution = _attribution(store) if action == "sell" else {}
     return db.session.execute(sa.insert(E).values(
         code_id=code_id, sku_id=sku_id, quantity=quantity, action=action, biz_step=step, disposition=disposition,
-        store_id=store_id or ctx.store_id, location_id=location_id, event_time=event_time or ctx.at,
+        store_id=store, location_id=location_id, event_time=event_time or ctx.at,
         recorded_at=ctx.now, user_id=ctx.user_id, order_id=order_id, lat=ctx.scan.lat, lng=ctx.scan.lng,
-        parent_event_id=parent_event_id, corrects_event_id=corrects_event_id, diverted=diverted,
+        parent_event_id=parent_event_id, corrects_event_id=corrects_event_id, diverted=diverted, **attribution,
     ).returning(E.c.id)).scalar_one()
+
+
+def _attribution(store_id: int) -> dict[str, Any]:
+    """A sell's attribution as the event's own columns, read in the INSERT: the distributor serving the store
+    now and that distributor's parent agent (as the hot path's `scan_sell_*_v3` functions record it)."""
+    distributor = sa.select(ST.c.distributor_id).where(ST.c.id == store_id).scalar_subquery()
+    d, a = Partner.__table__.alias("d"), Partner.__table__.alias("a")
+    agent = (sa.select(a.c.id).select_from(ST.join(d, d.c.id == ST.c.distributor_id)
+                                           .join(a, a.c.id == d.c.parent_id))
+             .where(ST.c.id == store_id, a.c.kind == "agent").scalar_subquery())
+    return {"partner_id": distributor, "agent_id": agent}
 
 
 _is_pg = on_postgres

@@ -111,6 +111,25 @@ def _fresh_invites(client, ids: dict, headers: dict) -> None:
         for code in ("S1", "S2", "S5")}
 
 
+def _fresh_assignment(client, ids: dict, headers: dict) -> None:
+    """A shared assignment of Ningbo to D3 (its own industry) for the end spec to end."""
+    resp = client.post("/api/hq/v1/territory-assignments", json={
+        "partner_id": ids["partners"]["D3"], "region_code": "330200", "kind": "shared",
+        "industry": f"m{next(_counter)}"}, headers=headers["hq_admin"])
+    assert resp.status_code == 201, resp.get_json()
+    ids["assignment"] = resp.get_json()["id"]
+
+
+def _visible_assignments(actor: str, body: Any) -> None:
+    regions = {i["region_code"] for i in body["items"]}
+    if actor == "analyst_zj":
+        assert regions and all(r.startswith("33") for r in regions), regions
+    elif actor == "warehouse":
+        assert not regions  # a warehouse operator holds no HQ region role
+    else:
+        assert {"330100", "440300", "510100"} <= regions, regions
+
+
 ROUTES: list[Route] = [
     Route("mp stock", "GET", "/api/mp/v1/stock?store_id={store}", stores(*STORE_READERS), ("S1", "S2", "S5")),
     Route("mp catalog", "GET", "/api/mp/v1/catalog?store_id={store}", stores(*STORE_READERS), ("S1", "S2", "S5")),
@@ -152,6 +171,14 @@ ROUTES: list[Route] = [
                                "gtin": make_gtin(f"69088{next(_counter):07d}")}),
     Route("create tier", "POST", "/api/hq/v1/price-tiers", hq("hq_admin"), ok=201,
           body=lambda ids, t: {"code": f"m{next(_counter)}", "name": "矩阵价"}),
+    Route("territory list", "GET", "/api/hq/v1/territory-assignments?page_size=200", hq(*HQ_STAFF),
+          check=_visible_assignments),
+    Route("assign territory", "POST", "/api/hq/v1/territory-assignments", hq("hq_admin"), ok=201,
+          body=lambda ids, t: {"partner_id": ids["partners"]["D5"], "region_code": "510104", "kind": "shared",
+                               "industry": f"m{next(_counter)}"}),
+    Route("end territory", "POST", "/api/hq/v1/territory-assignments/{assignment_id}/end", hq("hq_admin"),
+          body=lambda ids, t: {"reason": "矩阵"}, setup=_fresh_assignment,
+          fill=lambda ids, t: {"assignment_id": ids["assignment"]}),
     Route("create warehouse", "POST", "/api/hq/v1/warehouses", hq("hq_admin"), ok=201,
           body=lambda ids, t: {"code": f"WH-M{next(_counter)}", "name": "矩阵仓", "kind": "central",
                                "city_code": "510100"}),
@@ -222,8 +249,8 @@ def test_scope_matrix(client, world, route):
 # Blueprints whose every route must appear in ROUTES, in OBJECT_ROUTES (test_scope_matrix_objects.py: orders,
 # credit, scans, stock, incentives, codes, analytics) or in NOT_OBJECT_ROUTES.
 CHECKED_BLUEPRINTS = {"mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_orders", "mp_scans", "mp_incentives",
-                      "hq_sessions", "hq_catalog", "hq_channel", "hq_warehouses", "hq_orders", "hq_codes",
-                      "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs"}
+                      "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_orders",
+                      "hq_codes", "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs"}
 NOT_OBJECT_ROUTES = {
     ("POST", "/api/mp/v1/sessions"), ("POST", "/api/hq/v1/sessions"),  # login
     ("DELETE", "/api/mp/v1/sessions"), ("DELETE", "/api/hq/v1/sessions"),  # logout: the caller themself

@@ -60,6 +60,7 @@ def test_session_cookie_is_httponly_and_lax(client, demo):
     ("/hq/alerts", ["窜货预警"]),
     ("/hq/plans", ["调拨计划", "生成调拨计划", "分仓库存", "生产建议", "深圳分仓"]),
     ("/hq/code-batches", ["码批次"]),
+    ("/hq/territories", ["区域分配", "杭州西湖分销", "独家", "共享", "成都市", "分配区域"]),
 ])
 def test_every_page_renders(console, path, texts):
     resp = console.get(path)

@@ -51,6 +51,8 @@ def test_the_hot_and_general_paths_sell_alike(postgres, demo, monkeypatch):
     sku_id = codes_in("S1")[0].sku_id
     units = [Unit(c.id, c.serial, c.order_id) for c in codes_in("S1", n=4, sku_id=sku_id)]
     s1 = store("S1")
+    # The sell's attribution: S1's distributor (D1) and its parent agent (A1), written by both paths.
+    attribution = (s1.distributor_id, s1.distributor.parent_id)
     principal = owner_principal("S1")
     with transaction():
         db.session.add(IncentiveRule(sku_id=sku_id, step="sell", points=3, amount_fen=20, is_active=True))
@@ -93,6 +95,7 @@ def test_the_hot_and_general_paths_sell_alike(postgres, demo, monkeypatch):
                 ev.location_id, ev.event_time, ev.user_id, ev.order_id, ev.lat, ev.lng, ev.diverted) == (
             u.id, sku_id, 1, "sell", "retail_selling", "retail_sold", s1.id, s1.location_id, it.scanned_at,
             principal.user_id, u.order_id, 30.27, 120.15, False)
+        assert (ev.partner_id, ev.agent_id) == attribution
         moves = db.session.execute(sa.select(
             StockMovement.location_id, StockMovement.sku_id, StockMovement.delta_on_hand,
             StockMovement.delta_reserved, StockMovement.kind, StockMovement.ref_type, StockMovement.user_id)

@@ -185,7 +185,7 @@ def test_console_page_logged_in(web):
     client, production = web
     console_login(client)
     for path in ("/hq/", "/hq/sell-through?group_by=day", "/hq/store-stock", "/hq/plans", "/hq/alerts",
-                 "/hq/code-batches"):
+                 "/hq/code-batches", "/hq/territories"):
         resp = client.get(path)
         assert resp.status_code == 200, path
         assert_html_headers(resp, production)

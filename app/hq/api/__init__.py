@@ -11,8 +11,9 @@ def register(api: Api) -> None:
     from app.hq.api.codes import blp as codes
     from app.hq.api.orders import blp as orders
     from app.hq.api.sessions import blp as sessions
+    from app.hq.api.territories import blp as territories
     from app.hq.api.users import blp as users
     from app.hq.api.warehouses import blp as warehouses
 
-    for blp in (sessions, catalog, channel, warehouses, codes, orders, analytics, users):
+    for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users):
         api.register_blueprint(blp, url_prefix="/api/hq/v1")

@@ -17,6 +17,7 @@ blp = Blueprint("hq_channel", __name__, description="Partners, stores, invites a
 class TerritoryIO(Body):
     region_code = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$"))
     industry = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    kind = fields.String(load_default="shared", validate=validate.OneOf(["exclusive", "shared"]), load_only=True)
 
 
 class PartnerBody(Body):
@@ -44,7 +45,8 @@ class StoreBody(Body):
     code = fields.String(required=True, validate=validate.Length(min=1, max=32))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     region_code = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$"))
-    distributor_id = Id(required=True)
+    # Without one, the distributor whose territory serves the store's place (422 when none does).
+    distributor_id = Id(load_default=None, allow_none=True)
     price_tier_id = Id(required=True)
     owner_name = fields.String(load_default="", validate=validate.Length(max=64))
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^1\d{10}$"))
