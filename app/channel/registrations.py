@@ -569,7 +569,8 @@ def _visible(principal: Principal, action: str, partner_col=Registration.partner
 
 
 def list_registrations(principal: Principal, *, status: str | None = None, partner_id: int | None = None,
-                       conflicts: bool = False, action: str = "store.register") -> sa.Select:
+                       conflicts: bool = False, action: str = "store.register",
+                       newest_first: bool = False) -> sa.Select:
     """Registrations the caller may see; with `conflicts`, only those someone else was refused on, the latest
     refusal first; otherwise protected ones ending soonest first, then the rest newest first."""
     authorize_action(principal, action)
@@ -584,6 +585,8 @@ def list_registrations(principal: Principal, *, status: str | None = None, partn
                   .group_by(RegistrationConflict.registration_id).subquery())
         return stmt.join(latest, latest.c.registration_id == Registration.id).order_by(
             latest.c.last.desc(), Registration.id.desc())
+    if newest_first:
+        return stmt.order_by(Registration.id.desc())
     return stmt.order_by(sa.case((Registration.status == PROTECTED, 0), else_=1),
                          sa.case((Registration.status == PROTECTED, Registration.protected_until), else_=None),
                          Registration.id.desc())
