@@ -30,7 +30,6 @@ from app.channel.models import Partner, Store
 from app.channel.registration_models import (
     CONVERTED,
     EXPIRED,
-    HOLDING,
     PROTECTED,
     REASSIGNED,
     RELEASED,
@@ -594,10 +593,14 @@ def list_registrations(principal: Principal, *, status: str | None = None, partn
 
 def get_registration_for(principal: Principal, registration_id: int, action: str = "store.register"
                          ) -> Registration:
+    """One registration the caller may see (as in their list), or 404 / 403."""
+    authorize_action(principal, action)
     reg = db.session.get(Registration, registration_id)
     if reg is None:
         raise NotFound("找不到这条报备", code="registration_not_found")
-    authorize(principal, action, partner_path=db.session.get(Partner, reg.partner_id).path)
+    if not db.session.scalar(sa.select(Registration.id).where(Registration.id == reg.id,
+                                                              _visible(principal, action))):
+        raise Forbidden("这不在你的权限范围内", code="out_of_scope", details={"action": action})
     return reg
 
 
@@ -655,7 +658,3 @@ def history(reg: Registration) -> list[dict[str, Any]]:
     return [{"at": e.at, "from_status": e.from_status, "to_status": e.to_status, "action": e.action,
              "user_id": e.user_id, "reason": e.reason} for e in reg.events]
 
-
-__all__ = ["HOLDING", "create_registration", "extend", "release_registration", "reassign_registration",
-           "convert_for_store", "expire_registrations", "remind_expiring", "mark_dormant", "send_reminder",
-           "list_registrations", "list_conflicts", "get_policy", "update_policy", "describe", "days_left"]
