@@ -138,9 +138,11 @@ def test_reminder_job_sends_once_after_commit(client, world, fake_wechat):
     with transaction():
         db.session.execute(sa.update(Registration).where(Registration.id == soon["id"]).values(
             protected_until=datetime.now(UTC) + timedelta(days=2)))
-    sent_before = fake_wechat.state.stats["/cgi-bin/message/subscribe/send"]
+    before = len(fake_wechat.state.messages)
     assert registrations.remind_expiring() == 1
-    assert fake_wechat.state.stats["/cgi-bin/message/subscribe/send"] == sent_before + 1  # D1's one staff member
+    sent = fake_wechat.state.messages[before:]
+    assert [(m["touser"], m["template_id"]) for m in sent] == [("demo_distributor", "tmpl_registration_expiring")]
+    assert sent[0]["data"]["thing1"]["value"] == soon["name"]
     assert _reg(soon["id"]).reminded_at is not None
     assert registrations.remind_expiring() == 0
     # An extension starts a new period, reminded again near its end.
