@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 from math import ceil
@@ -402,18 +403,46 @@ def store_keys(phone: str | None, name: str, district_code: str | None, city_cod
     return keys
 
 
+@functools.cache
+def _store_and_holder() -> sa.Select:
+    """The store's identity columns and the first protected registration holding its phone or a name in its area,
+    built once (this runs on every scan-in)."""
+    area = sa.func.coalesce(Store.district_code, Store.city_code)
+    held = (sa.select(RegistrationIdentity.registration_id).join(Registration)
+            .where(Registration.status == PROTECTED, sa.or_(
+                sa.and_(RegistrationIdentity.kind == identity.PHONE, RegistrationIdentity.value == Store.phone),
+                sa.and_(RegistrationIdentity.kind == identity.NAME, RegistrationIdentity.value > area + ":",
+                        RegistrationIdentity.value < area + ";")))
+            .limit(1).correlate(Store).scalar_subquery())
+    return sa.select(Store.phone, Store.name, Store.district_code, Store.city_code, held).where(
+        Store.id == sa.bindparam("store_id"))
+
+
+@functools.cache
+def _holder_of_store() -> sa.Select:
+    """The protected registration holding a store's phone or its name in its district (keys made in Python)."""
+    return (sa.select(RegistrationIdentity.registration_id).join(Registration)
+            .where(Registration.status == PROTECTED, sa.or_(
+                sa.and_(RegistrationIdentity.kind == identity.PHONE,
+                        RegistrationIdentity.value == sa.bindparam("phone")),
+                sa.and_(RegistrationIdentity.kind == identity.NAME,
+                        RegistrationIdentity.value == sa.bindparam("name"))))
+            .order_by(RegistrationIdentity.kind.desc()).limit(1))  # "phone" before "name_district"
+
+
 def convert_for_store(store_id: int, *, via: str, user_id: int | None = None) -> Registration | None:
     """In the caller's transaction: the protected registration of this store's shop (by phone, or name in
-    district) becomes converted with the store; nothing when there is none (one indexed lookup)."""
-    row = db.session.execute(sa.select(Store.phone, Store.name, Store.district_code, Store.city_code)
-                             .where(Store.id == store_id)).first()
-    if row is None:
+    district) becomes converted with the store; nothing when there is none.
+
+    Called on every scan-in, order and redeemed invite, so the usual case (nothing to convert) is one statement:
+    the store's row with whether any protected registration holds its phone or any name in its area (a range
+    on the unique index); the name is compared only when one does."""
+    row = db.session.execute(_store_and_holder(), {"store_id": store_id}).first()
+    if row is None or row[4] is None:
         return None
-    keys = store_keys(*row)
-    if not keys:
-        return None
-    reg_id = db.session.scalar(sa.select(RegistrationIdentity.registration_id).join(Registration)
-                               .where(_keys_clause(keys), Registration.status == PROTECTED).limit(1))
+    keys = dict(store_keys(*row[:4]))
+    reg_id = db.session.scalar(_holder_of_store(), {"phone": keys.get(identity.PHONE, ""),
+                                                    "name": keys.get(identity.NAME, "")})
     if reg_id is None:
         return None
     reg = db.session.scalar(sa.select(Registration).where(Registration.id == reg_id,
