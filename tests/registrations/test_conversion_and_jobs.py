@@ -175,3 +175,17 @@ def test_dormancy_is_computed_from_orders_and_scans(client, world):
     assert _reg(reg["id"]).status == "reassigned"
     keys = db.session.scalars(sa.select(RegistrationIdentity.registration_id)).all()
     assert set(keys) == {new["id"]}
+
+
+def test_a_neighbour_is_not_converted(client, world):
+    """Another protected shop in the store's district (the quick look finds its area held) is left alone."""
+    neighbour = register(client, world["d1"], name="隔壁水果店").get_json()
+    reg = register(client, world["d1"], name="街角面包房").get_json()
+    store_id = _store_for(client, world, reg, name="街角面包房", phone="13812345679")
+    with transaction():
+        converted = registrations.convert_for_store(store_id, via="first_order")
+    assert converted is not None and converted.id == reg["id"]
+    assert _reg(neighbour["id"]).status == "protected"
+    with transaction():
+        assert registrations.convert_for_store(store_id, via="scan_in") is None  # converted once
+    assert [e.action for e in _reg(reg["id"]).events] == ["register", "first_order"]
