@@ -214,9 +214,7 @@ def create_registration(principal: Principal, *, request_id: str, name: str, pho
         found = _holder(keys)
         if found is None:
             raise
-        reg, kind = found
-        refusal = _conflict(reg.partner.name, reg.protected_until if reg.status == PROTECTED else None, kind,
-                            {**attempt, "holder_partner_id": reg.partner_id, "registration_id": reg.id})
+        refusal = _held_refusal(found, partner.id, attempt)
     _record_conflict(refusal[1])
     raise refusal[0]
 
@@ -225,25 +223,32 @@ def _conflict(held_by: str, until: datetime | None, kind: str, row: dict) -> tup
     return _refusal(held_by, until, kind), {**row, "kind": kind, "held_by": held_by, "held_until": until}
 
 
+def _held_refusal(found: tuple[Registration, str], partner_id: int, attempt: dict) -> tuple[AppError, dict]:
+    """The refusal for a shop another partner holds; the partner's own shop again is `already_registered`."""
+    reg, kind = found
+    until = reg.protected_until if reg.status == PROTECTED else None
+    if reg.partner_id == partner_id:
+        day = _until_text(until)
+        raise Conflict(f"你们已经报备过这家店{'，保护期到 ' + day if day else ''}，需要时请申请延期",
+                       code="already_registered", details={"registration_id": reg.id, "until": day})
+    return _conflict(reg.partner.name, until, kind,
+                     {**attempt, "holder_partner_id": reg.partner_id, "registration_id": reg.id})
+
+
 def _check_free(partner: Partner, keys, phone: str, name: str, area: str, attempt: dict):
     """None when the shop is free and the partner has quota; else (the refusal, the conflict row to record).
     A holder whose protection ran out (the expiry job has not come by yet) is expired here first."""
     found = _holder(keys)
     now = now_utc()
-    if found is not None and found[0].status == PROTECTED and as_utc(found[0].protected_until) <= now:
+    for _ in keys:  # each key may have its own lapsed holder
+        if found is None or found[0].status != PROTECTED or as_utc(found[0].protected_until) > now:
+            break
         _expire(db.session.scalar(sa.select(Registration).where(Registration.id == found[0].id).with_for_update()),
                 now)
         db.session.flush()
         found = _holder(keys)
     if found is not None:
-        reg, kind = found
-        until = reg.protected_until if reg.status == PROTECTED else None
-        if reg.partner_id == partner.id:
-            day = _until_text(until)
-            raise Conflict(f"你们已经报备过这家店{'，保护期到 ' + day if day else ''}，需要时请申请延期",
-                           code="already_registered", details={"registration_id": reg.id, "until": day})
-        return _conflict(reg.partner.name, until, kind,
-                         {**attempt, "holder_partner_id": reg.partner_id, "registration_id": reg.id})
+        return _held_refusal(found, partner.id, attempt)
     store = _store_holding(phone, name, area)
     if store is not None:
         holder = db.session.get(Partner, store[0].distributor_id)

@@ -70,3 +70,19 @@ def test_three_partners_same_licence_one_winner(postgres, world):
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(RegistrationIdentity.id)).where(
             RegistrationIdentity.kind == "licence")) == 1
+
+
+def test_one_partner_twice_at_once(postgres, world):
+    """The same staff's phone sends one registration twice (same request_id) while a colleague's sends the same
+    shop (another request_id): one registration, the repeat answers it, the other is `already_registered`."""
+    app = postgres
+    body = new_shop()
+    results = _race(app, [(body, world["d1"]), (body, world["d1"]), (new_shop(phone=body["phone"]), world["d1"])])
+    created = [b for s, b in results if s == 201]
+    refused = [b["error"]["code"] for s, b in results if s == 409]
+    assert len(created) + len(refused) == 3, results
+    assert {b["id"] for b in created} and len({b["id"] for b in created}) == 1, results
+    assert set(refused) <= {"already_registered"}, results
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Registration.id))) == 1
+        assert db.session.scalar(sa.select(sa.func.count(RegistrationConflict.id))) == 0
