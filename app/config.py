@@ -96,6 +96,7 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
             "order_paid": env.get("WECHAT_TEMPLATE_PAID", "tmpl_order_paid"),
             "order_shipped": env.get("WECHAT_TEMPLATE_SHIPPED", "tmpl_order_shipped"),
             "order_delivered": env.get("WECHAT_TEMPLATE_DELIVERED", "tmpl_order_delivered"),
+            "registration_expiring": env.get("WECHAT_TEMPLATE_REGISTRATION_EXPIRING", "tmpl_registration_expiring"),
         },
         "WECHATPAY_MCHID": env.get("WECHATPAY_MCHID", "1900000109"),
         "WECHATPAY_PRIVATE_KEY": env.get("WECHATPAY_PRIVATE_KEY"),

@@ -17,6 +17,11 @@ SCHEDULE = {
     "app.orders.services.expire_unconfirmed": 3600,
     # Code batches left pending (their job was lost with Redis or with the process that queued it).
     "app.codes.services.sweep_pending_batches": 60,
+    # Registrations: protections past their date expire (their shops free again); the partner is reminded a few
+    # days before; converted stores with no order and no scan for the policy's days are marked dormant for HQ.
+    "app.channel.registrations.expire_registrations": 3600,
+    "app.channel.registrations.remind_expiring": 3600,
+    "app.channel.registrations.mark_dormant": 86400,
 }
 
 for path, seconds in SCHEDULE.items():

@@ -14,6 +14,13 @@ from app.analytics.models import (  # noqa: F401
 )
 from app.catalog.models import PriceTier, Product, Sku, SkuPrice  # noqa: F401
 from app.channel.models import Invite, Partner, Store, Territory  # noqa: F401
+from app.channel.registration_models import (  # noqa: F401
+    Registration,
+    RegistrationConflict,
+    RegistrationEvent,
+    RegistrationIdentity,
+    RegistrationPolicy,
+)
 from app.codes.models import Code, CodeBatch, ScanEvent  # noqa: F401
 from app.incentives.models import IncentiveCredit, IncentiveRule  # noqa: F401
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401

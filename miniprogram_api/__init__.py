@@ -9,10 +9,11 @@ def register(api: Api) -> None:
     from miniprogram_api.incentives.views import blp as incentives
     from miniprogram_api.invites.views import blp as invites
     from miniprogram_api.orders.views import blp as orders
+    from miniprogram_api.registrations.views import blp as registrations
     from miniprogram_api.scans.views import blp as scans
     from miniprogram_api.sessions.views import blp as sessions
     from miniprogram_api.staff.views import blp as staff
     from miniprogram_api.stock.views import blp as stock
 
-    for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff):
+    for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff, registrations):
         api.register_blueprint(blp, url_prefix="/api/mp/v1")

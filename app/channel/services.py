@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from app.accounts.models import Membership
 from app.accounts.roles import PARTNER_ROLES, PERMISSIONS, STORE_CLERK, STORE_OWNER, STORE_ROLES
 from app.catalog.models import PriceTier
+from app.channel import registrations
 from app.channel.models import Invite, Partner, Store
 from app.channel.routing import candidates
 from app.channel.territories import add_assignment
@@ -192,6 +193,9 @@ def redeem_invite(*, user_id: int, token: str) -> Membership:
     membership = Membership(user_id=user_id, role=invite.role, store_id=invite.store_id, partner_id=invite.partner_id)
     db.session.add(membership)
     db.session.flush()
+    if invite.store_id is not None:
+        # The shop has its people now: a protected registration of it is converted, in this transaction.
+        registrations.convert_for_store(invite.store_id, via="invite", user_id=user_id)
     return membership
 
 

@@ -23,11 +23,12 @@ from app.core.tx import transaction
 from app.demo import codes as demo_codes
 from app.demo import history as demo_history
 from app.demo import orders as demo_orders
+from app.demo import registrations as demo_registrations
 from app.extensions import db
 from app.inventory import services as inventory
 
 # The modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
-EXTRA_SEEDS = (demo_codes, demo_history, demo_orders)
+EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations)
 
 HQ_CODE = "HQ"
 

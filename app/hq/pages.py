@@ -21,9 +21,14 @@ from werkzeug.exceptions import HTTPException
 
 from app.accounts import flows
 from app.analytics import production, queries, reports, services
+from app.channel import queries as channel_queries
+from app.channel import registrations
+from app.channel.identity import KIND_NAMES
+from app.channel.registration_models import STATUS_NAMES
 from app.codes import queries as code_queries
 from app.codes.parse import grouped
 from app.core.clock import BUSINESS_TZ, as_utc, now_utc
+from app.core.pagination import paginate
 from app.core.regions import region_name
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
@@ -80,6 +85,7 @@ T: dict[str, dict[str, str]] = {
     "forecast": {"zh": "预测需求", "en": "Forecast"}, "progress": {"zh": "进度", "en": "Progress"},
     "sub_stock": {"zh": "分仓库存", "en": "Sub-warehouse stock"},
     "territories": {"zh": "区域分配", "en": "Territories"},
+    "registrations": {"zh": "客户报备", "en": "Registrations"},
     "error": {"zh": "出错了", "en": "Something went wrong"}, "back_home": {"zh": "返回总览", "en": "Back to overview"},
 }
 
@@ -504,6 +510,79 @@ def end_territory(territory_id: int):
     if _write(lambda: channel_territories.end_territory(g.principal, territory_id, reason=reason)):
         flash("区域分配已结束，之后的订单不再按它分配；已发生的记录保持原样", "ok")
     return redirect(url_for("hq_pages.territories"))
+# --- registrations (客户报备) -------------------------------------------------------------------------------
+
+_POLICY_FIELDS = (("protection_days", "保护天数"), ("max_extensions", "可延期次数"), ("extension_days", "每次延期天数"),
+                  ("default_quota", "默认保护名额"), ("reminder_days", "到期前提醒天数"),
+                  ("dormancy_days", "休眠天数（无订单无扫码）"))
+
+
+def _page_items(stmt, size: int = 100) -> list:
+    return paginate(stmt, page=1, page_size=size)["items"]
+
+
+@bp.get("/registrations")
+@login_required
+def registrations_page():
+    """Registrations for HQ: refused attempts (conflicts) first, then protections ending soonest, dormant stores
+    HQ may reassign, and the latest that ended; the rules below."""
+    p = g.principal
+    conflicts = registrations.list_conflicts(p, limit=100)
+    protected = registrations.describe(_page_items(registrations.list_registrations(
+        p, status="protected", action="hq.read")))
+    converted = registrations.describe(_page_items(registrations.list_registrations(
+        p, status="converted", action="hq.read"), 200))
+    dormant = [r for r in converted if r["dormant_since"]]
+    ended = registrations.describe(_page_items(registrations.list_registrations(
+        p, action="hq.read", newest_first=True), 50))
+    ended = [r for r in ended if r["status"] != "protected"]
+    partners = [x for x in _page_items(channel_queries.list_partners(p), 200) if x.kind in ("agent", "distributor")]
+    policy = registrations.get_policy()
+    quotas = ", ".join(f"{k}={v}" for k, v in sorted((policy.quota_by_level or {}).items()))
+    return render_template("hq/registrations.html", conflicts=conflicts, protected=protected, dormant=dormant,
+                           ended=ended, partners=partners, policy=policy, quotas=quotas,
+                           policy_fields=_POLICY_FIELDS, status_names=STATUS_NAMES,
+                           matched_names=KIND_NAMES)
+
+
+@bp.post("/registrations/<int:registration_id>/reassign")
+@login_required
+def reassign_registration(registration_id: int):
+    partner_id = request.form.get("partner_id", "").strip()
+    reason = request.form.get("reason", "").strip()
+    if not partner_id.isdigit() or not 1 <= int(partner_id) < 2**63:
+        flash("请选择改派给哪个伙伴", "error")
+    elif not reason or len(reason) > 200:
+        flash("请写明改派原因（200 字以内）", "error")
+    elif _write(lambda: registrations.reassign_registration(g.principal, registration_id,
+                                                            partner_id=int(partner_id), reason=reason)):
+        flash("已改派，新的保护已开始", "ok")
+    return redirect(url_for("hq_pages.registrations_page"))
+
+
+@bp.post("/registration-policy")
+@login_required
+def registration_policy():
+    values: dict[str, Any] = {}
+    for name, label in _POLICY_FIELDS:
+        raw = request.form.get(name, "").strip()
+        if not raw.isdigit() or len(raw) > 6:
+            flash(f"{label}要是整数", "error")
+            return redirect(url_for("hq_pages.registrations_page"))
+        values[name] = int(raw)
+    quotas: dict[str, int] = {}
+    for part in request.form.get("quota_by_level", "").replace("，", ",").split(","):
+        if not part.strip():
+            continue
+        level, _, count = part.partition("=")
+        if not level.strip() or not count.strip().isdigit() or len(count.strip()) > 6:
+            flash("分级名额请写成 级别=名额，用逗号分开，例如 gold=100, standard=50", "error")
+            return redirect(url_for("hq_pages.registrations_page"))
+        quotas[level.strip()] = int(count.strip())
+    values["quota_by_level"] = quotas
+    if _write(lambda: registrations.update_policy(g.principal, **values)):
+        flash("报备规则已保存", "ok")
+    return redirect(url_for("hq_pages.registrations_page"))
 
 
 @bp.get("/api/<path:rest>")

@@ -15,6 +15,7 @@ from flask import current_app
 from app.accounts.roles import STORE_ROLES
 from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Store
+from app.channel.registrations import convert_for_store
 from app.core.clock import business_day, now_utc
 from app.core.security import Principal, authorize_store
 from app.core.tx import transaction
@@ -125,6 +126,7 @@ def create_order(principal: Principal, *, request_id: str, store_id: int, lines:
                                            user_id=principal.user_id, at=now))
             db.session.add(order)
             db.session.flush()
+            convert_for_store(store_id, via="first_order", user_id=principal.user_id)
             if proxy:
                 notify_after_commit(order.id, "order_awaiting_confirmation")
             return order

@@ -130,6 +130,36 @@ def _visible_assignments(actor: str, body: Any) -> None:
         assert {"330100", "440300", "510100"} <= regions, regions
 
 
+def _shop() -> dict:
+    n = next(_counter)
+    return {"request_id": f"matrix-{n}", "name": f"矩阵报备店{n}", "phone": f"1370000{n:04d}",
+            "region_code": "330106", "industry": "convenience"}
+
+
+def _registrations(client, ids: dict, headers: dict) -> None:
+    """A factory of fresh registrations held by D1, D2 or A1 (each by its own staff), so a spec that moves one
+    (release, reassign) moves its own; extensions are not the limit here."""
+    client.put("/api/hq/v1/registration-policy", json={"max_extensions": 10}, headers=headers["hq_admin"])
+    by = {"D1": ("staff_d1", "330106"), "D2": ("staff_d2", "440305"), "A1": ("staff_a1", "330203")}
+
+    def new(target: str) -> int:
+        actor, region = by[target]
+        resp = client.post("/api/mp/v1/registrations", json={**_shop(), "region_code": region},
+                           headers=headers[actor])
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()["id"]
+
+    ids["new_registration"] = new
+    ids["registrations"] = {target: new(target) for target in by}
+
+
+def _visible_registrations(actor: str, body) -> None:
+    partners = {i["partner_name"] for i in body["items"]}
+    allowed = {"staff_d1": {"杭州西湖分销"}, "staff_d2": {"深圳南山分销"}}.get(actor)
+    if allowed is not None:
+        assert partners <= allowed, (actor, partners)
+
+
 ROUTES: list[Route] = [
     Route("mp stock", "GET", "/api/mp/v1/stock?store_id={store}", stores(*STORE_READERS), ("S1", "S2", "S5")),
     Route("mp catalog", "GET", "/api/mp/v1/catalog?store_id={store}", stores(*STORE_READERS), ("S1", "S2", "S5")),
@@ -182,6 +212,31 @@ ROUTES: list[Route] = [
     Route("create warehouse", "POST", "/api/hq/v1/warehouses", hq("hq_admin"), ok=201,
           body=lambda ids, t: {"code": f"WH-M{next(_counter)}", "name": "矩阵仓", "kind": "central",
                                "city_code": "510100"}),
+    # Registrations: partner staff register for their own partner; HQ reads them all (a region-bound analyst,
+    # its region's) and alone reassigns and sets the rules.
+    Route("register a shop", "POST", "/api/mp/v1/registrations", hq("staff_d1", "staff_d2", "staff_a1"), ok=201,
+          body=lambda ids, t: _shop()),
+    Route("my registrations", "GET", "/api/mp/v1/registrations?page_size=200",
+          hq("staff_d1", "staff_d2", "staff_a1", "hq_admin"), check=_visible_registrations),
+    Route("extend registration", "POST", "/api/mp/v1/registrations/{registration}/extend",
+          partners("staff_d1", "staff_d2", "staff_a1", "hq_admin"), ("D1", "D2", "A1"), body=lambda ids, t: {},
+          setup=_registrations, fill=lambda ids, t: {"registration": ids["registrations"][t]}),
+    Route("release registration", "POST", "/api/mp/v1/registrations/{registration}/release",
+          partners("staff_d1", "staff_d2", "staff_a1", "hq_admin"), ("D1", "D2", "A1"), body=lambda ids, t: {},
+          setup=_registrations, fill=lambda ids, t: {"registration": ids["new_registration"](t)}),
+    Route("hq registrations", "GET", "/api/hq/v1/registrations?page_size=200", hq(*HQ_STAFF)),
+    Route("hq registration", "GET", "/api/hq/v1/registrations/{registration}",
+          lambda actor, t: actor in ("hq_admin", "hq_analyst", "warehouse") or (actor == "analyst_zj"
+                                                                               and t in ("D1", "A1")),
+          ("D1", "D2", "A1"), setup=_registrations, fill=lambda ids, t: {"registration": ids["registrations"][t]}),
+    Route("hq registration conflicts", "GET", "/api/hq/v1/registration-conflicts", hq(*HQ_STAFF)),
+    Route("reassign registration", "POST", "/api/hq/v1/registrations/{registration}/reassign", hq("hq_admin"),
+          ("D1", "D2", "A1"), setup=_registrations,
+          body=lambda ids, t: {"partner_id": ids["partners"]["D4"], "reason": "矩阵改派"},
+          fill=lambda ids, t: {"registration": ids["new_registration"](t)}),
+    Route("registration policy", "GET", "/api/hq/v1/registration-policy", hq(*HQ_STAFF)),
+    Route("set registration policy", "PUT", "/api/hq/v1/registration-policy", hq("hq_admin"),
+          body=lambda ids, t: {"max_extensions": 10}),
 ]
 
 
@@ -250,7 +305,8 @@ def test_scope_matrix(client, world, route):
 # credit, scans, stock, incentives, codes, analytics) or in NOT_OBJECT_ROUTES.
 CHECKED_BLUEPRINTS = {"mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_orders", "mp_scans", "mp_incentives",
                       "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_orders",
-                      "hq_codes", "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs"}
+                      "hq_codes", "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs",
+                      "mp_registrations", "hq_registrations"}
 NOT_OBJECT_ROUTES = {
     ("POST", "/api/mp/v1/sessions"), ("POST", "/api/hq/v1/sessions"),  # login
     ("DELETE", "/api/mp/v1/sessions"), ("DELETE", "/api/hq/v1/sessions"),  # logout: the caller themself
@@ -270,7 +326,8 @@ def _registered(app) -> set[tuple[str, str, str]]:
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         path = (path.replace("{store_id}", "{store}").replace("{partner_id}", "{partner}")
-                .replace("{invite_id}", "{invite}").replace("{sku_id}", "{sku}"))
+                .replace("{invite_id}", "{invite}").replace("{sku_id}", "{sku}")
+                .replace("{registration_id}", "{registration}"))
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             out.add((rule.endpoint.split(".")[0], method, path))
     return out

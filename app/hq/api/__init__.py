@@ -10,10 +10,11 @@ def register(api: Api) -> None:
     from app.hq.api.channel import blp as channel
     from app.hq.api.codes import blp as codes
     from app.hq.api.orders import blp as orders
+    from app.hq.api.registrations import blp as registrations
     from app.hq.api.sessions import blp as sessions
     from app.hq.api.territories import blp as territories
     from app.hq.api.users import blp as users
     from app.hq.api.warehouses import blp as warehouses
 
-    for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users):
+    for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users, registrations):
         api.register_blueprint(blp, url_prefix="/api/hq/v1")
