@@ -16,7 +16,8 @@ def test_rq_cron_schedules_the_periodic_jobs():
     scheduler = CronScheduler(connection=Redis.from_url("redis://127.0.0.1:6379/15"))  # no connection made here
     scheduler.load_config_from_file(str(ROOT / "app" / "cron.py"))
     jobs = {job.name: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"fold", "reconcile_payments", "expire_unconfirmed", "sweep_pending_batches"}
+    assert set(jobs) == {"fold", "reconcile_payments", "expire_unconfirmed", "sweep_pending_batches",
+                         "sweep_consumer_orders"}
     assert jobs["fold"].interval <= 10  # dashboards fold on read too, but the inbox must not pile up
     for job in jobs.values():
         assert job.func is run_job_in_worker
