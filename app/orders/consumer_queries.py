@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PARTNER_ROLES, PERMISSIONS, WAREHOUSE_OPERATOR
 from app.channel.models import Partner
 from app.channel.regions import region_name
-from app.core.security import Principal
+from app.core.security import Principal, authorize_action
 from app.extensions import db
 from app.inventory.models import Warehouse
 from app.orders import consumer_orders
@@ -166,6 +166,7 @@ def consumer_order_page(principal: Principal, *, page: int, page_size: int, role
     """One page of the orders the caller may see (`list_consumer_orders`), as answers."""
     from app.core.pagination import paginate
 
+    authorize_action(principal, ACTION)
     result = paginate(list_consumer_orders(principal, role=role, status=status, partner_id=partner_id),
                       page=page, page_size=page_size)
     result["items"] = order_dicts(result["items"])
