@@ -20,7 +20,7 @@ from app.orders import consumer_orders
 from app.orders.models import CommissionEntry, ConsumerOrder, ConsumerOrderEvent
 from app.scans.books import verify_stock
 from tests.conftest import hq_login, mp_login
-from tests.consumer_orders.helpers import HQ, MP, admin, staff, take
+from tests.consumer_orders.helpers import HQ, MP, take
 from tests.helpers import table_counts
 
 
