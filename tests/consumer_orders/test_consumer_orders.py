@@ -200,13 +200,13 @@ def test_bad_input_is_refused_and_changes_nothing(app, client, world):
         before = table_counts()
         db.session.remove()
     cases = [
-        (dict(customer={"name": "刘女士", "phone": "12345"}), 422, "bad_phone"),
-        (dict(region_code="510000"), 422, "bad_region"),
-        (dict(region_code="999999"), 422, "bad_region"),
-        (dict(address="   "), 422, "address_required"),
-        (dict(lines=[{"sku_id": world["skus"]["MILK250"], "quantity": 1},
-                     {"sku_id": world["skus"]["MILK250"], "quantity": 1}]), 422, "duplicate_sku"),
-        (dict(lines=[{"sku_id": 10**12, "quantity": 1}]), 422, "sku_not_found"),
+        ({"customer": {"name": "刘女士", "phone": "12345"}}, 422, "bad_phone"),
+        ({"region_code": "510000"}, 422, "bad_region"),
+        ({"region_code": "999999"}, 422, "bad_region"),
+        ({"address": "   "}, 422, "address_required"),
+        ({"lines": [{"sku_id": world["skus"]["MILK250"], "quantity": 1},
+                     {"sku_id": world["skus"]["MILK250"], "quantity": 1}]}, 422, "duplicate_sku"),
+        ({"lines": [{"sku_id": 10**12, "quantity": 1}]}, 422, "sku_not_found"),
     ]
     for extra, status, code in cases:
         resp = take(client, d1, world, **extra)

@@ -61,8 +61,8 @@ def test_two_partners_accept_the_same_order_at_once(postgres, world):
     for _ in range(ROUNDS):
         with app.app_context():
             order_id = _hangzhou_order(world)
-        results = _run_together(app, lambda: consumer_orders.accept_consumer_order(d1, order_id),
-                                lambda: consumer_orders.accept_consumer_order(a1, order_id))
+        results = _run_together(app, lambda oid=order_id: consumer_orders.accept_consumer_order(d1, oid),
+                                lambda oid=order_id: consumer_orders.accept_consumer_order(a1, oid))
         assert results == ["consumer_order_cannot_accept", "ok"], results
         with app.app_context():
             assert db.session.get(ConsumerOrder, order_id).status == "accepted"
@@ -83,7 +83,7 @@ def test_an_acceptance_racing_the_pass_on_job_has_one_outcome(postgres, world):
                 db.session.execute(sa.update(ConsumerOrder).where(ConsumerOrder.id == order_id).values(
                     accept_by_at=now_utc() - timedelta(seconds=1)))
             db.session.remove()
-        results = _run_together(app, lambda: consumer_orders.accept_consumer_order(d1, order_id),
+        results = _run_together(app, lambda oid=order_id: consumer_orders.accept_consumer_order(d1, oid),
                                 consumer_orders.sweep_consumer_orders)
         with app.app_context():
             row = db.session.get(ConsumerOrder, order_id)
