@@ -18,11 +18,10 @@ CONSUMER_PRICES = {"MILK250": 6000, "YOG200": 7000, "TEA500": 7500, "BISC": 2250
 
 def seed(ctx) -> None:
     """Through the real use cases, as the demo's people."""
-    from app.demo.seed import SYSTEM
-
-    tier = catalog.create_price_tier(SYSTEM, code=consumer_orders.CONSUMER_TIER, name="建议零售价")
+    admin = Principal(ctx.users["admin"].id, "hq", (Binding(HQ_ADMIN),))
+    tier = catalog.create_price_tier(admin, code=consumer_orders.CONSUMER_TIER, name="建议零售价")
     for code, price in CONSUMER_PRICES.items():
-        catalog.update_sku(SYSTEM, ctx.skus[code].id, prices={tier.id: price})
+        catalog.update_sku(admin, ctx.skus[code].id, prices={tier.id: price})
     d1, d5 = ctx.partners["D1"], ctx.partners["D5"]
     with transaction():
         staff5 = User(openid="demo_distributor_5", display_name="赵经理")
@@ -33,7 +32,6 @@ def seed(ctx) -> None:
     taker = Principal(ctx.users["demo_distributor"].id, "mp", (
         Binding(DISTRIBUTOR_STAFF, partner_id=d1.id, partner_path=d1.path),))
     server = Principal(staff5.id, "mp", (Binding(DISTRIBUTOR_STAFF, partner_id=d5.id, partner_path=d5.path),))
-    admin = Principal(ctx.users["admin"].id, "hq", (Binding(HQ_ADMIN),))
     milk, tea = ctx.skus["MILK250"].id, ctx.skus["TEA500"].id
 
     # 1. Across regions: a Hangzhou partner's customer lives in Chengdu; D5 serves and completes it.

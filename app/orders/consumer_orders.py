@@ -440,7 +440,9 @@ def _count_wrong_code(principal: Principal, order_id: int, limit: int) -> NoRetu
         order = get_consumer_order(order_id)
         db.session.refresh(order)
         if tries is None:
-            raise _locked(order)
+            # Completed (or moved) since the code was checked, or already at the limit.
+            raise _locked(order) if order.status == "shipped" else _cannot(order, "完成",
+                                                                           "consumer_order_cannot_complete")
         _event(order, from_status=order.status, action="wrong_code", user_id=principal.user_id,
                note=f"第 {tries} 次输错")
     if tries >= limit:
