@@ -429,8 +429,8 @@ OBJECT_ROUTES: list[Route] = [
           partners("hq_admin", "hq_analyst"), ("D1", "D2", "D3")),
     # --- consumer orders -----------------------------------------------------------------------------------------
     Route("mp take consumer order", "POST", f"{MP}/consumer-orders", hq(*PARTNER_STAFF, "hq_admin"), ok=201,
-          body=lambda w, t, v: {"request_id": f"matrix-{next(_n)}", "customer": {"name": "矩阵", "phone": "13900000000"},
-                                "address": "矩阵路", "region_code": "510107", "needs_service": False,
+          body=lambda w, t, v: {"request_id": f"matrix-{next(_n)}", "address": "矩阵路", "region_code": "510107",
+                                "customer": {"name": "矩阵", "phone": "13900000000"}, "needs_service": False,
                                 "lines": [{"sku_id": w.ids["skus"]["BISC"], "quantity": 1}]}),
     Route("mp consumer order list", "GET", f"{MP}/consumer-orders?page_size=100", hq(*PARTNER_STAFF, *HQ_ALL),
           check=_consumer_orders_in_scope),
