@@ -305,14 +305,15 @@ def _find_replay(user_id: int | None, request_id: str) -> ConsumerOrder | None:
                                                             ConsumerOrder.request_id == request_id))
 
 
-def routing_message(order: ConsumerOrder) -> str:
-    """Where the order is, in one sentence for whoever took it."""
+def routing_message(order: ConsumerOrder, serving_name: str | None = None) -> str:
+    """Where the order is, in one sentence for whoever took it (`serving_name`: the serving partner's, if known)."""
     if order.status == "with_hq":
         reason = HQ_REASONS.get(order.hq_reason or "", "")
         return f"{reason}，订单已转总部处理" if reason else "订单由总部处理"
-    serving = _partner(order.serving_partner_id)
-    if order.status == "routed" and serving is not None:
-        return f"订单已派给{serving.name}，等待接单"
+    if order.status == "routed" and order.serving_partner_id is not None:
+        if serving_name is None:
+            serving_name = _partner(order.serving_partner_id).name
+        return f"订单已派给{serving_name}，等待接单"
     return STATUS_NAMES.get(order.status, order.status)
 
 

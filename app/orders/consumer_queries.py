@@ -99,7 +99,7 @@ def order_dicts(orders: list[ConsumerOrder], *, events: bool = False) -> list[di
         item = {
             "id": o.id, "number": o.number, "status": o.status,
             "status_name": consumer_orders.STATUS_NAMES.get(o.status, o.status),
-            "message": consumer_orders.routing_message(o),
+            "message": consumer_orders.routing_message(o, names.get(o.serving_partner_id)),
             "customer": {"name": o.customer_name, "phone": o.customer_phone},
             "address": o.address, "region_code": o.region_code, "region_name": _place(o),
             "needs_service": o.needs_service, "total_fen": o.total_fen,
