@@ -97,6 +97,10 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
             "order_shipped": env.get("WECHAT_TEMPLATE_SHIPPED", "tmpl_order_shipped"),
             "order_delivered": env.get("WECHAT_TEMPLATE_DELIVERED", "tmpl_order_delivered"),
             "registration_expiring": env.get("WECHAT_TEMPLATE_REGISTRATION_EXPIRING", "tmpl_registration_expiring"),
+            "consumer_order_new": env.get("WECHAT_TEMPLATE_CONSUMER_ORDER_NEW", "tmpl_consumer_order_new"),
+            "consumer_order_reminder": env.get("WECHAT_TEMPLATE_CONSUMER_ORDER_REMINDER",
+                                               "tmpl_consumer_order_reminder"),
+            "consumer_order_with_hq": env.get("WECHAT_TEMPLATE_CONSUMER_ORDER_WITH_HQ", "tmpl_consumer_order_hq"),
         },
         "WECHATPAY_MCHID": env.get("WECHATPAY_MCHID", "1900000109"),
         "WECHATPAY_PRIVATE_KEY": env.get("WECHATPAY_PRIVATE_KEY"),
@@ -115,6 +119,11 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "SCAN_OFFLINE_DAYS": _int(env, "SCAN_OFFLINE_DAYS", 30),
         "DIVERSION_POLICY": env.get("DIVERSION_POLICY", "alert"),
         "PROXY_ORDER_CONFIRM_DAYS": _int(env, "PROXY_ORDER_CONFIRM_DAYS", 3),
+        # Consumer orders: minutes the serving partner has to accept before the order passes on, and how many
+        # minutes before that its staff are reminded; wrong confirmation codes allowed before the order locks.
+        "CONSUMER_ORDER_ACCEPT_MINUTES": _int(env, "CONSUMER_ORDER_ACCEPT_MINUTES", 120),
+        "CONSUMER_ORDER_REMIND_MINUTES": _int(env, "CONSUMER_ORDER_REMIND_MINUTES", 30),
+        "CONSUMER_ORDER_CODE_TRIES": _int(env, "CONSUMER_ORDER_CODE_TRIES", 5),
         # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 3),
         # Token revocation (app/accounts/revocation.py): the file that tells this machine's processes of a change

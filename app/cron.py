@@ -15,6 +15,8 @@ SCHEDULE = {
     "app.orders.payments.reconcile_payments": 300,
     # Cancel proxy orders the owner did not confirm in time.
     "app.orders.services.expire_unconfirmed": 3600,
+    # Consumer orders: remind the serving partner before an order passes on; pass on those not accepted in time.
+    "app.orders.consumer_orders.sweep_consumer_orders": 60,
     # Code batches left pending (their job was lost with Redis or with the process that queued it).
     "app.codes.services.sweep_pending_batches": 60,
     # Registrations: protections past their date expire (their shops free again); the partner is reminded a few

@@ -6,6 +6,7 @@ from flask_smorest import Api
 def register(api: Api) -> None:
     """Register every mini-program blueprint; each area is imported plainly, so a missing one fails start-up."""
     from miniprogram_api.catalog.views import blp as catalog
+    from miniprogram_api.consumer_orders.views import blp as consumer_orders
     from miniprogram_api.incentives.views import blp as incentives
     from miniprogram_api.invites.views import blp as invites
     from miniprogram_api.orders.views import blp as orders
@@ -15,5 +16,5 @@ def register(api: Api) -> None:
     from miniprogram_api.staff.views import blp as staff
     from miniprogram_api.stock.views import blp as stock
 
-    for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff, registrations):
+    for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff, registrations, consumer_orders):
         api.register_blueprint(blp, url_prefix="/api/mp/v1")

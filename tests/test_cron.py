@@ -18,7 +18,8 @@ def test_rq_cron_schedules_the_periodic_jobs():
     scheduler.load_config_from_file(str(ROOT / "app" / "cron.py"))
     jobs = {job.name: job for job in scheduler.get_jobs()}
     assert set(jobs) == {"fold", "reconcile_payments", "expire_unconfirmed", "sweep_pending_batches",
-                         "expire_registrations", "remind_expiring", "mark_dormant"}
+                         "expire_registrations", "remind_expiring", "mark_dormant",
+                         "sweep_consumer_orders"}
     assert jobs["fold"].interval <= 10  # dashboards fold on read too, but the inbox must not pile up
     for job in jobs.values():
         assert job.func is run_job_in_worker

@@ -25,8 +25,10 @@ ROLE_NAMES = {
 
 _STORE_READ = {"store.read", "stock.read", "catalog.read", "order.read", "incentive.read"}
 # member.manage: see and remove the people bound to a store (an owner: its clerks only).
-_PARTNER = _STORE_READ | {"partner.read", "order.create", "order.cancel", "order.offline_pay", "invite.create",
-                          "store.register", "member.manage"}
+# consumer_order.*: take a consumer's order, see those brought or served, and serve one (accept, decline, complete).
+_CONSUMER_ORDERS = {"consumer_order.create", "consumer_order.read", "consumer_order.serve"}
+_PARTNER = _STORE_READ | _CONSUMER_ORDERS | {"partner.read", "order.create", "order.cancel", "order.offline_pay",
+                                             "invite.create", "store.register", "member.manage"}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     STORE_OWNER: frozenset(_STORE_READ | {"scan", "stock.adjust", "order.create", "order.confirm", "order.pay",
@@ -35,8 +37,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive"}),
     DISTRIBUTOR_STAFF: frozenset(_PARTNER),
     AGENT_STAFF: frozenset(_PARTNER),
-    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "hq.read"}),
-    WAREHOUSE_OPERATOR: frozenset({"hq.read", "order.read", "store.read", "warehouse.operate"}),
+    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "hq.read", "consumer_order.read"}),
+    WAREHOUSE_OPERATOR: frozenset({"hq.read", "order.read", "store.read", "warehouse.operate",
+                                   "consumer_order.read"}),
     HQ_ADMIN: frozenset(_PARTNER | {"hq.read", "hq.write", "warehouse.operate", "stock.adjust", "order.pay",
                                     "order.offline_pay", "scan.admin", "user.manage"}),
 }

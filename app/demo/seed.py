@@ -21,6 +21,7 @@ from app.channel.models import Partner
 from app.core.security import Binding, Principal
 from app.core.tx import transaction
 from app.demo import codes as demo_codes
+from app.demo import consumer_orders as demo_consumer_orders
 from app.demo import history as demo_history
 from app.demo import orders as demo_orders
 from app.demo import registrations as demo_registrations
@@ -28,7 +29,7 @@ from app.extensions import db
 from app.inventory import services as inventory
 
 # The modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
-EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations)
+EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations, demo_consumer_orders)
 
 HQ_CODE = "HQ"
 

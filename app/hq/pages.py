@@ -34,7 +34,8 @@ from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
 from app.hq import charts
-from app.inventory.queries import list_warehouse_stock
+from app.inventory.queries import list_warehouse_stock, list_warehouses
+from app.orders import consumer_orders, consumer_queries
 from app.scans import queries as scan_queries
 
 bp = Blueprint("hq_pages", __name__, url_prefix="/hq", template_folder="templates", static_folder="static",
@@ -86,6 +87,7 @@ T: dict[str, dict[str, str]] = {
     "sub_stock": {"zh": "分仓库存", "en": "Sub-warehouse stock"},
     "territories": {"zh": "区域分配", "en": "Territories"},
     "registrations": {"zh": "客户报备", "en": "Registrations"},
+    "consumer_orders": {"zh": "顾客订单", "en": "Consumer orders"},
     "error": {"zh": "出错了", "en": "Something went wrong"}, "back_home": {"zh": "返回总览", "en": "Back to overview"},
 }
 
@@ -583,6 +585,64 @@ def registration_policy():
     if _write(lambda: registrations.update_policy(g.principal, **values)):
         flash("报备规则已保存", "ok")
     return redirect(url_for("hq_pages.registrations_page"))
+
+
+@bp.get("/consumer-orders")
+@login_required
+def consumer_order_list():
+    """Consumer orders the caller may see, newest first (100 a page), by status."""
+    status = request.args.get("status") or None
+    if status not in (None, *consumer_orders.STATUS_NAMES):
+        status = None
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and 0 < int(page) <= 100_000 else 1
+    listing = consumer_queries.consumer_order_page(g.principal, page=page, page_size=100, status=status)
+    return render_template("hq/consumer_orders.html", listing=listing, status=status,
+                           statuses=consumer_orders.STATUS_NAMES)
+
+
+@bp.get("/consumer-orders/<int:order_id>")
+@login_required
+def consumer_order(order_id: int):
+    """One consumer order: its lines, where it is, its events, its split; HQ routes, ships or cancels it here."""
+    from app.channel.queries import list_partners
+    from app.core.pagination import paginate
+
+    order = consumer_queries.consumer_order_detail(g.principal, order_id)
+    partners = paginate(list_partners(g.principal), page=1, page_size=500)["items"]
+    return render_template("hq/consumer_order.html", order=order, partners=partners,
+                           warehouses=list_warehouses(), statuses=consumer_orders.STATUS_NAMES)
+
+
+@bp.post("/consumer-orders/<int:order_id>/route")
+@login_required
+def consumer_order_route(order_id: int):
+    partner = request.form.get("partner_id", "")
+    if not partner.isdigit() or not 0 < int(partner) < 2**63:
+        flash("请选择伙伴", "error")
+    elif _write(lambda: consumer_orders.route_consumer_order(g.principal, order_id, partner_id=int(partner),
+                                                             reason=request.form.get("reason", "")[:200])):
+        flash("已改派", "ok")
+    return redirect(url_for("hq_pages.consumer_order", order_id=order_id))
+
+
+@bp.post("/consumer-orders/<int:order_id>/ship")
+@login_required
+def consumer_order_ship(order_id: int):
+    warehouse = request.form.get("warehouse_id", "")
+    warehouse_id = int(warehouse) if warehouse.isdigit() and 0 < int(warehouse) < 2**63 else None
+    if _write(lambda: consumer_orders.ship_consumer_order(g.principal, order_id, warehouse_id=warehouse_id)):
+        flash("已发货，库存已出库", "ok")
+    return redirect(url_for("hq_pages.consumer_order", order_id=order_id))
+
+
+@bp.post("/consumer-orders/<int:order_id>/cancel")
+@login_required
+def consumer_order_cancel(order_id: int):
+    if _write(lambda: consumer_orders.cancel_consumer_order(g.principal, order_id,
+                                                            reason=request.form.get("reason", "")[:200])):
+        flash("订单已取消", "ok")
+    return redirect(url_for("hq_pages.consumer_order", order_id=order_id))
 
 
 @bp.get("/api/<path:rest>")

@@ -10,7 +10,7 @@ The lock order. Every use case takes its row locks in this one order, so no two 
 in a circle (a deadlock):
 
 1. orders, by id (an order is locked before its codes and its stock: shipping, receiving, confirming receipt,
-   allocating, cancelling);
+   allocating, cancelling; a consumer order likewise before the warehouse stock it ships);
 2. codes: a case before its units, units in serial order (the order the hot sell path `scan_sell_many` takes);
 3. stock levels, by (location_id, sku_id): a use case that changes more than one level locks them all first with
    `lock_levels` (or changes them in that order);

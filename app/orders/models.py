@@ -235,13 +235,18 @@ class CommissionRule(db.Model):
 
 
 class CommissionEntry(db.Model):
-    """A partner's share of a completed order's margin."""
+    """A partner's share of a completed order's margin: a store order's or a consumer order's (exactly one)."""
 
     __tablename__ = "commission_entries"
-    __table_args__ = (sa.UniqueConstraint("order_id", "partner_id", "role"),)
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "partner_id", "role"),
+        sa.UniqueConstraint("consumer_order_id", "partner_id", "role"),
+        sa.CheckConstraint("(order_id IS NULL) <> (consumer_order_id IS NULL)", name="one_order"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    consumer_order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("consumer_orders.id"), index=True)
     partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partners.id"), index=True)
     # The partner's parent agent as the order recorded it (the attribution the order was placed under).
     agent_id: Mapped[int | None] = mapped_column(sa.BigInteger)  # a partner id
@@ -286,3 +291,105 @@ class CancelRequest(db.Model):
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decision_note: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+# --- consumer orders (CHANNEL.md section 4) ------------------------------------------------------------------
+
+CONSUMER_STATUSES = ("routed", "accepted", "shipped", "completed", "with_hq", "cancelled")
+
+
+class ConsumerOrder(db.Model):
+    """A consumer's order taken by a partner (or HQ's own shop), served by the partner holding the address.
+
+    Attribution is written when it happens: who brought it (and that partner's agent) at creation, who serves it
+    (and that partner's agent, and the territory assignment) at every routing. The consumer's confirmation code is
+    never stored: it is derived from the server's key and `confirmation_salt` (see app/orders/consumer_orders.py).
+    """
+
+    __tablename__ = "consumer_orders"
+    __table_args__ = (
+        # A retried POST from the same user with the same request_id finds the first order.
+        sa.UniqueConstraint("created_by_id", "request_id", name="uq_consumer_orders_request"),
+        sa.CheckConstraint("total_fen >= 0", name="total_not_negative"),
+        sa.CheckConstraint("confirmation_tries >= 0", name="tries_not_negative"),
+        sa.Index("ix_consumer_orders_status_accept_by", "status", "accept_by_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(sa.String(20), unique=True)
+    request_id: Mapped[str] = mapped_column(sa.String(64))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    brought_by_partner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"), index=True)
+    brought_by_agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"))
+    serving_partner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"), index=True)
+    serving_agent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"))
+    assignment_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # The partners it was routed to and that passed (declined or let the time run out), in order.
+    passed_partner_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
+    customer_name: Mapped[str] = mapped_column(sa.String(64))
+    customer_phone: Mapped[str] = mapped_column(sa.String(20))
+    address: Mapped[str] = mapped_column(sa.String(255))
+    region_code: Mapped[str] = mapped_column(sa.String(12), index=True)
+    city_code: Mapped[str | None] = mapped_column(sa.String(12))
+    province_code: Mapped[str] = mapped_column(sa.String(12))
+    needs_service: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    # Why HQ holds it: no_territory | nobody_accepted | hq_routed.
+    hq_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    total_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    confirmation_salt: Mapped[str] = mapped_column(sa.String(32))
+    confirmation_tries: Mapped[int] = mapped_column(sa.Integer, default=0)
+    warehouse_id: Mapped[int | None] = mapped_column(sa.ForeignKey("warehouses.id"))
+    accept_by_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    lines: Mapped[list[ConsumerOrderLine]] = relationship(back_populates="order", cascade="all, delete-orphan",
+                                                          order_by="ConsumerOrderLine.id")
+    events: Mapped[list[ConsumerOrderEvent]] = relationship(back_populates="order", cascade="all, delete-orphan",
+                                                            order_by="ConsumerOrderEvent.id")
+
+
+class ConsumerOrderLine(db.Model):
+    __tablename__ = "consumer_order_lines"
+    __table_args__ = (
+        sa.UniqueConstraint("consumer_order_id", "sku_id"),
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    consumer_order_id: Mapped[int] = mapped_column(sa.ForeignKey("consumer_orders.id", ondelete="CASCADE"),
+                                                   index=True)
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    unit_price_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    amount_fen: Mapped[int] = mapped_column(sa.BigInteger)
+
+    order: Mapped[ConsumerOrder] = relationship(back_populates="lines")
+    sku: Mapped[Sku] = relationship(lazy="joined", viewonly=True)
+
+
+class ConsumerOrderEvent(db.Model):
+    """What happened to a consumer order, by whom and why (append-only)."""
+
+    __tablename__ = "consumer_order_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    consumer_order_id: Mapped[int] = mapped_column(sa.ForeignKey("consumer_orders.id", ondelete="CASCADE"),
+                                                   index=True)
+    from_status: Mapped[str | None] = mapped_column(sa.String(16))
+    to_status: Mapped[str] = mapped_column(sa.String(16))
+    # create | accept | decline | pass_on | route | ship | complete | wrong_code | remind
+    action: Mapped[str] = mapped_column(sa.String(16))
+    # The partner the order is with after this event (None: HQ).
+    partner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(sa.String(255))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    order: Mapped[ConsumerOrder] = relationship(back_populates="events")

@@ -18,6 +18,7 @@ from app.orders.models import (
     CancelRequest,
     CommissionEntry,
     CommissionRule,
+    ConsumerOrder,
     CreditAccount,
     CreditLedger,
     Order,
@@ -124,14 +125,19 @@ def commission_report(principal: Principal, *, partner_id: int | None, date_from
                   sa.func.sum(CommissionEntry.amount_fen))
         .join(Partner, Partner.id == CommissionEntry.partner_id).where(*cond)
         .group_by(CommissionEntry.partner_id, Partner.name).order_by(CommissionEntry.partner_id)).all()
+    # One ledger for store orders and consumer orders: each entry names the order it came from.
     entries = db.session.execute(
-        sa.select(CommissionEntry, Order.number).join(Order, Order.id == CommissionEntry.order_id).where(*cond)
+        sa.select(CommissionEntry, sa.func.coalesce(Order.number, ConsumerOrder.number))
+        .outerjoin(Order, Order.id == CommissionEntry.order_id)
+        .outerjoin(ConsumerOrder, ConsumerOrder.id == CommissionEntry.consumer_order_id).where(*cond)
         .order_by(CommissionEntry.id).limit(1000)).all()
     return {
         "partners": [{"partner_id": r[0], "partner_name": r[1], "entries": r[2], "amount_fen": int(r[3] or 0)}
                      for r in totals],
         "total_fen": sum(int(r[3] or 0) for r in totals),
-        "entries": [{"id": e.id, "order_id": e.order_id, "order_number": number, "partner_id": e.partner_id,
+        "entries": [{"id": e.id, "order_id": e.order_id, "consumer_order_id": e.consumer_order_id,
+                     "kind": "consumer" if e.consumer_order_id else "store", "order_number": number,
+                     "partner_id": e.partner_id,
                      "role": e.role, "base_fen": e.base_fen, "share_bp": e.share_bp, "amount_fen": e.amount_fen,
                      "created_at": e.created_at} for e, number in entries],
     }

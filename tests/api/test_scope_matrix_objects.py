@@ -185,6 +185,63 @@ def _cancel_request(w: World, store: str) -> dict:
     return {"request_id": request_id}
 
 
+def _consumer_order(w: World, target: str, status: str = "routed") -> dict:
+    """A consumer order served by `target`: D1 (D2 took it for a Hangzhou address) or D5 (D1 took it for a Chengdu
+    one), brought to `status` by HQ's admin (who may serve any order)."""
+    from app.orders import consumer_orders
+
+    with w.app.app_context():
+        answer = consumer_orders.create_consumer_order(
+            w.principals["staff_d2" if target == "D1" else "staff_d1"], request_id=f"m-{next(_n)}",
+            customer={"name": "矩阵", "phone": "13900000000"}, address="矩阵路 1 号",
+            region_code="330106" if target == "D1" else "510107",
+            lines=[{"sku_id": w.ids["skus"]["BISC"], "quantity": 1}], needs_service=False)
+        order_id = answer["order"].id
+        if status in ("accepted", "shipped"):
+            consumer_orders.accept_consumer_order(_admin(w), order_id)
+        if status == "shipped":
+            consumer_orders.ship_consumer_order(_admin(w), order_id)
+        db.session.remove()
+    return {"consumer_order_id": order_id, "code": answer["confirmation_code"]}
+
+
+def consumer_order_in(status: str) -> Callable[[World, str], dict]:
+    return lambda w, target: _consumer_order(w, target, status)
+
+
+# Who sees a consumer order: the bringing side, the serving side (and the agent over either), HQ by region, and
+# warehouse staff (they ship); who serves it: the serving side and HQ's admin.
+HQ_ALL = ("hq_admin", "hq_analyst", "analyst_zj", *WAREHOUSE_STAFF)
+CONSUMER_READERS = {"D1": {"staff_d1", "staff_d2", "staff_a1", *HQ_ALL},
+                    "D5": {"staff_d1", "staff_a1", *(set(HQ_ALL) - {"analyst_zj"})}}
+CONSUMER_SERVERS = {"D1": {"staff_d1", "staff_a1", "hq_admin"}, "D5": {"hq_admin"}}
+CONSUMER_TARGETS = ("D1", "D5")
+PARTNER_STAFF = ("staff_d1", "staff_d2", "staff_a1")
+
+
+def consumer_readers(actor: str, target: str) -> bool:
+    return actor in CONSUMER_READERS[target]
+
+
+def consumer_servers(actor: str, target: str) -> bool:
+    return actor in CONSUMER_SERVERS[target]
+
+
+def _consumer_orders_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    from app.orders.models import ConsumerOrder
+
+    ids = [item["id"] for item in body["items"]]
+    with w.app.app_context():
+        rows = db.session.scalars(sa.select(ConsumerOrder).where(ConsumerOrder.id.in_(ids))).all()
+        db.session.remove()
+    mine = {w.ids["partners"][p] for p in PARTNER_SCOPE.get(actor, set())}
+    for row in rows:
+        if actor in PARTNER_STAFF:
+            assert {row.brought_by_partner_id, row.serving_partner_id} & mine, (actor, row.id)
+        elif actor == "analyst_zj":
+            assert row.province_code == "330000", (actor, row.id, row.region_code)
+
+
 # --- checks of list answers -----------------------------------------------------------------------------------
 
 def _store_ids(w: World, actor: str) -> set[int]:
@@ -370,6 +427,40 @@ OBJECT_ROUTES: list[Route] = [
     Route("hq commissions", "GET", f"{HQ}/commissions", hq(*HQ_READERS), check=_commissions_in_scope),
     Route("hq commissions of a partner", "GET", f"{HQ}/commissions?partner_id={{partner}}",
           partners("hq_admin", "hq_analyst"), ("D1", "D2", "D3")),
+    # --- consumer orders -----------------------------------------------------------------------------------------
+    Route("mp take consumer order", "POST", f"{MP}/consumer-orders", hq(*PARTNER_STAFF, "hq_admin"), ok=201,
+          body=lambda w, t, v: {"request_id": f"matrix-{next(_n)}", "address": "矩阵路", "region_code": "510107",
+                                "customer": {"name": "矩阵", "phone": "13900000000"}, "needs_service": False,
+                                "lines": [{"sku_id": w.ids["skus"]["BISC"], "quantity": 1}]}),
+    Route("mp consumer order list", "GET", f"{MP}/consumer-orders?page_size=100", hq(*PARTNER_STAFF, *HQ_ALL),
+          check=_consumer_orders_in_scope),
+    Route("mp consumer orders served", "GET", f"{MP}/consumer-orders?role=serving&page_size=100",
+          hq(*PARTNER_STAFF, *HQ_ALL), check=_consumer_orders_in_scope),
+    Route("mp consumer order", "GET", f"{MP}/consumer-orders/{{consumer_order_id}}", consumer_readers,
+          CONSUMER_TARGETS, make=consumer_order_in("routed")),
+    Route("mp accept consumer order", "POST", f"{MP}/consumer-orders/{{consumer_order_id}}/accept",
+          consumer_servers, CONSUMER_TARGETS, make=consumer_order_in("routed"), consumes=True),
+    Route("mp decline consumer order", "POST", f"{MP}/consumer-orders/{{consumer_order_id}}/decline",
+          consumer_servers, CONSUMER_TARGETS, body=lambda w, t, v: {"reason": "矩阵"},
+          make=consumer_order_in("routed"), consumes=True),
+    Route("mp complete consumer order", "POST", f"{MP}/consumer-orders/{{consumer_order_id}}/complete",
+          consumer_servers, CONSUMER_TARGETS, body=lambda w, t, v: {"confirmation_code": v["code"]},
+          make=consumer_order_in("shipped"), consumes=True),
+    Route("hq consumer order list", "GET", f"{HQ}/consumer-orders?page_size=100", hq(*HQ_ALL),
+          check=_consumer_orders_in_scope),
+    Route("hq consumer order", "GET", f"{HQ}/consumer-orders/{{consumer_order_id}}",
+          lambda actor, target: actor in HQ_ALL and consumer_readers(actor, target), CONSUMER_TARGETS,
+          make=consumer_order_in("routed")),
+    Route("hq route consumer order", "POST", f"{HQ}/consumer-orders/{{consumer_order_id}}/route", hq("hq_admin"),
+          CONSUMER_TARGETS, body=lambda w, t, v: {"partner_id": w.ids["partners"]["D2"], "reason": "矩阵"},
+          make=consumer_order_in("routed"), consumes=True),
+    # Hangzhou's order ships from the Hangzhou sub-warehouse, Chengdu's from the central one: never Shenzhen's.
+    Route("hq ship consumer order", "POST", f"{HQ}/consumer-orders/{{consumer_order_id}}/ship",
+          hq("hq_admin", "warehouse"), CONSUMER_TARGETS, body=lambda w, t, v: {},
+          make=consumer_order_in("accepted"), consumes=True),
+    Route("hq cancel consumer order", "POST", f"{HQ}/consumer-orders/{{consumer_order_id}}/cancel", hq("hq_admin"),
+          CONSUMER_TARGETS, body=lambda w, t, v: {"reason": "矩阵"}, make=consumer_order_in("routed"),
+          consumes=True),
     # --- HQ codes ----------------------------------------------------------------------------------------------
     Route("hq new code batch", "POST", f"{HQ}/code-batches", hq("hq_admin"), ok=202,
           body=lambda w, t, v: {"sku_id": w.ids["skus"]["MILK250"], "quantity": 2}),
@@ -514,6 +605,10 @@ CONSOLE_WRITES = {
     ("/hq/plans/{plan_id}/lines/{line_id}", "hq edit plan line"): lambda w, t, v: {"quantity": "0"},
     ("/hq/plans/{plan_id}/approve", "hq approve plan"): lambda w, t, v: {},
     ("/hq/transfers/{transfer_id}/receive", "hq receive transfer"): lambda w, t, v: {},
+    ("/hq/consumer-orders/{consumer_order_id}/route", "hq route consumer order"):
+        lambda w, t, v: {"partner_id": str(w.ids["partners"]["D2"]), "reason": "矩阵"},
+    ("/hq/consumer-orders/{consumer_order_id}/ship", "hq ship consumer order"): lambda w, t, v: {},
+    ("/hq/consumer-orders/{consumer_order_id}/cancel", "hq cancel consumer order"): lambda w, t, v: {"reason": "矩阵"},
 }
 CONSOLE_ACTORS = tuple(name for name, (kind, _who) in ACTORS.items() if kind == "hq")
 

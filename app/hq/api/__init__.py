@@ -9,6 +9,7 @@ def register(api: Api) -> None:
     from app.hq.api.catalog import blp as catalog
     from app.hq.api.channel import blp as channel
     from app.hq.api.codes import blp as codes
+    from app.hq.api.consumer_orders import blp as consumer_orders
     from app.hq.api.orders import blp as orders
     from app.hq.api.registrations import blp as registrations
     from app.hq.api.sessions import blp as sessions
@@ -16,5 +17,6 @@ def register(api: Api) -> None:
     from app.hq.api.users import blp as users
     from app.hq.api.warehouses import blp as warehouses
 
-    for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users, registrations):
+    for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users, registrations,
+                consumer_orders):
         api.register_blueprint(blp, url_prefix="/api/hq/v1")

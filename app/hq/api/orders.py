@@ -87,7 +87,9 @@ class CommissionArgs(Schema):
 
 class CommissionEntryOut(Schema):
     id = fields.Integer()
-    order_id = fields.Integer()
+    order_id = fields.Integer(allow_none=True)
+    consumer_order_id = fields.Integer(allow_none=True)
+    kind = fields.String(metadata={"description": "store | consumer: which kind of order the entry came from"})
     order_number = fields.String()
     partner_id = fields.Integer()
     role = fields.String()

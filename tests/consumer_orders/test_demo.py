@@ -1,0 +1,31 @@
+"""The demo's consumer orders (API.md "Demo data": a consumer order routed across regions)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.channel.models import Partner
+from app.extensions import db
+from app.orders.models import CommissionEntry, ConsumerOrder
+from app.scans.books import verify_stock
+from tests.helpers import table_counts
+
+
+def test_the_demo_has_a_cross_region_order_completed_with_its_split(demo):
+    from app.demo.seed import seed
+
+    ids = dict(db.session.execute(sa.select(Partner.code, Partner.id)).all())
+    orders = {o.request_id: o for o in db.session.scalars(sa.select(ConsumerOrder))}
+    done = orders["demo-consumer-1"]
+    assert (done.status, done.brought_by_partner_id, done.serving_partner_id) == ("completed", ids["D1"], ids["D5"])
+    assert done.brought_by_agent_id == ids["A1"]
+    entries = db.session.scalars(sa.select(CommissionEntry).where(CommissionEntry.consumer_order_id == done.id)).all()
+    assert {(e.partner_id, e.role) for e in entries} == {(ids["D1"], "bringer"), (ids["D5"], "servicer")}
+    assert sum(e.amount_fen for e in entries) == done.total_fen * 1000 // 10000
+    assert (orders["demo-consumer-2"].status, orders["demo-consumer-2"].serving_partner_id) == ("routed", ids["D2"])
+    assert (orders["demo-consumer-3"].status, orders["demo-consumer-3"].hq_reason) == ("with_hq", "no_territory")
+    assert verify_stock() == []
+    before = table_counts()
+    db.session.remove()
+    assert seed() == "demo data already present: nothing changed"
+    assert table_counts() == before
