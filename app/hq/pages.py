@@ -136,7 +136,8 @@ def _load_user():
             g.principal = read_token(token)
         except AppError:
             session.pop("hq_token", None)
-    if request.method == "POST" and request.form.get("csrf") != session["csrf"]:
+    sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token")  # forms, and the scan desk's fetch
+    if request.method == "POST" and not (sent and secrets.compare_digest(sent, session["csrf"])):
         raise AppError("页面已过期，请刷新后再提交", code="csrf_failed", status=400)
     if g.principal is not None and request.endpoint != "hq_pages.static":
         rollups.fold()  # the pages read the rollups: every sale committed so far is in them
@@ -444,5 +445,7 @@ def register(app: Flask, api: Api) -> None:
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     if not app.config.get("SESSION_COOKIE_SAMESITE"):
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    from app.hq import order_pages  # noqa: F401  (its routes join the blueprint before it is registered)
+
     app.register_blueprint(bp)
     register_error_page(app, "/hq/", _error_page)
