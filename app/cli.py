@@ -1,4 +1,4 @@
-"""Command-line verbs: `flask seed-demo`, `flask stock verify`, `flask create-hq-user`."""
+"""Command-line verbs: `flask seed-demo`, `flask stock verify`, `flask create-hq-user`, `flask demo …`."""
 
 from __future__ import annotations
 
@@ -43,7 +43,10 @@ def register_cli(app: Flask) -> None:
     from app.analytics.cli import register_cli as register_analytics_cli
     from app.orders.cli import register_cli as register_orders_cli
 
+    from app.demo.cli import demo_cli
+
     app.cli.add_command(stock_cli)
+    app.cli.add_command(demo_cli)
     register_orders_cli(app)
     register_analytics_cli(app)
 
