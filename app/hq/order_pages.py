@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
+
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
 from webargs.multidictproxy import MultiDictProxy

@@ -213,9 +213,9 @@ def order_page(principal: Principal, order_id: int) -> dict[str, Any]:
     store = db.session.get(Store, order.store_id)
     distributor = db.session.get(Partner, store.distributor_id) if store.distributor_id else None
     warehouses = dict(db.session.execute(sa.select(Warehouse.id, Warehouse.name)).all())
-    user_ids = {e.user_id for e in order.events} | {s.user_id for s in order.shipments}
-    users = dict(db.session.execute(sa.select(User.id, User.display_name).where(User.id.in_(user_ids - {None}))).all()) \
-        if user_ids - {None} else {}
+    user_ids = ({e.user_id for e in order.events} | {s.user_id for s in order.shipments}) - {None}
+    users = dict(db.session.execute(sa.select(User.id, User.display_name).where(User.id.in_(user_ids))).all()) \
+        if user_ids else {}
     sku_ids = {sl.sku_id for s in order.shipments for sl in s.lines}
     skus = dict(db.session.execute(sa.select(Sku.id, Sku.name).where(Sku.id.in_(sku_ids))).all()) if sku_ids else {}
     return {

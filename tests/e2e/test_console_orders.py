@@ -164,7 +164,7 @@ def test_hq_ships_by_scanning_and_the_store_completes_the_order(app, demo, clien
     page.click("h1")
     page.wait_for_function("() => document.activeElement.id === 'scan-input'")
     assert page.inner_text("#scan-count") == "2 个码"
-    assert page.inner_text('#needs tr[data-sku="%d"] .missing' % skus["MILK250"]) == "6"
+    assert page.inner_text(f'#needs tr[data-sku="{skus["MILK250"]}"] .missing') == "6"
     page.screenshot(path=str(screenshots / "ship-two-scanned.png"), full_page=True)
     page.click("#ship-button")  # a partial shipment: 6 of the 12 milk
     page.wait_for_selector("text=已发货：2 箱码")

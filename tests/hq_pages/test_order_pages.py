@@ -37,8 +37,8 @@ def console(client, demo):
 
 
 def _ids(code: str):
-    from app.channel.models import Store
     from app.catalog.models import Sku
+    from app.channel.models import Store
 
     if code.startswith("S"):
         return db.session.scalar(sa.select(Store.id).where(Store.code == code))
