@@ -237,6 +237,9 @@ def order_page(principal: Principal, order_id: int) -> dict[str, Any]:
 def order_filter_choices(principal: Principal) -> dict[str, list]:
     """What the order list's filters offer the caller: the stores and distributors in their scope, the statuses."""
     visible = visible_stores_condition(_without_bound_operators(principal), "order.read")
+    bound = _bound_warehouses(principal, "order.read")
+    if bound:  # an operator tied to a warehouse: the stores of the orders allocated to it
+        visible = sa.or_(visible, Store.id.in_(sa.select(Order.store_id).where(Order.warehouse_id.in_(sorted(bound)))))
     stores = db.session.execute(sa.select(Store.id, Store.code, Store.name).where(visible)
                                 .order_by(Store.id).limit(500)).all()
     distributors = db.session.execute(

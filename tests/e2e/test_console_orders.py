@@ -229,6 +229,7 @@ def test_hq_ships_by_scanning_and_the_store_completes_the_order(app, demo, clien
     listed = page.inner_text("table.orders")
     assert order_a["number"] in listed and demo_number in listed
     assert order_b["number"] not in listed  # refunded before it was allocated anywhere
+    assert "S1 老王便利店" in listed
     with app.app_context():
         s2_number = db.session.get(Order, s2_order).number
     assert s2_number not in listed

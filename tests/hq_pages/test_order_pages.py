@@ -279,6 +279,7 @@ def test_the_hangzhou_operator_sees_and_opens_only_hangzhous_orders(client, demo
     unallocated = db.session.scalar(sa.select(Order).where(Order.warehouse_id.is_(None)))
     listed = client.get("/hq/orders").get_data(as_text=True)
     assert mine.number in listed and other.number not in listed and unallocated.number not in listed
+    assert "S1 老王便利店" in listed and "李姐烟酒店" not in listed  # its orders' stores, in the table and the filter
     assert client.get(f"/hq/orders/{mine.id}").status_code == 200
     assert client.get(f"/hq/orders/{mine.id}/ship").status_code == 200
     for path in (f"/hq/orders/{other.id}", f"/hq/orders/{other.id}/ship", f"/hq/orders/{unallocated.id}"):
