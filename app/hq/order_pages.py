@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 
-from flask import flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, flash, g, jsonify, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
@@ -20,6 +20,7 @@ from app.core.clock import BUSINESS_TZ
 from app.core.pagination import paginate
 from app.core.schemas import Day, Id, Int
 from app.errors import AppError, ValidationFailed
+from app.hq import pages
 from app.hq.pages import bp, login_required
 from app.hq.pages import yuan as _yuan
 from app.inventory.queries import list_warehouses
@@ -327,3 +328,8 @@ def repay(store_id: int):
     return redirect(url_for("hq_pages.credit", store_id=store_id))
 
 
+
+
+def register(app: Flask, api) -> None:
+    """Mount the console: the pages of `app.hq.pages` with these routes on its blueprint (added at import)."""
+    pages.register(app, api)

@@ -445,7 +445,5 @@ def register(app: Flask, api: Api) -> None:
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     if not app.config.get("SESSION_COOKIE_SAMESITE"):
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    from app.hq import order_pages  # noqa: F401  (its routes join the blueprint before it is registered)
-
     app.register_blueprint(bp)
     register_error_page(app, "/hq/", _error_page)
