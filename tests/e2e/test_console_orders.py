@@ -241,3 +241,43 @@ def test_hq_ships_by_scanning_and_the_store_completes_the_order(app, demo, clien
     page.screenshot(path=str(screenshots / "orders-hangzhou-operator-refused.png"), full_page=True)
     context.close()
     assert not watch.problems, watch.problems
+
+
+def test_scans_typed_faster_than_the_answers_come_are_checked_in_order(app, demo, client, browser, serve,
+                                                                      screenshots):
+    """A scanner does not wait for the page: three codes typed back to back (the last a repeat of the first) are
+    checked one after another, each with the codes accepted before it."""
+    s1 = db.session.scalar(sa.select(Store.id).where(Store.code == "S1"))
+    milk_id = db.session.scalar(sa.select(Sku.id).where(Sku.code == "MILK250"))
+    milk = _cases("WH-HZ", "MILK250")
+    db.session.remove()
+    owner = mp_login(client, "demo_store_owner")
+    placed = client.post("/api/mp/v1/orders", headers=owner, json={
+        "request_id": "e2e-fast", "store_id": s1, "lines": [{"sku_id": milk_id, "quantity": 12}]})
+    assert placed.status_code == 201, placed.get_json()
+    order = placed.get_json()
+    from tests.conftest import hq_login
+
+    admin = hq_login(client)
+    assert client.post(f"/api/hq/v1/orders/{order['id']}/offline-payments", headers=admin,
+                       json={"reference": "FAST-1", "amount_fen": order["total_fen"]}).status_code == 200
+    assert client.post(f"/api/hq/v1/orders/{order['id']}/allocate", headers=admin, json={}).status_code == 200
+
+    base = serve(app)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    watch = Watch(page)
+    _login(page, base, "admin")
+    page.goto(f"{base}/hq/orders/{order['id']}/ship")
+    for serial in (milk[0], milk[1], milk[0]):
+        page.keyboard.type(serial, delay=0)
+        page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('scan-result').textContent.includes('已经扫过')")
+    assert page.inner_text("#scan-count") == "2 个码"
+    assert page.inner_text(f'#needs tr[data-sku="{milk_id}"] .missing') == "0"
+    assert page.evaluate("() => document.activeElement.id") == "scan-input"
+    page.screenshot(path=str(screenshots / "ship-fast-scans.png"), full_page=True)
+    page.click("#ship-button")
+    page.wait_for_selector("text=已发货：2 箱码，共 12 件")
+    context.close()
+    assert not watch.problems, watch.problems
