@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.errors import AppError
+
 demo_cli = AppGroup("demo", help="Demo helpers: pay an order through the fake WeChat Pay, list case codes.")
 
 
@@ -48,10 +50,15 @@ def pay(number: str) -> None:
     order_id, store_id = order.id, order.store_id
     db.session.rollback()
     principal = Principal(user_id=owner.id, kind="mp", bindings=(Binding(STORE_OWNER, store_id=store_id),))
-    payments.start_wechat_payment(principal, order_id)
     base = current_app.config["WECHATPAY_API_BASE"].rstrip("/")
-    resp = requests.post(f"{base}/_fake/pay/{order.number}/pay", json={"notify": True}, timeout=15)
-    answer = resp.json()
+    try:
+        payments.start_wechat_payment(principal, order_id)
+        resp = requests.post(f"{base}/_fake/pay/{order.number}/pay", json={"notify": True}, timeout=15)
+        answer = resp.json()
+    except (AppError, requests.RequestException, ValueError) as exc:
+        click.echo(f"could not pay through the fake WeChat Pay at {base} (is it running? scripts/run starts it): "
+                   f"{getattr(exc, 'message', exc)}")
+        sys.exit(1)
     if resp.status_code != 200:
         click.echo(f"the fake WeChat Pay at {base} refused: {answer}")
         sys.exit(1)

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from app.catalog.models import Sku
 from app.channel.models import Store
 from app.codes.models import Code
+from app.core.tx import transaction
 from app.extensions import db
 from app.integrations.wechatpay import build_gateway
 from app.inventory.models import Warehouse
@@ -41,6 +42,18 @@ def test_flask_demo_pay_pays_through_the_fakes_signed_notification(app, demo, cl
     again = runner.invoke(args=["demo", "pay", number])
     assert again.exit_code == 1 and "not awaiting payment" in again.output
     assert runner.invoke(args=["demo", "pay", "000000000000000"]).exit_code == 1
+
+
+def test_flask_demo_pay_says_so_when_the_fake_is_not_there(app, demo, client, monkeypatch):
+    monkeypatch.setitem(app.config, "WECHATPAY_API_BASE", "http://127.0.0.1:9/")
+    monkeypatch.setitem(app.extensions, "wechatpay", build_gateway(
+        {**app.config, "WECHATPAY_API_BASE": "http://127.0.0.1:9"}))
+    order = db.session.scalar(sa.select(Order).where(Order.status == "awaiting_confirmation"))
+    with transaction():
+        order.status = "awaiting_payment"  # as if its owner had confirmed it
+    result = app.test_cli_runner().invoke(args=["demo", "pay", order.number])
+    assert result.exit_code == 1 and "is it running?" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_flask_demo_cases_lists_in_transit_and_shelved_cases(app, demo):
