@@ -44,9 +44,6 @@
       hidden.value = serial;
       codes.appendChild(hidden);
     });
-    if (answer.accepted) {
-      desk.dataset.last = answer.serial;
-    }
     (answer.needs || []).forEach(function (need) {
       var row = document.querySelector('#needs tr[data-sku="' + need.sku_id + '"]');
       if (!row) { return; }
