@@ -118,7 +118,7 @@ def _register_routes(app: Flask) -> None:
     console, and the app's own HTTP edges in app/web (health, landing and docs, public pages, WeChat Pay)."""
     from app.extensions import api
     from app.hq.api import register as register_hq_api
-    from app.hq.pages import register as register_console
+    from app.hq.order_pages import register as register_console
     from app.web import docs, health, public, wechat_pay
     from miniprogram_api import register as register_mp
 

@@ -1,4 +1,4 @@
-"""Command-line verbs: `flask seed-demo`, `flask stock verify`, `flask create-hq-user`."""
+"""Command-line verbs: `flask seed-demo`, `flask stock verify`, `flask create-hq-user`, `flask demo …`."""
 
 from __future__ import annotations
 
@@ -41,9 +41,11 @@ def stock_verify() -> None:
 def register_cli(app: Flask) -> None:
     """Add every command group; the areas' groups are imported plainly, so a missing one fails start-up."""
     from app.analytics.cli import register_cli as register_analytics_cli
+    from app.demo.cli import demo_cli
     from app.orders.cli import register_cli as register_orders_cli
 
     app.cli.add_command(stock_cli)
+    app.cli.add_command(demo_cli)
     register_orders_cli(app)
     register_analytics_cli(app)
 

@@ -30,6 +30,7 @@ COMMANDS = {
     "stock": {"verify"},
     "orders": {"expire", "reconcile"},
     "analytics": {"fold", "rebuild"},
+    "demo": {"pay", "cases"},
     "seed-demo": set(),
     "create-hq-user": set(),
     # from Flask-Migrate and flask-smorest

@@ -173,5 +173,9 @@ def _seed_stock_and_people(ctx: DemoContext) -> None:
     ctx.users["analyst"] = create_hq_user(username="analyst", password=password, role=HQ_ANALYST,
                                           display_name="总部分析员")
     ctx.users["warehouse"] = create_hq_user(username="warehouse", password=password, role=WAREHOUSE_OPERATOR,
-                                            display_name="中央仓操作员")
+                                            display_name="仓库操作员（各仓）")
+    # An operator tied to the Hangzhou sub-warehouse: sees and ships only the orders allocated there.
+    ctx.users["warehouse_hz"] = create_hq_user(username="warehouse_hz", password=password, role=WAREHOUSE_OPERATOR,
+                                               display_name="杭州分仓操作员",
+                                               warehouse_id=ctx.warehouses["WH-HZ"].id)
     db.session.flush()

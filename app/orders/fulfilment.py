@@ -28,11 +28,32 @@ from app.orders.commission import book_commission
 from app.orders.locks import lock_order, require_store
 from app.orders.models import Order, Shipment, ShipmentLine
 from app.orders.notifications import notify_after_commit
+from app.orders.queries import get_order_for
 
 
 def _city_warehouse(city_code: str) -> Warehouse | None:
     return db.session.scalar(sa.select(Warehouse).join(WarehouseCity).where(WarehouseCity.city_code == city_code,
                                                                             Warehouse.kind == "sub"))
+
+
+def _sub_with_everything(order: Order) -> Warehouse | None:
+    """The store's city sub-warehouse, if it has every line of the order available now."""
+    store = require_store(order.store_id)
+    sub = _city_warehouse(store.city_code)
+    if sub is not None and all(get_level(location_id=sub.location_id, sku_id=line.sku_id).available >= line.quantity
+                               for line in order.lines):
+        return sub
+    return None
+
+
+def suggested_warehouse(principal: Principal, order_id: int) -> dict:
+    """Where `allocate_order` without a warehouse would reserve the order now, and why (for the allocate form)."""
+    order = get_order_for(principal, order_id, "warehouse.operate")
+    sub = _sub_with_everything(order)
+    if sub is not None:
+        return {"id": sub.id, "name": sub.name, "why": "门店所在城市的分仓有全部商品"}
+    central = get_central_warehouse()
+    return {"id": central.id, "name": central.name, "why": "城市分仓没有全部商品（或没有城市分仓），从中央仓发"}
 
 
 def _reserve(order: Order, wh: Warehouse, *, user_id: int | None) -> None:
@@ -75,11 +96,9 @@ def allocate_order(principal: Principal, order_id: int, *, warehouse_id: int | N
                 raise NotFound("找不到这个仓库", code="warehouse_not_found")
             _reserve(order, wh, user_id=principal.user_id)
         else:
-            store = require_store(order.store_id)
-            sub = _city_warehouse(store.city_code)
+            sub = _sub_with_everything(order)
             wh = None
-            if sub is not None and all(get_level(location_id=sub.location_id, sku_id=line.sku_id).available
-                                       >= line.quantity for line in order.lines):
+            if sub is not None:
                 try:
                     with db.session.begin_nested():
                         _reserve(order, sub, user_id=principal.user_id)

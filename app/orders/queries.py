@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from app.accounts.roles import PARTNER_ROLES, PERMISSIONS
+from app.accounts.models import User
+from app.accounts.roles import PARTNER_ROLES, PERMISSIONS, WAREHOUSE_OPERATOR
+from app.catalog.models import Sku
 from app.channel.models import Partner, Store
 from app.channel.queries import visible_partners_condition, visible_stores_condition
 from app.core.security import Principal, authorize, authorize_store
 from app.errors import Forbidden, NotFound
 from app.extensions import db
+from app.inventory.models import Warehouse
 from app.orders.models import (
     CancelRequest,
     CommissionEntry,
@@ -22,21 +26,39 @@ from app.orders.models import (
     CreditAccount,
     CreditLedger,
     Order,
+    Payment,
     Refund,
 )
+from app.orders.states import STATUS_NAMES
+
+
+def _bound_warehouses(principal: Principal, action: str) -> set[int]:
+    """The warehouses of the caller's operator bindings that are tied to one warehouse and allow `action`."""
+    return {b.warehouse_id for b in principal.bindings
+            if b.role == WAREHOUSE_OPERATOR and b.warehouse_id is not None and action in PERMISSIONS.get(b.role, ())}
+
+
+def _without_bound_operators(principal: Principal) -> Principal:
+    """The caller with its one-warehouse operator bindings left out: an operator tied to a warehouse sees the
+    orders allocated to it, not every store's (their store scope is any store, for shipping)."""
+    return replace(principal, bindings=tuple(b for b in principal.bindings
+                                             if not (b.role == WAREHOUSE_OPERATOR and b.warehouse_id is not None)))
 
 
 def get_order_for(principal: Principal, order_id: int, action: str = "order.read") -> Order:
     """The order if it exists (404) and the caller may `action` on its store (403 out_of_scope).
 
-    Reading is also open to the partner an order was routed to (cross-region): it fulfils and serves it.
+    Reading is also open to the partner an order was routed to (cross-region): it fulfils and serves it. An
+    operator tied to one warehouse reads (and works on) only the orders allocated to that warehouse.
     """
     order = db.session.get(Order, order_id)
     if order is None:
         raise NotFound("找不到这个订单", code="order_not_found")
     try:
-        authorize_store(principal, action, order.store_id)
+        authorize_store(_without_bound_operators(principal), action, order.store_id)
     except Forbidden:
+        if order.warehouse_id is not None and order.warehouse_id in _bound_warehouses(principal, action):
+            return order
         if action != "order.read" or not _routed_to_caller(principal, order):
             raise
     return order
@@ -56,13 +78,18 @@ def _routed_to_caller(principal: Principal, order: Order) -> bool:
 
 def list_orders(principal: Principal, *, store_id: int | None = None, status: str | None = None,
                 partner_id: int | None = None, number: str | None = None, warehouse_id: int | None = None,
-                created_from: datetime | None = None, created_to: datetime | None = None) -> sa.Select:
-    """Orders of the stores the caller may see, newest first, with optional filters."""
-    visible = visible_stores_condition(principal, "order.read")
+                created_from: datetime | None = None, created_to: datetime | None = None,
+                distributor_id: int | None = None, region: str | None = None) -> sa.Select:
+    """Orders of the stores the caller may see, newest first, with optional filters (an operator tied to one
+    warehouse: the orders allocated to it). `region` is an adcode: a province, city or district."""
+    visible = visible_stores_condition(_without_bound_operators(principal), "order.read")
     paths = _partner_paths(principal, "order.read")
     if paths:
         visible = sa.or_(visible, Order.routed_partner_id.in_(
             sa.select(Partner.id).where(sa.or_(*(Partner.path.startswith(p) for p in paths)))))
+    bound = _bound_warehouses(principal, "order.read")
+    if bound:
+        visible = sa.or_(visible, Order.warehouse_id.in_(sorted(bound)))
     stmt = (sa.select(Order).join(Store, Store.id == Order.store_id).options(selectinload(Order.lines))
             .where(visible)
             .order_by(Order.created_at.desc(), Order.id.desc()))
@@ -77,11 +104,26 @@ def list_orders(principal: Principal, *, store_id: int | None = None, status: st
         stmt = stmt.where(Order.number == number.replace("-", "").replace(" ", ""))
     if warehouse_id is not None:
         stmt = stmt.where(Order.warehouse_id == warehouse_id)
+    if distributor_id is not None:
+        stmt = stmt.where(Store.distributor_id == distributor_id)
+    if region:
+        code = region[:6]
+        if code.endswith("0000"):
+            stmt = stmt.where(Store.province_code == code)
+        elif code.endswith("00"):
+            stmt = stmt.where(Store.city_code == code)
+        else:
+            stmt = stmt.where(Store.district_code == code)
     if created_from is not None:
         stmt = stmt.where(Order.created_at >= created_from)
     if created_to is not None:
         stmt = stmt.where(Order.created_at < created_to)
     return stmt
+
+
+def payments_of(order_id: int) -> list[Payment]:
+    """The payments of an order, oldest first."""
+    return list(db.session.scalars(sa.select(Payment).where(Payment.order_id == order_id).order_by(Payment.id)))
 
 
 def refunds_of(order_id: int) -> list[Refund]:
@@ -168,3 +210,61 @@ def cancel_request_dict(row: sa.Row) -> dict[str, Any]:
 def cancel_request_detail(request_id: int) -> dict[str, Any]:
     row = db.session.execute(_cancel_request_select().where(CancelRequest.id == request_id)).one()
     return cancel_request_dict(row)
+
+
+def order_page(principal: Principal, order_id: int) -> dict[str, Any]:
+    """One order as the console shows it: the order, its store and warehouse, payments, refunds, shipments (with
+    their case codes and SKU names) and its history with who did each step. 404 / 403 as `get_order_for`."""
+    order = get_order_for(principal, order_id)
+    store = db.session.get(Store, order.store_id)
+    distributor = db.session.get(Partner, store.distributor_id) if store.distributor_id else None
+    warehouses = dict(db.session.execute(sa.select(Warehouse.id, Warehouse.name)).all())
+    user_ids = ({e.user_id for e in order.events} | {s.user_id for s in order.shipments}) - {None}
+    users = dict(db.session.execute(sa.select(User.id, User.display_name).where(User.id.in_(user_ids))).all()) \
+        if user_ids else {}
+    sku_ids = {sl.sku_id for s in order.shipments for sl in s.lines}
+    skus = dict(db.session.execute(sa.select(Sku.id, Sku.name).where(Sku.id.in_(sku_ids))).all()) if sku_ids else {}
+    return {
+        "order": order, "store": store, "distributor": distributor,
+        "warehouse_name": warehouses.get(order.warehouse_id) if order.warehouse_id else None,
+        "payments": payments_of(order.id), "refunds": refunds_of(order.id),
+        "refundable_fen": max(0, order.paid_fen - order.refunded_fen),
+        "events": [{"at": e.at, "action": e.action, "from": e.from_status, "to": e.to_status, "note": e.note,
+                    "user": users.get(e.user_id) if e.user_id else None} for e in order.events],
+        "shipments": [{"id": s.id, "at": s.shipped_at, "delivered_at": s.delivered_at,
+                       "warehouse": warehouses.get(s.warehouse_id), "user": users.get(s.user_id),
+                       "case_codes": list(s.case_codes or []),
+                       "lines": [{"sku_name": skus.get(sl.sku_id, sl.sku_id), "quantity": sl.quantity,
+                                  "received": sl.received_quantity} for sl in s.lines]}
+                      for s in order.shipments],
+    }
+
+
+def order_filter_choices(principal: Principal) -> dict[str, list]:
+    """What the order list's filters offer the caller: the stores and distributors in their scope, the statuses."""
+    visible = visible_stores_condition(_without_bound_operators(principal), "order.read")
+    bound = _bound_warehouses(principal, "order.read")
+    if bound:  # an operator tied to a warehouse: the stores of the orders allocated to it
+        visible = sa.or_(visible, Store.id.in_(sa.select(Order.store_id).where(Order.warehouse_id.in_(sorted(bound)))))
+    stores = db.session.execute(sa.select(Store.id, Store.code, Store.name).where(visible)
+                                .order_by(Store.id).limit(500)).all()
+    distributors = db.session.execute(
+        sa.select(Partner.id, Partner.code, Partner.name)
+        .where(Partner.id.in_(sa.select(Store.distributor_id).where(visible))).order_by(Partner.id)).all()
+    return {"stores": [{"id": i, "code": c, "name": n} for i, c, n in stores],
+            "distributors": [{"id": i, "code": c, "name": n} for i, c, n in distributors],
+            "statuses": list(STATUS_NAMES.items())}
+
+
+def credit_page(principal: Principal, store_id: int) -> dict[str, Any]:
+    """A store's credit line as the console shows it: limit, what it owes, what is left, the latest ledger lines
+    (a store without a line reads as a zero limit). 404 for an unknown store, 403 outside the caller's scope."""
+    authorize_store(principal, "order.read", store_id)
+    store = db.session.get(Store, store_id)
+    if store is None:
+        raise NotFound("找不到这家门店", code="store_not_found")
+    account = get_credit_account(store_id)
+    return {"store": store, "limit_fen": account.limit_fen if account else 0,
+            "balance_fen": account.balance_fen if account else 0,
+            "available_fen": (account.limit_fen - account.balance_fen) if account else 0,
+            "ledger": credit_ledger(account.id) if account else []}

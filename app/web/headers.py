@@ -25,6 +25,7 @@ CSP = "; ".join((
     "img-src 'self'",
     "font-src 'self'",
     "connect-src 'self'",
+    "media-src 'self'",  # the shipping desk's scan sounds (/hq/static/*.wav)
     "object-src 'none'",
     "base-uri 'none'",
     "form-action 'self'",

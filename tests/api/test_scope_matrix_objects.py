@@ -42,6 +42,9 @@ ORDER_CANCELLERS = ORDER_CREATORS
 OFFLINE_PAYERS = ("staff_d1", "staff_d2", "staff_a1", "hq_admin")
 OWNERS = ("owner_s1", "owner_s2")
 STORE_TARGETS = ("S1", "S2", "S5")
+# An operator tied to one warehouse reads only the orders allocated to it: not an unallocated order of any store.
+UNALLOCATED_READERS = tuple(a for a in (*STORE_READERS, *WAREHOUSE_STAFF) if a != "wh_sz")
+HQ_UNALLOCATED_READERS = tuple(a for a in HQ_READERS if a != "wh_sz")
 _n = itertools.count()
 
 
@@ -256,6 +259,15 @@ def _items_in_scope(key: str) -> Callable[[World, str, str, Any], None]:
     return check
 
 
+def _orders_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    """Orders of stores in the caller's scope; the Shenzhen operator's are all allocated to Shenzhen."""
+    _items_in_scope("store_id")(w, actor, target, body)
+    if actor == "wh_sz":
+        elsewhere = {item["id"] for item in body["items"]} - {
+            item["id"] for item in body["items"] if item["warehouse_id"] == w.ids["warehouses"]["WH-SZ"]}
+        assert not elsewhere, f"wh_sz sees orders {sorted(elsewhere)} of other warehouses"
+
+
 def _groups_in_scope(w: World, actor: str, target: str, body: Any) -> None:
     outside = {int(item["key"]) for item in body["items"]} - _store_ids(w, actor)
     assert not outside, f"{actor} sees stores {sorted(outside)}"
@@ -357,8 +369,8 @@ OBJECT_ROUTES: list[Route] = [
     Route("mp orders of a store", "GET", f"{MP}/orders?store_id={{store}}", stores(*STORE_READERS, *WAREHOUSE_STAFF),
           STORE_TARGETS),
     Route("mp order list", "GET", f"{MP}/orders?page_size=100", hq(*STORE_READERS, *WAREHOUSE_STAFF),
-          check=_items_in_scope("store_id")),
-    Route("mp order", "GET", f"{MP}/orders/{{order_id}}", stores(*STORE_READERS, *WAREHOUSE_STAFF), STORE_TARGETS,
+          check=_orders_in_scope),
+    Route("mp order", "GET", f"{MP}/orders/{{order_id}}", stores(*UNALLOCATED_READERS), STORE_TARGETS,
           make=order_in("awaiting_payment")),
     Route("mp confirm", "POST", f"{MP}/orders/{{order_id}}/confirm", stores(*OWNERS), STORE_TARGETS,
           body=lambda w, t, v: {}, make=order_in("awaiting_confirmation"), consumes=True),
@@ -396,9 +408,13 @@ OBJECT_ROUTES: list[Route] = [
     Route("mp incentives", "GET", f"{MP}/incentives?store_id={{store}}", stores(*STORE_READERS), STORE_TARGETS),
     # --- HQ orders and credit ----------------------------------------------------------------------------------
     Route("hq orders of a store", "GET", f"{HQ}/orders?store_id={{store}}", stores(*HQ_READERS), STORE_TARGETS),
-    Route("hq order list", "GET", f"{HQ}/orders?page_size=100", hq(*HQ_READERS), check=_items_in_scope("store_id")),
-    Route("hq order", "GET", f"{HQ}/orders/{{order_id}}", stores(*HQ_READERS), STORE_TARGETS,
+    Route("hq order list", "GET", f"{HQ}/orders?page_size=100", hq(*HQ_READERS), check=_orders_in_scope),
+    Route("hq order", "GET", f"{HQ}/orders/{{order_id}}", stores(*HQ_UNALLOCATED_READERS), STORE_TARGETS,
           make=order_in("awaiting_payment")),
+    # Allocated: the Shenzhen operator reads S2's (shipped from Shenzhen), not S1's or S5's (from Hangzhou).
+    Route("hq allocated order", "GET", f"{HQ}/orders/{{order_id}}",
+          lambda actor, target: stores(*HQ_UNALLOCATED_READERS)(actor, target) or (actor, target) == ("wh_sz", "S2"),
+          STORE_TARGETS, make=order_in("allocated")),
     Route("hq allocate", "POST", f"{HQ}/orders/{{order_id}}/allocate", from_warehouse("hq_admin", "warehouse"),
           STORE_TARGETS,
           body=lambda w, t, v: {}, make=order_in("paid"), consumes=True),

@@ -19,6 +19,9 @@ class HqOrderArgs(PageArgs):
     partner_id = Id(load_default=None)
     warehouse_id = Id(load_default=None)
     number = fields.String(load_default=None, validate=validate.Length(max=20))
+    distributor_id = Id(load_default=None)
+    region = fields.String(load_default=None, validate=validate.Regexp(r"^\d{6}$"),
+                           metadata={"description": "a province, city or district adcode: its stores' orders"})
     created_from = AwareDateTime(load_default=None, data_key="from")
     created_to = AwareDateTime(load_default=None, data_key="to")
 
@@ -116,7 +119,8 @@ class CommissionReportOut(Schema):
 @blp.arguments(HqOrderArgs, location="query")
 @blp.response(200, page_schema(OrderOut, "HqOrderPage"))
 def list_orders(args):
-    """Orders in the caller's region, newest first, filtered by store, status, partner, warehouse, number, time."""
+    """Orders in the caller's region, newest first, filtered by store, status, partner, distributor, region,
+    warehouse, number, time (an operator tied to one warehouse: the orders allocated to it)."""
     principal = require("order.read", kind="hq")
     page, page_size = args.pop("page"), args.pop("page_size")
     return paginate(queries.list_orders(principal, **args), page=page, page_size=page_size)
