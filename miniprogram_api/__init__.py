@@ -13,6 +13,7 @@ def register(api: Api) -> None:
     from miniprogram_api.sessions.views import blp as sessions
     from miniprogram_api.staff.views import blp as staff
     from miniprogram_api.stock.views import blp as stock
+    from miniprogram_api.workspace.views import blp as workspace
 
-    for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff):
+    for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff, workspace):
         api.register_blueprint(blp, url_prefix="/api/mp/v1")

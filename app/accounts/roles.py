@@ -25,7 +25,8 @@ ROLE_NAMES = {
 
 _STORE_READ = {"store.read", "stock.read", "catalog.read", "order.read", "incentive.read"}
 # member.manage: see and remove the people bound to a store (an owner: its clerks only).
-_PARTNER = _STORE_READ | {"partner.read", "order.create", "order.cancel", "order.offline_pay", "invite.create",
+# channel.read: the partner's workspace, the list of the stores in one's scope with their figures (not a store's).
+_PARTNER = _STORE_READ | {"partner.read", "channel.read", "order.create", "order.cancel", "order.offline_pay", "invite.create",
                           "store.register", "member.manage"}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -35,7 +36,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive"}),
     DISTRIBUTOR_STAFF: frozenset(_PARTNER),
     AGENT_STAFF: frozenset(_PARTNER),
-    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "hq.read"}),
+    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "channel.read", "hq.read"}),
     WAREHOUSE_OPERATOR: frozenset({"hq.read", "order.read", "store.read", "warehouse.operate"}),
     HQ_ADMIN: frozenset(_PARTNER | {"hq.read", "hq.write", "warehouse.operate", "stock.adjust", "order.pay",
                                     "order.offline_pay", "scan.admin", "user.manage"}),
