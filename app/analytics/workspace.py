@@ -12,10 +12,11 @@ The `visit` order (the default) puts first the stores a person should go to, by 
 1. stores with an open issue: a SKU sold out (none on hand of a SKU it sold in the last 28 days), a SKU running
    low (on hand covers fewer than 7 days at the pace of the last 28 days), or an order waiting on the store (a
    proxy order to confirm, an order to pay);
-2. within each of those two groups, the longest without contact first: the later of the last order and the last
-   scan (a store never heard from comes first);
-3. then falling sell-through: the units of the last 28 days less the 28 days before, the biggest fall first;
-4. then by name.
+2. within each of those two groups, the longest without contact (the later of the last order and the last scan),
+   in steps of business days: never heard from, 30 days or more, 14 or more, 7 or more, less than 7;
+3. within a step, falling sell-through: the units of the last 28 days less the 28 days before, the biggest fall
+   first;
+4. then the oldest contact, then by name.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from app.catalog.models import Sku
 from app.channel.models import Partner, Store
 from app.channel.queries import visible_stores_condition
 from app.channel.regions import region_name
-from app.core.clock import business_day, today_business
+from app.core.clock import business_day, business_day_start, today_business
 from app.core.security import Principal, authorize_action, authorize_store
 from app.core.types import UTCDateTime
 from app.errors import ValidationFailed
@@ -47,6 +48,7 @@ WORKSPACE_GROUPS = ("day", "sku", "store")
 PACE_DAYS = 28  # the window the pace of sales is read over
 LOW_COVER_DAYS = 7  # on hand for fewer days than this at that pace is "running low"
 IDLE_DAYS = 14  # no order and no scan for this long is worth a visit by itself
+CONTACT_STEPS = (30, 14, 7)  # days without contact the visit order groups stores by, longest first
 RECENT = 10  # orders and scans in a store's summary
 
 OPEN_STATUSES = (states.AWAITING_CONFIRMATION, states.AWAITING_PAYMENT, states.PAID, states.ALLOCATED,
@@ -150,15 +152,20 @@ def _figures(store_ids: sa.Select, today: date):
         .where(Store.id.in_(store_ids)).subquery("figures"))
 
 
-def _order_by(f, sort: str) -> list:
+def _order_by(f, sort: str, today: date) -> list:
     if sort == "name":
         return [f.c.name, f.c.store_id]
     if sort == "sales":
         return [f.c.units_this_month.desc(), f.c.units_last_month.desc(), f.c.name, f.c.store_id]
     issues = f.c.skus_out_of_stock + f.c.skus_low + f.c.orders_waiting
     contact = _later(f.c.last_order_at, f.c.last_scan_at)
-    return [sa.case((issues > 0, 0), else_=1), sa.case((contact.is_(None), 0), else_=1), contact,
-            f.c.units_recent - f.c.units_before, f.c.name, f.c.store_id]
+    # N or more business days since the contact: it fell on or before the day N days ago, i.e. before the next
+    # day's start (compared as instants, so the database needs no time zone).
+    step = sa.case((contact.is_(None), 0), *((contact < business_day_start(today - timedelta(days=n - 1)), i)
+                                             for i, n in enumerate(CONTACT_STEPS, start=1)),
+                   else_=len(CONTACT_STEPS) + 1)
+    return [sa.case((issues > 0, 0), else_=1), step, f.c.units_recent - f.c.units_before,
+            sa.case((contact.is_(None), 0), else_=1), contact, f.c.name, f.c.store_id]
 
 
 def _days_since(at, today: date) -> int | None:
@@ -231,7 +238,7 @@ def list_workspace_stores(principal: Principal, *, sort: str = "visit", page: in
     scoped = _scoped_store_ids(principal)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(scoped.subquery())) or 0
     f = _figures(scoped, today)
-    rows = db.session.execute(sa.select(f).order_by(*_order_by(f, sort))
+    rows = db.session.execute(sa.select(f).order_by(*_order_by(f, sort, today))
                               .limit(page_size).offset((page - 1) * page_size)).all()
     on_hand = _on_hand_by_unit([r.store_id for r in rows])
     return {"items": [_item(r, today, on_hand[r.store_id]) for r in rows], "page": page, "page_size": page_size,

@@ -11,10 +11,11 @@ from app.core.schemas import AwareDateTime, Day
 
 class StoreListArgs(PageArgs):
     sort = fields.String(load_default="visit", validate=validate.OneOf(SORTS), metadata={
-        "description": "`visit` (default): stores needing a visit first: an open issue (a SKU sold out or "
-                       "running low, an order waiting on the store), then the longest without an order or a "
-                       "scan, then the biggest fall in sales (last 28 days against the 28 before), then name; "
-                       "`name`; `sales`: most units sold this month first"})
+        "description": "`visit` (default): stores needing a visit first: those with an open issue (a SKU sold "
+                       "out or running low, an order waiting on the store); then, in each group, the longest "
+                       "without an order or a scan, in steps (never, 30+ days, 14+, 7+, less); within a step the "
+                       "biggest fall in sales (last 28 days against the 28 before); then the oldest contact and "
+                       "the name. `name`; `sales`: most units sold this month first"})
 
 
 class OnHandByUnit(Schema):
