@@ -81,8 +81,11 @@ def _later(a, b):
     return sa.case((a.is_(None), b), (b.is_(None), a), (a > b, a), else_=b)
 
 
-def _figures(store_ids: sa.Select, today: date):
-    """One row per store of `store_ids` with every figure the list shows and sorts by (a subquery)."""
+def _figures(store_ids: list[int], today: date):
+    """One row per store of `store_ids` with every figure the list shows and sorts by (a subquery).
+
+    The ids are given as values, not as a subquery of the scope: the planner then knows how many stores each
+    aggregate covers (a LIKE on the partner tree is estimated at one row, which made it loop per store)."""
     this_month, last_month = _months(today)
     recent, before = _pace_windows(today)
     ds = DailySales.__table__
@@ -235,8 +238,10 @@ def list_workspace_stores(principal: Principal, *, sort: str = "visit", page: in
     if sort not in SORTS:
         raise ValidationFailed("排序方式不对", code="bad_sort", details={"sort": sort, "choices": list(SORTS)})
     today = today_business()
-    scoped = _scoped_store_ids(principal)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(scoped.subquery())) or 0
+    scoped = list(db.session.scalars(_scoped_store_ids(principal)))
+    total = len(scoped)
+    if not scoped:
+        return {"items": [], "page": page, "page_size": page_size, "total": 0, "sort": sort}
     f = _figures(scoped, today)
     rows = db.session.execute(sa.select(f).order_by(*_order_by(f, sort, today))
                               .limit(page_size).offset((page - 1) * page_size)).all()
@@ -252,7 +257,7 @@ def store_summary(principal: Principal, store_id: int) -> dict[str, Any]:
 
     authorize_store(principal, "store.read", store_id)
     today = today_business()
-    f = _figures(sa.select(sa.literal(store_id)), today)
+    f = _figures([store_id], today)
     row = db.session.execute(sa.select(f)).one()
     out = _item(row, today, _on_hand_by_unit([store_id])[store_id])
     out["skus"] = _skus(store_id, today)
