@@ -114,6 +114,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "SCAN_OFFLINE_DAYS": _int(env, "SCAN_OFFLINE_DAYS", 30),
         "DIVERSION_POLICY": env.get("DIVERSION_POLICY", "alert"),
         "PROXY_ORDER_CONFIRM_DAYS": _int(env, "PROXY_ORDER_CONFIRM_DAYS", 3),
+        # Ratings of a distributor in a month before their average counts (is shown as its score, enters assessment).
+        "RATING_MIN_COUNT": _int(env, "RATING_MIN_COUNT", 3),
         # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 3),
         # Token revocation (app/accounts/revocation.py): the file that tells this machine's processes of a change

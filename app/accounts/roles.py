@@ -30,9 +30,10 @@ _PARTNER = _STORE_READ | {"partner.read", "channel.read", "order.create", "order
                           "store.register", "member.manage"}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
+    # rating.write: rate the distributor serving one's store (owners only; nobody rates for someone else).
     STORE_OWNER: frozenset(_STORE_READ | {"scan", "stock.adjust", "order.create", "order.confirm", "order.pay",
                                           "order.cancel", "order.receive", "invite.create",
-                                          "member.manage"}),
+                                          "member.manage", "rating.write"}),
     STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive"}),
     DISTRIBUTOR_STAFF: frozenset(_PARTNER),
     AGENT_STAFF: frozenset(_PARTNER),
