@@ -154,6 +154,9 @@ ROUTES: list[Route] = [
           ("S1", "S2", "S5")),
     Route("mp revoke invite", "POST", "/api/mp/v1/stores/{store}/invites/{invite}/revoke", stores(*INVITERS),
           ("S1", "S2", "S5"), setup=_fresh_invites, fill=lambda ids, t: {"invite": ids["revocable"][t]}),
+    # Store ratings: a distributor's staff read their subtree's summary (no writer in it); HQ reads every rating.
+    Route("mp ratings summary", "GET", "/api/mp/v1/ratings/summary", hq(*CHANNEL_READERS)),
+    Route("hq ratings", "GET", "/api/hq/v1/ratings", hq(*HQ_STAFF)),
     Route("hq me", "GET", "/api/hq/v1/me", hq(*HQ_STAFF)),
     Route("warehouses", "GET", "/api/hq/v1/warehouses", hq(*HQ_STAFF)),
     Route("sku list", "GET", "/api/hq/v1/skus", hq(*HQ_STAFF)),
@@ -245,7 +248,7 @@ def test_scope_matrix(client, world, route):
 # Blueprints whose every route must appear in ROUTES, in OBJECT_ROUTES (test_scope_matrix_objects.py: orders,
 # credit, scans, stock, incentives, codes, analytics) or in NOT_OBJECT_ROUTES.
 CHECKED_BLUEPRINTS = {"mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_orders", "mp_scans", "mp_incentives",
-                      "mp_workspace",
+                      "mp_workspace", "mp_ratings",
                       "hq_sessions", "hq_catalog", "hq_channel", "hq_warehouses", "hq_orders", "hq_codes",
                       "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs"}
 NOT_OBJECT_ROUTES = {

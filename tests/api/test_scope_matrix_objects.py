@@ -409,6 +409,10 @@ OBJECT_ROUTES: list[Route] = [
           body=lambda w, t, v: {"diversion_policy": "alert"}),
     # --- HQ analytics ------------------------------------------------------------------------------------------
     Route("hq sell-through", "GET", f"{HQ}/sell-through?group_by=store", hq(*HQ_READERS), check=_groups_in_scope),
+    # Only a store's owner rates the distributor serving it (once a month, after an order made here for it).
+    Route("mp rate the distributor", "POST", f"{MP}/ratings", stores(*OWNERS), ("S1", "S2"), ok=201,
+          body=lambda w, t, v: {"request_id": f"m-{next(_n)}", "score": 4, "store_id": w.ids["stores"][t]},
+          make=order_in("awaiting_payment")),
     # --- the partner's workspace over the full demo (orders, scans, history) ----------------------------------------
     Route("mp workspace sell-through", "GET", f"{MP}/sell-through?group_by=store", hq(*ACTORS),
           check=_workspace_sales_in_scope),
