@@ -5,8 +5,9 @@ stores of every distributor in its subtree, HQ all (or its region); store users 
 store's summary. Every figure comes from the same tables as HQ's: sell-through from the daily rollups
 (`daily_sales`, business days in `BUSINESS_TZ`), stock from the stock levels, orders and scans from their tables.
 
-A page of the list is a fixed number of queries whatever its size: the count, the page (every figure of every
-store computed in SQL, so sorting by them needs no second pass), and the page's stock by unit.
+A page of the list is a fixed number of queries whatever its size: the scope's store ids, the page (every figure
+of every store computed in SQL, so sorting by them needs no second pass), the distributors' totals, and the
+page's stock by unit.
 
 The `visit` order (the default) puts first the stores a person should go to, by this rule:
 1. stores with an open issue: a SKU sold out (none on hand of a SKU it sold in the last 28 days), a SKU running
@@ -231,23 +232,47 @@ def _on_hand_by_unit(store_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
-def list_workspace_stores(principal: Principal, *, sort: str = "visit", page: int = 1,
-                          page_size: int = 20) -> dict[str, Any]:
-    """The stores in the caller's scope with their figures, one page, in the order asked for (see the module)."""
+def list_workspace_stores(principal: Principal, *, sort: str = "visit", page: int = 1, page_size: int = 20,
+                          distributor_id: int | None = None) -> dict[str, Any]:
+    """The stores in the caller's scope with their figures, one page, in the order asked for (see the module),
+    optionally those of one distributor; beside them every distributor of the scope with its stores, how many
+    need a visit and its sales (an agent's staff work distributor by distributor)."""
     authorize_action(principal, "channel.read")
     if sort not in SORTS:
         raise ValidationFailed("排序方式不对", code="bad_sort", details={"sort": sort, "choices": list(SORTS)})
     today = today_business()
-    scoped = list(db.session.scalars(_scoped_store_ids(principal)))
-    total = len(scoped)
-    if not scoped:
-        return {"items": [], "page": page, "page_size": page_size, "total": 0, "sort": sort}
-    f = _figures(scoped, today)
-    rows = db.session.execute(sa.select(f).order_by(*_order_by(f, sort, today))
-                              .limit(page_size).offset((page - 1) * page_size)).all()
-    on_hand = _on_hand_by_unit([r.store_id for r in rows])
-    return {"items": [_item(r, today, on_hand[r.store_id]) for r in rows], "page": page, "page_size": page_size,
-            "total": total, "sort": sort}
+    scope = list(db.session.execute(_scoped_store_ids(principal).add_columns(Store.distributor_id)))
+    listed = [sid for sid, dist in scope if distributor_id is None or dist == distributor_id]
+    out: dict[str, Any] = {"items": [], "page": page, "page_size": page_size, "total": len(listed), "sort": sort,
+                           "distributors": _distributor_groups([sid for sid, _dist in scope], today)}
+    if listed:
+        f = _figures(listed, today)
+        rows = db.session.execute(sa.select(f).order_by(*_order_by(f, sort, today))
+                                  .limit(page_size).offset((page - 1) * page_size)).all()
+        on_hand = _on_hand_by_unit([r.store_id for r in rows])
+        out["items"] = [_item(r, today, on_hand[r.store_id]) for r in rows]
+    return out
+
+
+def _distributor_groups(store_ids: list[int], today: date) -> list[dict[str, Any]]:
+    """Per distributor of the scope: its stores, those needing a visit (an open issue, or IDLE_DAYS or more
+    without an order or a scan, or never), and their units this and last month. One query."""
+    if not store_ids:
+        return []
+    f = _figures(store_ids, today)
+    contact = _later(f.c.last_order_at, f.c.last_scan_at)
+    needs_visit = sa.or_(f.c.skus_out_of_stock + f.c.skus_low + f.c.orders_waiting > 0, contact.is_(None),
+                         contact < business_day_start(today - timedelta(days=IDLE_DAYS - 1)))
+    rows = db.session.execute(
+        sa.select(f.c.distributor_id, f.c.distributor_code, f.c.distributor_name, sa.func.count(),
+                  sa.func.sum(sa.case((needs_visit, 1), else_=0)), sa.func.sum(f.c.units_this_month),
+                  sa.func.sum(f.c.units_last_month))
+        .group_by(f.c.distributor_id, f.c.distributor_code, f.c.distributor_name))
+    groups = [{"id": d, "code": code, "name": name, "stores": int(n), "stores_needing_visit": int(visit or 0),
+               "units_this_month": int(this or 0), "units_last_month": int(last or 0)}
+              for d, code, name, n, visit, this, last in rows]
+    groups.sort(key=lambda g: (-g["stores_needing_visit"], g["code"]))
+    return groups
 
 
 def store_summary(principal: Principal, store_id: int) -> dict[str, Any]:

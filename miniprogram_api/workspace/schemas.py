@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from app.analytics.workspace import SORTS, WORKSPACE_GROUPS
 from app.core.pagination import PageArgs
-from app.core.schemas import AwareDateTime, Day
+from app.core.schemas import AwareDateTime, Day, Id
 
 
 class StoreListArgs(PageArgs):
@@ -16,6 +16,19 @@ class StoreListArgs(PageArgs):
                        "without an order or a scan, in steps (never, 30+ days, 14+, 7+, less); within a step the "
                        "biggest fall in sales (last 28 days against the 28 before); then the oldest contact and "
                        "the name. `name`; `sales`: most units sold this month first"})
+    distributor_id = Id(load_default=None, metadata={"description": "only this distributor's stores (an agent's "
+                                                                    "staff, one distributor at a time)"})
+
+
+class DistributorGroup(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    stores = fields.Integer()
+    stores_needing_visit = fields.Integer(metadata={"description": "an open issue, or 14 days or more without "
+                                                                   "an order or a scan (or never)"})
+    units_this_month = fields.Integer()
+    units_last_month = fields.Integer()
 
 
 class OnHandByUnit(Schema):
@@ -76,6 +89,8 @@ class WorkspaceStorePage(Schema):
     page_size = fields.Integer()
     total = fields.Integer()
     sort = fields.String()
+    distributors = fields.List(fields.Nested(DistributorGroup), metadata={
+        "description": "every distributor of the caller's scope (whatever the page and the filter)"})
 
 
 class StoreSku(Schema):

@@ -24,8 +24,7 @@ def list_stores(args):
     """The caller's stores (a distributor: those it serves; an agent: every distributor's under it; HQ: all),
     each with its last scan, stock on hand by unit, sell-through this and last month, days since the last
     order and open orders, sorted by `sort` (default `visit`: the stores needing a visit first). Store users: 403."""
-    return workspace.list_workspace_stores(current_principal(), sort=args["sort"], page=args["page"],
-                                           page_size=args["page_size"])
+    return workspace.list_workspace_stores(current_principal(), **args)
 
 
 @blp.route("/stores/<int:store_id>", methods=["GET"])

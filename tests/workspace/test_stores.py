@@ -224,7 +224,7 @@ def _selects(app, client, headers, url) -> tuple[int, dict]:
 
 
 def test_a_page_costs_the_same_queries_whatever_its_size(app, client, facts):
-    """Count, page, stock by unit (and the fold's read of the inbox): none per store."""
+    """Scope ids, page, distributors' totals, stock by unit (and the fold's read of the inbox): none per store."""
     agent = mp_login(client, "demo_agent")
     _selects(app, client, agent, f"{MP}/stores?page_size=1")  # the first request also fills the process caches
     for i in range(12):
@@ -242,6 +242,28 @@ def test_a_page_costs_the_same_queries_whatever_its_size(app, client, facts):
             assert len(body["items"]) == size
             counts[(sort, size)] = n
     assert len(set(counts.values())) == 1, counts
-    assert next(iter(counts.values())) <= 5, counts
+    assert next(iter(counts.values())) <= 6, counts
     n_summary, _ = _selects(app, client, agent, f"{MP}/stores/{facts.stores['Q3']}")
     assert n_summary <= 12
+
+
+def test_an_agent_works_distributor_by_distributor(client, facts):
+    _visit_world(facts)  # D1: S1 (an order waiting), N1 (never active), S3 (20 days idle), S4, N2 (in touch)
+    facts.scan("S5", days_ago(1))
+    facts.sale("S5", "BISC", today_business(), 6)
+    agent = mp_login(client, "demo_agent")
+    body = _get(client, agent, f"{MP}/stores?page_size=1")
+    assert len(body["items"]) == 1 and body["total"] == 6
+    assert body["distributors"] == [
+        {"id": facts.partners["D1"], "code": "D1", "name": "杭州西湖分销", "stores": 5, "stores_needing_visit": 3,
+         "units_this_month": body["distributors"][0]["units_this_month"], "units_last_month":
+             body["distributors"][0]["units_last_month"]},
+        {"id": facts.partners["D3"], "code": "D3", "name": "宁波甬城分销", "stores": 1, "stores_needing_visit": 0,
+         "units_this_month": 6, "units_last_month": 0}]
+    only_d3 = _get(client, agent, f"{MP}/stores?distributor_id={facts.partners['D3']}")
+    assert _codes(only_d3) == ["S5"] and only_d3["total"] == 1 and len(only_d3["distributors"]) == 2
+    # A distributor outside the caller's scope filters to nothing.
+    outside = _get(client, agent, f"{MP}/stores?distributor_id={facts.partners['D2']}")
+    assert outside["items"] == [] and outside["total"] == 0
+    d1 = _get(client, mp_login(client, "demo_distributor"), f"{MP}/stores")
+    assert [g["code"] for g in d1["distributors"]] == ["D1"]
