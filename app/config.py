@@ -124,6 +124,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         "CONSUMER_ORDER_ACCEPT_MINUTES": _int(env, "CONSUMER_ORDER_ACCEPT_MINUTES", 120),
         "CONSUMER_ORDER_REMIND_MINUTES": _int(env, "CONSUMER_ORDER_REMIND_MINUTES", 30),
         "CONSUMER_ORDER_CODE_TRIES": _int(env, "CONSUMER_ORDER_CODE_TRIES", 5),
+        # Ratings of a distributor in a month before their average counts (is shown as its score, enters assessment).
+        "RATING_MIN_COUNT": _int(env, "RATING_MIN_COUNT", 3),
         # Seconds a client is told to wait (Retry-After) when the database cannot be reached.
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 3),
         # Token revocation (app/accounts/revocation.py): the file that tells this machine's processes of a change

@@ -41,4 +41,5 @@ from app.orders.models import (  # noqa: F401
     Shipment,
     ShipmentLine,
 )
+from app.ratings.models import StoreRating  # noqa: F401
 from app.scans.models import DiversionAlert, ScanPolicy, ScanRequest  # noqa: F401

@@ -17,7 +17,7 @@ BLUEPRINTS = {
     "health", "web", "api-docs",
     # mini-program API
     "mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_scans", "mp_orders", "mp_incentives", "mp_staff",
-    "mp_registrations", "mp_consumer_orders",
+    "mp_registrations", "mp_consumer_orders", "mp_workspace", "mp_ratings",
     # HQ API
     "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_codes", "hq_orders",
     "hq_analytics", "hq_users",

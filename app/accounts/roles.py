@@ -27,17 +27,19 @@ _STORE_READ = {"store.read", "stock.read", "catalog.read", "order.read", "incent
 # member.manage: see and remove the people bound to a store (an owner: its clerks only).
 # consumer_order.*: take a consumer's order, see those brought or served, and serve one (accept, decline, complete).
 _CONSUMER_ORDERS = {"consumer_order.create", "consumer_order.read", "consumer_order.serve"}
-_PARTNER = _STORE_READ | _CONSUMER_ORDERS | {"partner.read", "order.create", "order.cancel", "order.offline_pay",
-                                             "invite.create", "store.register", "member.manage"}
+# channel.read: the partner's workspace, the list of the stores in one's scope with their figures (not a store's).
+_PARTNER = _STORE_READ | _CONSUMER_ORDERS | {"partner.read", "channel.read", "order.create", "order.cancel",
+                                             "order.offline_pay", "invite.create", "store.register", "member.manage"}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
+    # rating.write: rate the distributor serving one's store (owners only; nobody rates for someone else).
     STORE_OWNER: frozenset(_STORE_READ | {"scan", "stock.adjust", "order.create", "order.confirm", "order.pay",
                                           "order.cancel", "order.receive", "invite.create",
-                                          "member.manage"}),
+                                          "member.manage", "rating.write"}),
     STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive"}),
     DISTRIBUTOR_STAFF: frozenset(_PARTNER),
     AGENT_STAFF: frozenset(_PARTNER),
-    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "hq.read", "consumer_order.read"}),
+    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "channel.read", "hq.read", "consumer_order.read"}),
     WAREHOUSE_OPERATOR: frozenset({"hq.read", "order.read", "store.read", "warehouse.operate",
                                    "consumer_order.read"}),
     HQ_ADMIN: frozenset(_PARTNER | {"hq.read", "hq.write", "warehouse.operate", "stock.adjust", "order.pay",

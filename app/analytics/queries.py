@@ -59,16 +59,33 @@ def _region_condition(table, code: str) -> sa.ColumnElement[bool]:
     return table.c.store_id.in_(sa.select(Store.id).where(Store.district_code == code))
 
 
+HQ_SCOPED = ("hq_admin", "hq_analyst", "warehouse_operator")
+STORE_SCOPED = ("store_owner", "store_clerk")
+PARTNER_SCOPED = ("distributor_staff", "agent_staff")
+
+
 def scope_condition(principal: Principal, table) -> sa.ColumnElement[bool]:
-    """Rows of a rollup table the caller may read: all for HQ, their region for a region-bound analyst."""
+    """Rows of a rollup table the caller may read: all for HQ, their region for a region-bound analyst; a store
+    user their store's, partner staff what sold while the store was served by a distributor of their subtree
+    (the distributor each day's row keeps: a store moved to another distributor keeps its history where it was).
+    Store and partner scopes need the per-store tables (`daily_sales`, `daily_sell_in`): see `sales_table`."""
     clauses = []
     for b in principal.bindings:
-        if b.role not in ("hq_admin", "hq_analyst", "warehouse_operator"):
-            continue
-        if not b.region_code:
-            return sa.true()
-        clauses.append(_region_condition(table, b.region_code))
+        if b.role in STORE_SCOPED and b.store_id is not None and "store_id" in table.c:
+            clauses.append(table.c.store_id == b.store_id)
+        elif b.role in PARTNER_SCOPED and b.partner_path and "distributor_id" in table.c:
+            clauses.append(table.c.distributor_id.in_(
+                sa.select(Partner.id).where(Partner.path.startswith(b.partner_path, autoescape=True))))
+        elif b.role in HQ_SCOPED:
+            if not b.region_code:
+                return sa.true()
+            clauses.append(_region_condition(table, b.region_code))
     return sa.or_(*clauses) if clauses else sa.false()
+
+
+def _store_level_scope(principal: Principal) -> bool:
+    """Whether the caller's scope is stores (a store user, partner staff), which only per-store rollups hold."""
+    return any(b.role in STORE_SCOPED or b.role in PARTNER_SCOPED for b in principal.bindings)
 
 
 def _is_district(code: str | None) -> bool:
@@ -78,7 +95,7 @@ def _is_district(code: str | None) -> bool:
 def sales_table(principal: Principal, group_by: str, region: str | None, sku_id: int | None = None):
     """The smallest rollup that can answer: city totals, city × SKU, else store × SKU."""
     if group_by in ("day", "sku", "province", "city") and not _is_district(region) and not any(
-            _is_district(b.region_code) for b in principal.bindings):
+            _is_district(b.region_code) for b in principal.bindings) and not _store_level_scope(principal):
         if sku_id is None and group_by != "sku":
             return DailyCityTotal.__table__
         return DailyCitySales.__table__

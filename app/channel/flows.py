@@ -25,10 +25,11 @@ def redeem_invite(principal: Principal, token: str) -> dict[str, Any]:
     return account_flows.session_answer(user, "mp")
 
 
-def invite_qr_png(principal: Principal, invite_id: int) -> bytes:
-    """The invite's mini-program code, made once through WeChat and kept."""
+def invite_qr_png(principal: Principal, invite_id: int, *, store_id: int | None = None) -> bytes:
+    """The invite's mini-program code, made once through WeChat and kept (`store_id`: only an invite into that
+    store; another one is not found)."""
     invite = db.session.get(Invite, invite_id)
-    if invite is None:
+    if invite is None or (store_id is not None and invite.store_id != store_id):
         raise NotFound("找不到这个邀请", code="invite_not_found")
     services.check_invite_target(principal, invite.role, invite.store_id, invite.partner_id)
     if invite.qr_png:
@@ -56,6 +57,6 @@ def remove_store_member(principal: Principal, store_id: int, user_id: int) -> No
         services.remove_store_member(principal, store_id, user_id)
 
 
-def revoke_invite(principal: Principal, invite_id: int) -> Invite:
+def revoke_invite(principal: Principal, invite_id: int, *, store_id: int | None = None) -> Invite:
     with transaction():
-        return services.revoke_invite(principal, invite_id)
+        return services.revoke_invite(principal, invite_id, store_id=store_id)

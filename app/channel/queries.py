@@ -87,6 +87,30 @@ def get_invite_by_token(token: str) -> Invite | None:
     return db.session.scalar(sa.select(Invite).where(Invite.token == token))
 
 
+def list_store_invites(principal: Principal, store_id: int) -> sa.Select:
+    """A store's invites, newest first, for those who may invite there (404 / 403 otherwise). A store owner
+    sees the clerks' invites only: an owner's invite is the partner's or HQ's to hand out."""
+    from app.accounts.roles import PERMISSIONS, STORE_CLERK, STORE_ROLES
+
+    authorize_store(principal, "invite.create", store_id)
+    stmt = sa.select(Invite).where(Invite.store_id == store_id).order_by(Invite.id.desc())
+    if not any(b.role not in STORE_ROLES and "invite.create" in PERMISSIONS.get(b.role, ())
+               for b in principal.bindings):
+        stmt = stmt.where(Invite.role == STORE_CLERK)
+    return stmt
+
+
+def invite_status(invite: Invite) -> str:
+    """`redeemed`, `revoked`, `expired` or `open`."""
+    from app.core.clock import now_utc
+
+    if invite.redeemed_at is not None:
+        return "redeemed"
+    if invite.revoked_at is not None:
+        return "revoked"
+    return "expired" if invite.expires_at < now_utc() else "open"
+
+
 def visible_stores_condition(principal: Principal, action: str = "store.read") -> sa.ColumnElement[bool]:
     """A WHERE clause over `Store` (joined to its distributor as `Partner`) for the stores the caller may see."""
     from app.accounts.roles import HQ_ADMIN, HQ_ANALYST, PARTNER_ROLES, PERMISSIONS, STORE_ROLES, WAREHOUSE_OPERATOR

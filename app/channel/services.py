@@ -157,9 +157,10 @@ def create_invite(principal: Principal, *, role: str, store_id: int | None = Non
     return invite
 
 
-def revoke_invite(principal: Principal, invite_id: int) -> Invite:
+def revoke_invite(principal: Principal, invite_id: int, *, store_id: int | None = None) -> Invite:
+    """Withdraw an unused invite (`store_id`: only an invite into that store; another one is not found)."""
     invite = db.session.get(Invite, invite_id)
-    if invite is None:
+    if invite is None or (store_id is not None and invite.store_id != store_id):
         raise NotFound("找不到这个邀请", code="invite_not_found")
     check_invite_target(principal, invite.role, invite.store_id, invite.partner_id)
     if invite.redeemed_at is not None:

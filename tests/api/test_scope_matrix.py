@@ -74,6 +74,8 @@ def hq(*actors: str) -> Callable[[str, str], bool]:
 STORE_READERS = ("owner_s1", "clerk_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst",
                  "analyst_zj")
 INVITERS = ("owner_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin")
+STORE_INVITERS = ("staff_d1", "staff_d2", "staff_a1", "hq_admin")  # who may invite a store's owner
+CHANNEL_READERS = ("staff_d1", "staff_d2", "staff_a1", "hq_admin", "hq_analyst", "analyst_zj")
 _counter = itertools.count()
 
 
@@ -102,6 +104,10 @@ def _visible_stores(actor: str, body: Any) -> None:
 
 def _visible_partners(actor: str, body: Any) -> None:
     assert {p["code"] for p in body["items"]} & ALL_PARTNERS == PARTNER_SCOPE.get(actor, set()), actor
+
+
+def _summary_of_target(actor: str, body: Any) -> None:
+    assert body["code"] in STORE_SCOPE[actor] and {"skus", "recent_orders", "recent_scans"} <= set(body), actor
 
 
 def _fresh_invites(client, ids: dict, headers: dict) -> None:
@@ -180,6 +186,26 @@ ROUTES: list[Route] = [
     Route("revoke invite", "POST", "/api/hq/v1/invites/{invite}/revoke", stores(*INVITERS), ("S1", "S2", "S5"),
           setup=_fresh_invites, fill=lambda ids, t: {"invite": ids["revocable"][t]}),
     Route("store members", "GET", "/api/mp/v1/stores/{store}/members", stores(*INVITERS), ("S1", "S2", "S5")),
+    # The partner's workspace: partner staff and HQ list their stores (store users and warehouse staff have no
+    # list); a store's summary for whoever may read the store.
+    Route("mp workspace stores", "GET", "/api/mp/v1/stores?page_size=200", hq(*CHANNEL_READERS),
+          check=_visible_stores),
+    Route("mp workspace stores by sales", "GET", "/api/mp/v1/stores?sort=sales&page_size=200",
+          hq(*CHANNEL_READERS), check=_visible_stores),
+    Route("mp store summary", "GET", "/api/mp/v1/stores/{store}", stores(*STORE_READERS, "warehouse"),
+          ("S1", "S2", "S5"), check=_summary_of_target),
+    Route("mp invite a clerk", "POST", "/api/mp/v1/stores/{store}/invites", stores(*INVITERS), ("S1", "S2", "S5"),
+          body=lambda ids, t: {"role": "clerk"}, ok=201),
+    Route("mp invite an owner", "POST", "/api/mp/v1/stores/{store}/invites", stores(*STORE_INVITERS),
+          ("S1", "S2", "S5"), body=lambda ids, t: {"role": "owner"}, ok=201),
+    Route("mp store invites", "GET", "/api/mp/v1/stores/{store}/invites", stores(*INVITERS), ("S1", "S2", "S5")),
+    Route("mp invite QR", "GET", "/api/mp/v1/stores/{store}/invites/{invite}/qr.png", stores(*INVITERS),
+          ("S1", "S2", "S5")),
+    Route("mp revoke invite", "POST", "/api/mp/v1/stores/{store}/invites/{invite}/revoke", stores(*INVITERS),
+          ("S1", "S2", "S5"), setup=_fresh_invites, fill=lambda ids, t: {"invite": ids["revocable"][t]}),
+    # Store ratings: a distributor's staff read their subtree's summary (no writer in it); HQ reads every rating.
+    Route("mp ratings summary", "GET", "/api/mp/v1/ratings/summary", hq(*CHANNEL_READERS)),
+    Route("hq ratings", "GET", "/api/hq/v1/ratings", hq(*HQ_STAFF)),
     Route("hq me", "GET", "/api/hq/v1/me", hq(*HQ_STAFF)),
     Route("warehouses", "GET", "/api/hq/v1/warehouses", hq(*HQ_STAFF)),
     Route("sku list", "GET", "/api/hq/v1/skus", hq(*HQ_STAFF)),
@@ -306,7 +332,7 @@ def test_scope_matrix(client, world, route):
 CHECKED_BLUEPRINTS = {"mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_orders", "mp_scans", "mp_incentives",
                       "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_orders",
                       "hq_codes", "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs",
-                      "mp_registrations", "hq_registrations"}
+                      "mp_registrations", "hq_registrations", "mp_workspace", "mp_ratings"}
 NOT_OBJECT_ROUTES = {
     ("POST", "/api/mp/v1/sessions"), ("POST", "/api/hq/v1/sessions"),  # login
     ("DELETE", "/api/mp/v1/sessions"), ("DELETE", "/api/hq/v1/sessions"),  # logout: the caller themself

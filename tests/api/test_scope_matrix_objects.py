@@ -273,6 +273,18 @@ def _groups_in_scope(w: World, actor: str, target: str, body: Any) -> None:
     assert not outside, f"{actor} sees stores {sorted(outside)}"
 
 
+def _workspace_sales_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    """Only stores of the caller's scope, and (the demo's history sells everywhere) every one of them."""
+    keys = {int(item["key"]) for item in body["items"]}
+    assert keys - _store_ids(w, actor) == set(), f"{actor} sees stores {sorted(keys - _store_ids(w, actor))}"
+    assert keys & {w.ids["stores"][s] for s in ALL_STORES} == _store_ids(w, actor), actor
+
+
+def _workspace_stores_in_scope(w: World, actor: str, target: str, body: Any) -> None:
+    ids = {item["id"] for item in body["items"]} & {w.ids["stores"][s] for s in ALL_STORES}
+    assert ids == _store_ids(w, actor), actor
+
+
 def _distributors_in_scope(w: World, actor: str, target: str, body: Any) -> None:
     if actor == "analyst_zj":
         zj = {w.ids["partners"][p] for p in ("D1", "D3")}
@@ -504,6 +516,16 @@ OBJECT_ROUTES: list[Route] = [
           body=lambda w, t, v: {"diversion_policy": "alert"}),
     # --- HQ analytics ------------------------------------------------------------------------------------------
     Route("hq sell-through", "GET", f"{HQ}/sell-through?group_by=store", hq(*HQ_READERS), check=_groups_in_scope),
+    # Only a store's owner rates the distributor serving it (once a month, after an order made here for it).
+    Route("mp rate the distributor", "POST", f"{MP}/ratings", stores(*OWNERS), ("S1", "S2"), ok=201,
+          body=lambda w, t, v: {"request_id": f"m-{next(_n)}", "score": 4, "store_id": w.ids["stores"][t]},
+          make=order_in("awaiting_payment")),
+    # --- the partner's workspace over the full demo (orders, scans, history) ----------------------------------------
+    Route("mp workspace sell-through", "GET", f"{MP}/sell-through?group_by=store", hq(*ACTORS),
+          check=_workspace_sales_in_scope),
+    Route("mp workspace sell-through by SKU", "GET", f"{MP}/sell-through?group_by=sku", hq(*ACTORS)),
+    Route("mp workspace stores (full demo)", "GET", f"{MP}/stores?page_size=200",
+          hq(*matrix.CHANNEL_READERS), check=_workspace_stores_in_scope),
     Route("hq sell-through by distributor", "GET", f"{HQ}/sell-through?group_by=distributor", hq(*HQ_READERS),
           check=_distributors_in_scope),
     Route("hq store stock", "GET", f"{HQ}/store-stock", hq(*HQ_READERS), check=_items_in_scope("store_id")),

@@ -182,3 +182,52 @@ def list_regions(args):
     if args["parent"]:
         return regions.children(args["parent"])
     return regions.provinces()
+
+
+class RatingsArgs(PageArgs):
+    period = fields.String(load_default=None, validate=validate.Regexp(
+        r"^20\d{2}-(0[1-9]|1[0-2])$", error="月份格式是 YYYY-MM（2000 到 2099 年）"))
+    partner_id = Id(load_default=None, metadata={"description": "a distributor, or an agent (its distributors)"})
+
+
+class RatingRowOut(Schema):
+    id = fields.Integer()
+    store_id = fields.Integer()
+    store_code = fields.String()
+    store_name = fields.String()
+    score = fields.Integer()
+    comment = fields.String(allow_none=True)
+    user_id = fields.Integer()
+    created_at = AwareDateTime()
+
+
+class RatingGroupOut(Schema):
+    distributor_id = fields.Integer()
+    distributor_code = fields.String()
+    distributor_name = fields.String()
+    period = fields.String()
+    count = fields.Integer()
+    min_count = fields.Integer()
+    counted = fields.Boolean()
+    average = fields.Float(allow_none=True)
+    distribution = fields.Dict(keys=fields.String(), values=fields.Integer())
+    ratings = fields.List(fields.Nested(RatingRowOut))
+
+
+class RatingPageOut(Schema):
+    items = fields.List(fields.Nested(RatingGroupOut))
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()
+
+
+@blp.route("/ratings", methods=["GET"])
+@blp.arguments(RatingsArgs, location="query")
+@blp.response(200, RatingPageOut)
+def list_ratings(args):
+    """Store ratings per distributor and month, every rating with its store and writer (HQ sees all)."""
+    from app.ratings.queries import hq_ratings
+
+    rows = hq_ratings(current_principal(), period=args["period"], partner_id=args["partner_id"])
+    page, size = args["page"], args["page_size"]
+    return {"items": rows[(page - 1) * size: page * size], "page": page, "page_size": size, "total": len(rows)}

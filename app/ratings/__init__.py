@@ -1,0 +1,1 @@
+"""Store ratings of the distributor serving them (CHANNEL.md §6)."""
