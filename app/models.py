@@ -31,4 +31,5 @@ from app.orders.models import (  # noqa: F401
     Shipment,
     ShipmentLine,
 )
-from app.scans.models import DiversionAlert, ScanEvent, ScanPolicy, ScanRequest  # noqa: F401
+from app.scans.models import DiversionAlert, DiversionAlertEvent, ScanEvent, ScanPolicy, ScanRequest  # noqa: F401
+from app.verification.models import VerifyViewer  # noqa: F401

@@ -1,0 +1,22 @@
+"""Which phone has checked which unit, so a reload by the same phone is not counted as another check."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.types import UTCDateTime
+from app.extensions import db
+
+
+class VerifyViewer(db.Model):
+    """One phone's last counted check of one unit. `viewer` is the SHA-256 of the random first-party cookie the
+    consumer page and the verify API give a phone (never the cookie itself, nothing about the person)."""
+
+    __tablename__ = "verify_viewers"
+
+    code_id: Mapped[int] = mapped_column(sa.ForeignKey("codes.id"), primary_key=True)
+    viewer: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    counted_at: Mapped[datetime] = mapped_column(UTCDateTime)
