@@ -91,7 +91,8 @@ T: dict[str, dict[str, str]] = {
     "handled_at": {"zh": "处理时间", "en": "Handled at"}, "history": {"zh": "处理记录", "en": "History"},
     "note": {"zh": "说明", "en": "Note"}, "add_note": {"zh": "添加备注", "en": "Add a note"},
     "change_status": {"zh": "更改状态", "en": "Change status"}, "serial": {"zh": "防伪码", "en": "Serial"},
-    "province": {"zh": "省份", "en": "Province"}, "district": {"zh": "区县", "en": "District"}, "all_cities": {"zh": "全部城市", "en": "All cities"},
+    "province": {"zh": "省份", "en": "Province"}, "district": {"zh": "区县", "en": "District"},
+    "all_cities": {"zh": "全部城市", "en": "All cities"},
     "all_districts": {"zh": "全部区县", "en": "All districts"}, "details": {"zh": "详情", "en": "Details"},
     "error": {"zh": "出错了", "en": "Something went wrong"}, "back_home": {"zh": "返回总览", "en": "Back to overview"},
 }

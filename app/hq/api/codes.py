@@ -12,9 +12,9 @@ from marshmallow import Schema, fields, validate
 from app.analytics import exports
 from app.codes import epcis, labels, queries, services
 from app.codes.models import CODE_STATES
+from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Id, Int
-from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.security import current_principal, require
 from app.errors import NotFound
 from app.incentives import queries as incentive_queries
