@@ -92,7 +92,8 @@ def test_an_alert_handled_through_the_console(client, console_alerts):
     assert resp.status_code == 409 and "不能改为「待处理」" in resp.get_data(as_text=True)
     resp = client.post(f"/hq/alerts/{zj}/notes", data={"text": "  ", "csrf": _csrf(client)})
     assert resp.status_code == 422 and "请填写备注" in resp.get_data(as_text=True)
-    assert client.post(f"/hq/alerts/{zj}/notes", data={"text": "分销商已回复", "csrf": _csrf(client)}).status_code == 302
+    resp = client.post(f"/hq/alerts/{zj}/notes", data={"text": "分销商已回复", "csrf": _csrf(client)})
+    assert resp.status_code == 302
     assert client.post(f"/hq/alerts/{zj}/status", data={"status": "dismissed", "note": "同城调货",
                                                          "csrf": _csrf(client)}).status_code == 302
     db.session.remove()
@@ -102,7 +103,7 @@ def test_an_alert_handled_through_the_console(client, console_alerts):
     assert [(e.kind, e.to_status, e.note) for e in events] == [
         ("status", "investigating", "电话核实中"), ("note", "investigating", "分销商已回复"),
         ("status", "dismissed", "同城调货")]
-    assert client.get(f"/hq/alerts?status=dismissed").get_data(as_text=True).count(f"/hq/alerts/{zj}") == 1
+    assert client.get("/hq/alerts?status=dismissed").get_data(as_text=True).count(f"/hq/alerts/{zj}") == 1
     assert client.get("/hq/alerts/999999").status_code == 404
 
 
