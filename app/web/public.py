@@ -19,7 +19,7 @@ from app.verification.services import verify
 VERIFY_LIMIT = "30/minute;300/hour"
 # The phone's first-party cookie: a random token, so the same phone's reload is not counted as another check
 # (app.verification.services.REPEAT_WINDOW). Only its SHA-256 is stored; it says nothing about the person.
-VIEWER_COOKIE = "vid"
+VIEWER_COOKIE = "vid"  # "__Host-vid" in production: Secure, this host only
 VIEWER_MAX_AGE = 365 * 24 * 3600
 _VIEWER_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -70,14 +70,15 @@ class PublicVerifyOut(Schema):
 
 def _viewer() -> str:
     """The phone's viewer key (the hash of its cookie); a phone without a valid cookie is given a new one."""
-    token = request.cookies.get(VIEWER_COOKIE, "")
+    secure = current_app.config.get("APP_ENV") == "production"
+    name = "__Host-" + VIEWER_COOKIE if secure else VIEWER_COOKIE
+    token = request.cookies.get(name, "")
     if not _VIEWER_TOKEN.match(token):
         token = secrets.token_urlsafe(18)
-        secure = current_app.config.get("APP_ENV") == "production"
 
         @after_this_request
         def _set_cookie(response):
-            response.set_cookie(VIEWER_COOKIE, token, max_age=VIEWER_MAX_AGE, httponly=True, samesite="Lax",
+            response.set_cookie(name, token, max_age=VIEWER_MAX_AGE, httponly=True, samesite="Lax",
                                 secure=secure, path="/")
             return response
     return hashlib.sha256(token.encode()).hexdigest()

@@ -16,7 +16,12 @@ from app.codes.models import Code
 from app.core.tx import transaction
 from app.extensions import db
 from app.scans.models import DiversionAlert, DiversionAlertEvent
-from tests.hq_pages.test_pages import login
+
+
+def login(client, username="admin", password="admin"):
+    html = client.get("/hq/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    return client.post("/hq/login", data={"username": username, "password": password, "csrf": csrf})
 
 
 @pytest.fixture()
