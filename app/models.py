@@ -32,4 +32,4 @@ from app.orders.models import (  # noqa: F401
     ShipmentLine,
 )
 from app.scans.models import DiversionAlert, DiversionAlertEvent, ScanEvent, ScanPolicy, ScanRequest  # noqa: F401
-from app.verification.models import VerifyViewer  # noqa: F401
+from app.verification.models import ConsumerSettings, VerifyViewer  # noqa: F401

@@ -71,7 +71,7 @@ RELEASED = {
     "migrations/versions/82e6202037b6_cancel_requests_incentive_reversals.py":
         "f7e8aa746c7a9c2b6be4105538e474798e7c58db3233ce708661133059bf9360",
     "migrations/versions/c4a7e2d91b35_alert_handling_and_verify_viewers.py":
-        "c3238e7c054d4806928a89c57274b93c42dffd7a0f6c8abd4d6e21b3a52a6ed6",
+        "ebda17d6ac4013dbe4c6441a01e65bbffbe61db5931686a56319ad413855352a",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",

@@ -20,3 +20,16 @@ class VerifyViewer(db.Model):
     code_id: Mapped[int] = mapped_column(sa.ForeignKey("codes.id"), primary_key=True)
     viewer: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     counted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsumerSettings(db.Model):
+    """HQ's settings for what the consumer page says about the brand (one row); absent means the configured
+    defaults (`BRAND_NAME`, `BRAND_SERVICE_CONTACT`)."""
+
+    __tablename__ = "consumer_settings"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    brand_name: Mapped[str] = mapped_column(sa.String(64))
+    service_contact: Mapped[str] = mapped_column(sa.String(200))
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -16,10 +17,12 @@ from app.channel.regions import km_to_city, locate_city, region_name
 from app.codes.models import Code
 from app.codes.parse import ScanParseError, grouped, parse_scan
 from app.core.clock import now_utc
+from app.core.security import Principal, authorize_action
 from app.core.tx import transaction
+from app.errors import ValidationFailed
 from app.extensions import db
 from app.scans.models import DiversionAlert
-from app.verification.models import VerifyViewer
+from app.verification.models import ConsumerSettings, VerifyViewer
 
 # A phone's checks of one unit count once in this window (a reload, or a second look, is not another check).
 REPEAT_WINDOW = timedelta(hours=24)
@@ -136,3 +139,37 @@ def _alert_if_far(code: sa.Row, lat: float, lng: float, now) -> None:
             code_id=code.id, sku_id=code.sku_id, source="consumer", expected_store_id=code.destination_store_id,
             expected_distributor_id=code.destination_distributor_id, expected_region=code.destination_region,
             actual_region=city, policy="alert", created_at=now))
+
+
+BRAND_NAME_MAX, SERVICE_CONTACT_MAX = 64, 200
+
+
+def consumer_settings() -> dict[str, str]:
+    """What the consumer page says about the brand: HQ's setting, else the configured defaults."""
+    row = db.session.get(ConsumerSettings, 1)
+    if row is not None:
+        return {"brand_name": row.brand_name, "service_contact": row.service_contact}
+    return {"brand_name": current_app.config["BRAND_NAME"],
+            "service_contact": current_app.config["BRAND_SERVICE_CONTACT"]}
+
+
+def set_consumer_settings(principal: Principal, *, brand_name: str, service_contact: str) -> dict[str, str]:
+    """HQ sets the brand name (for products without their own) and the service contact the consumer page shows."""
+    authorize_action(principal, "hq.write")
+    values = {"brand_name": (brand_name or "").strip(), "service_contact": (service_contact or "").strip()}
+    problems = {}
+    for key, most, label in (("brand_name", BRAND_NAME_MAX, "品牌名称"), ("service_contact", SERVICE_CONTACT_MAX,
+                                                                        "客服联系方式")):
+        if not values[key]:
+            problems[key] = [f"请填写{label}"]
+        elif len(values[key]) > most:
+            problems[key] = [f"{label}最多 {most} 个字"]
+    if problems:
+        raise ValidationFailed("填写的内容有误", code="bad_consumer_settings", details={"fields": problems})
+    with transaction():
+        row = db.session.get(ConsumerSettings, 1) or ConsumerSettings(id=1)
+        row.brand_name, row.service_contact = values["brand_name"], values["service_contact"]
+        row.updated_by_id, row.updated_at = principal.user_id, now_utc()
+        db.session.add(row)
+    return values
+

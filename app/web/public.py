@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.schemas import AwareDateTime
 from app.extensions import limiter
-from app.verification.services import verify
+from app.verification.services import consumer_settings, verify
 
 VERIFY_LIMIT = "30/minute;300/hour"
 # The phone's first-party cookie: a random token, so the same phone's reload is not counted as another check
@@ -86,10 +86,11 @@ def _viewer() -> str:
 
 def _with_brand(result: dict) -> dict:
     """The brand's name (the product's own, else HQ's setting) and its service contact, on every answer."""
+    settings = consumer_settings()
     product = result.get("product")
     if product is not None and not product.get("brand"):
-        product["brand"] = current_app.config["BRAND_NAME"]
-    return {**result, "service_contact": current_app.config["BRAND_SERVICE_CONTACT"]}
+        product["brand"] = settings["brand_name"]
+    return {**result, "service_contact": settings["service_contact"]}
 
 
 @blp.route("/verify", methods=["GET"])

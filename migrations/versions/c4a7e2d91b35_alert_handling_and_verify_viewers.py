@@ -7,7 +7,8 @@ Create Date: 2026-12-01 11:40:00
 `diversion_alerts` gains `status` (open | investigating | confirmed | dismissed, every existing alert open),
 `handled_by_id` and `handled_at`; `diversion_alert_events` keeps every status change with its note and every
 note added on its own. `verify_viewers` remembers which phone (the hash of a first-party cookie) last had a
-check of a unit counted, so a reload by the same phone is not another check.
+check of a unit counted, so a reload by the same phone is not another check. `consumer_settings` (one row) holds
+HQ's brand name and service contact for the consumer page.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -57,9 +58,19 @@ def upgrade():
     sa.ForeignKeyConstraint(['code_id'], ['codes.id'], name=op.f('fk_verify_viewers_code_id_codes')),
     sa.PrimaryKeyConstraint('code_id', 'viewer', name=op.f('pk_verify_viewers'))
     )
+    op.create_table('consumer_settings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('brand_name', sa.String(length=64), nullable=False),
+    sa.Column('service_contact', sa.String(length=200), nullable=False),
+    sa.Column('updated_by_id', _ID, nullable=True),
+    sa.Column('updated_at', app.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['users.id'], name=op.f('fk_consumer_settings_updated_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consumer_settings'))
+    )
 
 
 def downgrade():
+    op.drop_table('consumer_settings')
     op.drop_table('verify_viewers')
     with op.batch_alter_table('diversion_alert_events', schema=None) as batch_op:
         batch_op.drop_index('ix_diversion_alert_events_alert_id_id')

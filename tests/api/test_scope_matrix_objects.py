@@ -418,6 +418,9 @@ OBJECT_ROUTES: list[Route] = [
     Route("hq scan policy", "GET", f"{HQ}/scan-policy", hq(*HQ_READERS)),
     Route("hq set scan policy", "PUT", f"{HQ}/scan-policy", hq("hq_admin"),
           body=lambda w, t, v: {"diversion_policy": "alert"}),
+    Route("hq consumer settings", "GET", f"{HQ}/consumer-settings", hq(*HQ_READERS)),
+    Route("hq set consumer settings", "PUT", f"{HQ}/consumer-settings", hq("hq_admin"),
+          body=lambda w, t, v: {"brand_name": "山泉", "service_contact": "客服热线 400-820-0000"}),
     # --- HQ analytics ------------------------------------------------------------------------------------------
     Route("hq sell-through", "GET", f"{HQ}/sell-through?group_by=store", hq(*HQ_READERS), check=_groups_in_scope),
     Route("hq sell-through by distributor", "GET", f"{HQ}/sell-through?group_by=distributor", hq(*HQ_READERS),

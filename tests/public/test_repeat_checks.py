@@ -73,3 +73,26 @@ def test_a_product_without_a_brand_shows_hqs_brand_setting(app, client, demo):
     db.session.commit()
     answer = client.get(f"/api/public/v1/verify?code={code.serial}").get_json()
     assert answer["product"]["brand"] == app.config["BRAND_NAME"]
+
+
+def test_hq_sets_the_brand_and_service_contact_the_page_shows(app, client, demo):
+    from tests.conftest import hq_login
+
+    admin = hq_login(client)
+    url = "/api/hq/v1/consumer-settings"
+    assert client.get(url, headers=admin).get_json() == {"brand_name": app.config["BRAND_NAME"],
+                                                        "service_contact": app.config["BRAND_SERVICE_CONTACT"]}
+    for bad in ({"brand_name": "", "service_contact": "x"}, {"brand_name": "x"},
+                {"brand_name": "x", "service_contact": "y" * 201}):
+        assert client.put(url, json=bad, headers=admin).status_code == 422, bad
+    assert client.put(url, json={"brand_name": "x", "service_contact": "y"},
+                      headers=hq_login(client, "analyst")).status_code == 403
+    assert client.get(url, headers=admin).get_json()["service_contact"] == app.config["BRAND_SERVICE_CONTACT"]
+    new = {"brand_name": "清泉乳业", "service_contact": "客服电话 400-123-4567（工作日 9:00–18:00）"}
+    assert client.put(url, json=new, headers=admin).get_json() == new
+    code = codes_in("S1")[0]
+    sku = db.session.get(Sku, code.sku_id)
+    db.session.execute(sa.update(Product).where(Product.id == sku.product_id).values(brand=""))
+    db.session.commit()
+    page = client.get(f"/c/01/{sku.gtin}/21/{code.serial}").get_data(as_text=True)
+    assert "品牌：清泉乳业" in page and new["service_contact"] in page

@@ -1,4 +1,5 @@
-"""HQ: code batches and labels, finding and tracing codes, diversion alerts, EPCIS export, scan settings."""
+"""HQ: code batches and labels, finding and tracing codes, diversion alerts (and handling them), EPCIS export, scan
+and consumer-page settings."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from app.scans import alerts as alert_services
 from app.scans.models import ALERT_STATUSES
 from app.scans.queries import count_alerts, get_alert_detail, list_alert_rows
 from app.scans.services import diversion_policy
+from app.verification import services as verification
 
 blp = Blueprint("hq_codes", __name__, description="One item, one code: batches, labels, trace, diversion")
 
@@ -239,6 +241,19 @@ class ScanPolicyOut(Schema):
     diversion_policy = fields.String()
 
 
+class ConsumerSettingsBody(Body):
+    brand_name = fields.String(required=True, validate=validate.Length(min=1, max=verification.BRAND_NAME_MAX),
+                               metadata={"description": "shown for products without a brand of their own"})
+    service_contact = fields.String(required=True,
+                                    validate=validate.Length(min=1, max=verification.SERVICE_CONTACT_MAX),
+                                    metadata={"description": "e.g. 客服热线 400-… (hours)"})
+
+
+class ConsumerSettingsOut(Schema):
+    brand_name = fields.String()
+    service_contact = fields.String()
+
+
 def _batch_or_404(batch_id: int):
     batch = queries.get_batch(batch_id)
     if batch is None:
@@ -434,3 +449,21 @@ def get_policy():
 def put_policy(body):
     """Set the diversion policy."""
     return {"diversion_policy": services.set_scan_policy(require("hq.write", kind="hq"), **body)}
+
+
+@blp.route("/consumer-settings", methods=["GET"])
+@blp.response(200, ConsumerSettingsOut)
+def get_consumer_settings():
+    """What the consumer page (`/c/…`, `/api/public/v1/verify`) says about the brand: its name (for products
+    without their own) and its service contact."""
+    require("hq.read")
+    return verification.consumer_settings()
+
+
+@blp.route("/consumer-settings", methods=["PUT"])
+@blp.arguments(ConsumerSettingsBody)
+@blp.response(200, ConsumerSettingsOut)
+def put_consumer_settings(body):
+    """Set the brand name and service contact the consumer page shows."""
+    return verification.set_consumer_settings(require("hq.write", kind="hq"), **body)
+
