@@ -15,6 +15,9 @@ INSTANCE = ROOT / "instance"
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
 DEMO_ADMIN_PASSWORD = "admin"
+# What the consumer page says about the brand (HQ sets these for its deployment; demo values otherwise).
+DEMO_BRAND_NAME = "山泉"
+DEMO_BRAND_SERVICE_CONTACT = "客服热线 400-820-0000（每天 9:00–21:00）"
 DEMO_WECHAT_APPID = "wxdemo0000000000"
 DEMO_WECHAT_SECRET = "demo-secret"
 
@@ -65,6 +68,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         # in this process (demo server); "rq": Redis queue with separate workers (production).
         "JOBS_MODE": env.get("JOBS_MODE") or ("rq" if env.get("REDIS_URL") else "inline"),
         "DEMO_ADMIN_PASSWORD": env.get("DEMO_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD),
+        "BRAND_NAME": env.get("BRAND_NAME") or DEMO_BRAND_NAME,
+        "BRAND_SERVICE_CONTACT": env.get("BRAND_SERVICE_CONTACT") or DEMO_BRAND_SERVICE_CONTACT,
         "DEMO_HISTORY_DAYS": _int(env, "DEMO_HISTORY_DAYS", 56),
         "MP_TOKEN_TTL_SECONDS": _int(env, "MP_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
         "HQ_TOKEN_TTL_SECONDS": _int(env, "HQ_TOKEN_TTL_SECONDS", 12 * 3600),

@@ -42,4 +42,5 @@ from app.orders.models import (  # noqa: F401
     ShipmentLine,
 )
 from app.ratings.models import StoreRating  # noqa: F401
-from app.scans.models import DiversionAlert, ScanPolicy, ScanRequest  # noqa: F401
+from app.scans.models import DiversionAlert, DiversionAlertEvent, ScanPolicy, ScanRequest  # noqa: F401
+from app.verification.models import ConsumerSettings, VerifyViewer  # noqa: F401

@@ -96,3 +96,9 @@ PRODUCTION = {
     "WECHATPAY_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
     "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0000000000000000000000",
 }
+
+
+def aborted_by_navigation(request) -> bool:
+    """A request the browser itself abandoned because the page moved on (Chromium cancels a still-loading
+    favicon on every navigation): not a failure of the app. Anything else that fails is."""
+    return request.url.endswith("/favicon.svg") and "ERR_ABORTED" in (request.failure or "")

@@ -39,9 +39,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive"}),
     DISTRIBUTOR_STAFF: frozenset(_PARTNER),
     AGENT_STAFF: frozenset(_PARTNER),
-    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "channel.read", "hq.read", "consumer_order.read"}),
+    # alert.handle: move a diversion alert through its statuses and add notes to it (in the caller's region).
+    HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "channel.read", "hq.read", "consumer_order.read",
+                                         "alert.handle"}),
     WAREHOUSE_OPERATOR: frozenset({"hq.read", "order.read", "store.read", "warehouse.operate",
                                    "consumer_order.read"}),
     HQ_ADMIN: frozenset(_PARTNER | {"hq.read", "hq.write", "warehouse.operate", "stock.adjust", "order.pay",
-                                    "order.offline_pay", "scan.admin", "user.manage"}),
+                                    "order.offline_pay", "scan.admin", "user.manage",
+                                    "alert.handle"}),
 }

@@ -103,6 +103,17 @@ def children(code: str) -> list[Region]:
     return []
 
 
+def picker_choices(code: str | None) -> dict:
+    """What a province → city → district picker shows for a chosen code: the options of each level (the cities of
+    the chosen province, the districts of the chosen city) and which one of each is chosen."""
+    region = get_region(code)
+    province = city = district = None
+    if region is not None:
+        province, city, district = split(region.code)
+    return {"provinces": provinces(), "province": province, "city": city, "district": district,
+            "cities": children(province) if province else [], "districts": children(city) if city else []}
+
+
 def _km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     """Great-circle distance in kilometres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)

@@ -9,8 +9,10 @@ Exports and label downloads go through `/hq/api/...`, which runs the HQ API's GE
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, time, timedelta
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_smorest import Api
@@ -29,14 +31,20 @@ from app.codes import queries as code_queries
 from app.codes.parse import grouped
 from app.core.clock import BUSINESS_TZ, as_utc, now_utc
 from app.core.pagination import paginate
-from app.core.regions import region_name
+from app.core.regions import is_valid as is_valid_region
+from app.core.regions import picker_choices, region_name
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
 from app.hq import charts
 from app.inventory.queries import list_warehouse_stock, list_warehouses
 from app.orders import consumer_orders, consumer_queries
+from app.scans import alerts as alert_services
 from app.scans import queries as scan_queries
+from app.scans.models import ALERT_STATUSES
+
+ALERT_SOURCES = ("sell", "consumer", "stocktake")
+SOURCE_NAMES = {"sell": "门店售出", "consumer": "顾客查询", "stocktake": "门店盘点"}
 
 bp = Blueprint("hq_pages", __name__, url_prefix="/hq", template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -56,7 +64,7 @@ T: dict[str, dict[str, str]] = {
     "top_provinces": {"zh": "省份排行", "en": "Top provinces"}, "top_cities": {"zh": "城市排行", "en": "Top cities"},
     "from": {"zh": "开始", "en": "From"}, "to": {"zh": "结束", "en": "To"},
     "group_by": {"zh": "分组", "en": "Group by"},
-    "sku": {"zh": "商品", "en": "SKU"}, "region": {"zh": "地区代码", "en": "Region code"},
+    "sku": {"zh": "商品", "en": "SKU"}, "region": {"zh": "地区", "en": "Region"},
     "all": {"zh": "全部", "en": "All"}, "apply": {"zh": "查询", "en": "Apply"},
     "export_xlsx": {"zh": "导出 Excel", "en": "Export Excel"}, "export_csv": {"zh": "导出 CSV", "en": "Export CSV"},
     "g_day": {"zh": "按日", "en": "Day"}, "g_sku": {"zh": "按商品", "en": "SKU"},
@@ -88,6 +96,13 @@ T: dict[str, dict[str, str]] = {
     "territories": {"zh": "区域分配", "en": "Territories"},
     "registrations": {"zh": "客户报备", "en": "Registrations"},
     "consumer_orders": {"zh": "顾客订单", "en": "Consumer orders"},
+    "source": {"zh": "来源", "en": "Source"}, "handled_by": {"zh": "处理人", "en": "Handled by"},
+    "handled_at": {"zh": "处理时间", "en": "Handled at"}, "history": {"zh": "处理记录", "en": "History"},
+    "note": {"zh": "说明", "en": "Note"}, "add_note": {"zh": "添加备注", "en": "Add a note"},
+    "change_status": {"zh": "更改状态", "en": "Change status"}, "serial": {"zh": "防伪码", "en": "Serial"},
+    "province": {"zh": "省份", "en": "Province"}, "district": {"zh": "区县", "en": "District"},
+    "all_cities": {"zh": "全部城市", "en": "All cities"},
+    "all_districts": {"zh": "全部区县", "en": "All districts"}, "details": {"zh": "详情", "en": "Details"},
     "error": {"zh": "出错了", "en": "Something went wrong"}, "back_home": {"zh": "返回总览", "en": "Back to overview"},
 }
 
@@ -166,7 +181,8 @@ def login_required(view):
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {"t": t, "lang": lang(), "yuan": yuan, "pct": pct, "num": num, "cover": cover,
-            "local_dt": local_dt, "region_name": region_name, "csrf": session.get("csrf", ""),
+            "local_dt": local_dt, "region_name": region_name, "region_choices": picker_choices,
+            "grouped": grouped, "csrf": session.get("csrf", ""),
             "principal": g.get("principal")}
 
 
@@ -306,19 +322,125 @@ def store_stock():
     return render_template("hq/store_stock.html", rows=rows, slow=slow, f=f, skus=_skus(), qs=qs)
 
 
+class _AlertFilters(Schema):
+    """The alerts page's filters: days (business days, China), region (province, city or district), SKU, source,
+    status."""
+
+    from_ = Day(data_key="from", load_default=None)
+    to = Day(load_default=None)
+    region = fields.String(load_default=None, validate=validate.Regexp(r"^\d{6}$", error="地区代码是 6 位数字"))
+    sku_id = Id(load_default=None)
+    source = fields.String(load_default=None, validate=validate.OneOf(ALERT_SOURCES, error="没有这个来源"))
+    status = fields.String(load_default=None, validate=validate.OneOf(ALERT_STATUSES, error="没有这个状态"))
+
+
+_ALERT_FILTERS = _AlertFilters()
+_ALERT_FILTER_KEYS = ("from", "to", "region", "sku_id", "source", "status")
+ALERT_PAGE_ROWS = 200
+
+
+def _alert_filters() -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """(filters for the query, the form's values as typed, a message per field that is wrong)."""
+    typed = {k: request.args.get(k, "").strip() for k in _ALERT_FILTER_KEYS}
+    asked = MultiDict([(k, v) for k, v in typed.items() if v])
+    errors: dict[str, str] = {}
+    try:
+        f = _ALERT_FILTERS.load(MultiDictProxy(asked, _ALERT_FILTERS))
+    except ValidationError as err:
+        errors = {k: "；".join(_texts(v)) for k, v in err.messages.items()}
+        f = {}
+    if not errors and f.get("region") and not is_valid_region(f["region"]):
+        errors["region"] = "没有这个地区"
+    if not errors and f["from_"] and f["to"] and f["from_"] > f["to"]:
+        errors["to"] = "结束日期不能早于开始日期"
+    if errors:
+        return {}, typed, errors
+    since = datetime.combine(f["from_"], time.min, BUSINESS_TZ) if f["from_"] else None
+    until = datetime.combine(f["to"] + timedelta(days=1), time.min, BUSINESS_TZ) if f["to"] else None
+    return ({"since": since, "until": until, "region": f["region"], "sku_id": f["sku_id"], "source": f["source"],
+             "status": f["status"]}, typed, {})
+
+
+def _alert_export_query(filters: dict[str, Any], fmt: str) -> str:
+    """The HQ API's query for the same alerts as a file (its `from`/`to` are instants)."""
+    query = {"format": fmt}
+    for key, name in (("since", "from"), ("until", "to")):
+        if filters.get(key):
+            query[name] = filters[key].isoformat()
+    for key in ("region", "sku_id", "source", "status"):
+        if filters.get(key):
+            query[key] = filters[key]
+    return urlencode(query)
+
+
 @bp.get("/alerts")
 @login_required
 def alerts():
-    """Diversion alerts found by scans, newest first: the 200 newest the caller may read (`app.scans.queries`)."""
-    items = [{"at": r["created_at"], "sku": r["sku_name"] or r["sku_id"], "source": r["source"],
-              "serial": grouped(r["serial"]) if r["serial"] else "",
-              "expected_store": r["expected_store"] or "—", "expected_distributor": r["expected_distributor"] or "—",
-              "expected_region": region_name(r["expected_region"]) if r["expected_region"] else "—",
-              "actual_store": r["actual_store"] or "—", "actual_distributor": r["actual_distributor"] or "—",
-              "actual_region": region_name(r["actual_region"]) if r["actual_region"] else "—",
-              "policy": r["policy"]}
-             for r in scan_queries.list_alert_rows(g.principal, limit=200)]
-    return render_template("hq/alerts.html", items=items)
+    """Diversion alerts, newest first, filtered (in SQL, within the caller's region) by period, region, SKU, source
+    and status, with how each was handled; export links for the same filters."""
+    filters, typed, errors = _alert_filters()
+    items, total = [], 0
+    if not errors:
+        items = scan_queries.list_alert_rows(g.principal, limit=ALERT_PAGE_ROWS, **filters)
+        total = scan_queries.count_alerts(g.principal, **filters)
+    exports_qs = {fmt: _alert_export_query(filters, fmt) for fmt in ("xlsx", "csv")} if not errors else {}
+    return render_template("hq/alerts.html", items=items, total=total, typed=typed, errors=errors,
+                           skus=_skus(), statuses=ALERT_STATUSES, sources=ALERT_SOURCES,
+                           status_names=alert_services.STATUS_NAMES, source_names=SOURCE_NAMES,
+                           exports_qs=exports_qs, shown=ALERT_PAGE_ROWS), (422 if errors else 200)
+
+
+def _alert_page(alert_id: int, *, errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
+                status: int = 200):
+    detail = scan_queries.get_alert_detail(g.principal, alert_id)
+    return render_template("hq/alert.html", a=detail, errors=errors or {}, form=form or {},
+                           allowed=alert_services.allowed_next(detail["status"]),
+                           status_names=alert_services.STATUS_NAMES, source_names=SOURCE_NAMES,
+                           may_handle=g.principal.can("alert.handle")), status
+
+
+@bp.get("/alerts/<int:alert_id>")
+@login_required
+def alert(alert_id: int):
+    """One alert: where the unit was meant to be and where it turned up, its history, and the forms to handle it."""
+    return _alert_page(alert_id)
+
+
+def _form_errors(err: AppError, default_field: str) -> dict[str, str]:
+    """A refusal's message beside the field it is about (the whole message beside `default_field` otherwise)."""
+    fields_ = err.details.get("fields") if isinstance(err.details.get("fields"), dict) else {}
+    out = {k: "；".join(_texts(v)) for k, v in fields_.items()}
+    return out or {default_field: err.message}
+
+
+def _handle(alert_id: int, action, *, default_field: str, form: dict[str, str], done: str):
+    """Run one handling write; a refusal (bad input, an illegal step) shows the alert again with the message
+    beside the field and nothing changed; out of scope or unknown is the console's error page."""
+    try:
+        action()
+    except AppError as err:
+        if err.status in (403, 404):
+            raise
+        return _alert_page(alert_id, errors=_form_errors(err, default_field), form=form, status=err.status)
+    flash(done, "ok")
+    return redirect(url_for("hq_pages.alert", alert_id=alert_id))
+
+
+@bp.post("/alerts/<int:alert_id>/status")
+@login_required
+def alert_status(alert_id: int):
+    status, note = request.form.get("status", "").strip(), request.form.get("note", "")
+    return _handle(alert_id, lambda: alert_services.change_status(g.principal, alert_id, status=status, note=note),
+                   default_field="status", form={"status": status, "note": note},
+                   done=f"已改为「{alert_services.STATUS_NAMES.get(status, status)}」")
+
+
+@bp.post("/alerts/<int:alert_id>/notes")
+@login_required
+def alert_note(alert_id: int):
+    text = request.form.get("text", "")
+    return _handle(alert_id, lambda: alert_services.add_note(g.principal, alert_id, text=text),
+                   default_field="text", form={"text": text}, done="备注已添加")
 
 
 @bp.get("/plans")

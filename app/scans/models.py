@@ -34,7 +34,8 @@ class DiversionAlert(db.Model):
     """A unit sold (or scanned) outside the store, distributor or region its shipment was meant for."""
 
     __tablename__ = "diversion_alerts"
-    __table_args__ = (sa.Index("ix_diversion_alerts_created_at", "created_at"),)
+    __table_args__ = (sa.Index("ix_diversion_alerts_created_at", "created_at"),
+                      sa.Index("ix_diversion_alerts_status_id", "status", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     code_id: Mapped[int] = mapped_column(sa.ForeignKey("codes.id"), index=True)
@@ -48,6 +49,29 @@ class DiversionAlert(db.Model):
     actual_distributor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partners.id"))
     actual_region: Mapped[str | None] = mapped_column(sa.String(12))
     policy: Mapped[str] = mapped_column(sa.String(16))  # alert | refuse: what the policy did with the scan
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # How HQ handled it (`app.scans.alerts`): open → investigating → confirmed | dismissed, and who last moved it.
+    status: Mapped[str] = mapped_column(sa.String(16), default="open", server_default="open")
+    handled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+ALERT_STATUSES = ("open", "investigating", "confirmed", "dismissed")
+
+
+class DiversionAlertEvent(db.Model):
+    """An alert's history, append-only: every status change (with its note) and every note added on its own."""
+
+    __tablename__ = "diversion_alert_events"
+    __table_args__ = (sa.Index("ix_diversion_alert_events_alert_id_id", "alert_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("diversion_alerts.id"))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # status | note
+    from_status: Mapped[str | None] = mapped_column(sa.String(16))
+    to_status: Mapped[str | None] = mapped_column(sa.String(16))
+    note: Mapped[str] = mapped_column(sa.String(1000), default="")
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 

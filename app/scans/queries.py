@@ -8,13 +8,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from app.accounts.models import User
 from app.catalog.models import Sku
 from app.channel.models import Partner, Store
 from app.codes.models import Code, ScanEvent
 from app.codes.queries import visible_store_ids
+from app.core.regions import region_name
 from app.core.security import Principal, authorize_store
+from app.errors import Forbidden, NotFound
 from app.extensions import db
-from app.scans.models import DiversionAlert
+from app.scans.models import DiversionAlert, DiversionAlertEvent
 
 
 def list_store_scans(principal: Principal, store_id: int, *, page: int, page_size: int) -> dict[str, Any]:
@@ -41,9 +44,10 @@ def list_store_scans(principal: Principal, store_id: int, *, page: int, page_siz
 
 def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, region: str | None = None,
                      distributor_id: int | None = None, since: datetime | None = None,
-                     until: datetime | None = None, source: str | None = None,
-                     principal: Principal | None = None) -> sa.Select:
-    """Alerts, newest first, filtered by source, SKU, selling store, region (expected or actual) and period.
+                     until: datetime | None = None, source: str | None = None, status: str | None = None,
+                     alert_id: int | None = None, principal: Principal | None = None) -> sa.Select:
+    """Alerts, newest first, filtered by source, status, SKU, selling store, region (expected or actual; a province
+    or city takes in everything under it) and period.
 
     With `principal`, only the alerts they may read (in SQL, so a limit applies to what they see): where the
     unit was sold, or meant to be, at a store in their scope; the whole network for HQ staff not bound to a region.
@@ -54,8 +58,12 @@ def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, 
         if stores is not None:
             stmt = stmt.where(sa.or_(DiversionAlert.actual_store_id.in_(stores),
                                      DiversionAlert.expected_store_id.in_(stores)))
+    if alert_id is not None:
+        stmt = stmt.where(DiversionAlert.id == alert_id)
     if source is not None:
         stmt = stmt.where(DiversionAlert.source == source)
+    if status is not None:
+        stmt = stmt.where(DiversionAlert.status == status)
     if sku_id is not None:
         stmt = stmt.where(DiversionAlert.sku_id == sku_id)
     if store_id is not None:
@@ -66,8 +74,8 @@ def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, 
                                  DiversionAlert.expected_distributor_id == distributor_id))
     if region:
         prefix = region[:2] if region.endswith("0000") else region[:4] if region.endswith("00") else region
-        stmt = stmt.where(sa.or_(DiversionAlert.actual_region.startswith(prefix),
-                                 DiversionAlert.expected_region.startswith(prefix)))
+        stmt = stmt.where(sa.or_(DiversionAlert.actual_region.startswith(prefix, autoescape=True),
+                                 DiversionAlert.expected_region.startswith(prefix, autoescape=True)))
     if since is not None:
         stmt = stmt.where(DiversionAlert.created_at >= since)
     if until is not None:
@@ -75,25 +83,69 @@ def diversion_alerts(*, sku_id: int | None = None, store_id: int | None = None, 
     return stmt.order_by(DiversionAlert.id.desc())
 
 
-def list_alert_rows(principal: Principal, *, limit: int = 200) -> list[dict[str, Any]]:
-    """The newest alerts the caller may read, with the SKU, store and distributor names (the console's list)."""
+def _user_name(display_name: str | None, username: str | None) -> str | None:
+    return display_name or username or None
+
+
+def _alert_rows(alerts: sa.Select) -> list[dict[str, Any]]:
+    """The alerts of `alerts` (a select of `diversion_alerts`) with the names beside the ids."""
     expected_store, actual_store = aliased(Store), aliased(Store)
     expected_partner, actual_partner = aliased(Partner), aliased(Partner)
-    alerts = diversion_alerts(principal=principal).limit(limit).subquery()
-    a = aliased(DiversionAlert, alerts)
+    sub = alerts.subquery()
+    a = aliased(DiversionAlert, sub)
     rows = db.session.execute(
-        sa.select(a, alerts.c.serial, Sku.name, expected_store.name, expected_partner.name, actual_store.name,
-                  actual_partner.name)
+        sa.select(a, sub.c.serial, Sku.name, expected_store.name, expected_partner.name, actual_store.name,
+                  actual_partner.name, User.display_name, User.username)
         .outerjoin(Sku, Sku.id == a.sku_id)
         .outerjoin(expected_store, expected_store.id == a.expected_store_id)
         .outerjoin(expected_partner, expected_partner.id == a.expected_distributor_id)
         .outerjoin(actual_store, actual_store.id == a.actual_store_id)
         .outerjoin(actual_partner, actual_partner.id == a.actual_distributor_id)
+        .outerjoin(User, User.id == a.handled_by_id)
         .order_by(a.id.desc())).all()
-    return [{"created_at": r.created_at, "sku_id": r.sku_id, "sku_name": sku, "source": r.source, "serial": serial,
-             "expected_store": es, "expected_distributor": ep, "expected_region": r.expected_region,
-             "actual_store": as_, "actual_distributor": ap, "actual_region": r.actual_region, "policy": r.policy}
-            for r, serial, sku, es, ep, as_, ap in rows]
+    return [{"id": r.id, "created_at": r.created_at, "serial": serial, "sku_id": r.sku_id, "sku_name": sku,
+             "source": r.source, "event_id": r.event_id, "policy": r.policy,
+             "expected_store_id": r.expected_store_id, "expected_store_name": es,
+             "expected_distributor_id": r.expected_distributor_id, "expected_distributor_name": ep,
+             "expected_region": r.expected_region,
+             "expected_region_name": region_name(r.expected_region) if r.expected_region else None,
+             "actual_store_id": r.actual_store_id, "actual_store_name": as_,
+             "actual_distributor_id": r.actual_distributor_id, "actual_distributor_name": ap,
+             "actual_region": r.actual_region,
+             "actual_region_name": region_name(r.actual_region) if r.actual_region else None,
+             "status": r.status, "handled_by_id": r.handled_by_id, "handled_by_name": _user_name(dn, un),
+             "handled_at": r.handled_at}
+            for r, serial, sku, es, ep, as_, ap, dn, un in rows]
+
+
+def list_alert_rows(principal: Principal, *, limit: int = 200, offset: int = 0,
+                    **filters: Any) -> list[dict[str, Any]]:
+    """The newest alerts the caller may read (filtered in SQL), with the SKU, store, distributor, region and
+    handler names beside the ids (the console's list, the HQ API's list and its export)."""
+    return _alert_rows(list_diversion_alerts(principal, **filters).limit(limit).offset(offset))
+
+
+def count_alerts(principal: Principal, **filters: Any) -> int:
+    stmt = list_diversion_alerts(principal, **filters).order_by(None)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+
+
+def get_alert_detail(principal: Principal, alert_id: int) -> dict[str, Any]:
+    """One alert with its names and its whole history, oldest first; 404 when there is none, 403 when it lies
+    outside the caller's region."""
+    rows = _alert_rows(diversion_alerts(alert_id=alert_id, principal=principal))
+    if not rows:
+        if db.session.get(DiversionAlert, alert_id) is None:
+            raise NotFound("找不到这条预警", code="alert_not_found")
+        raise Forbidden("这条预警不在你负责的地区", code="out_of_scope", details={"action": "hq.read"})
+    events = db.session.execute(
+        sa.select(DiversionAlertEvent, User.display_name, User.username)
+        .outerjoin(User, User.id == DiversionAlertEvent.user_id)
+        .where(DiversionAlertEvent.alert_id == alert_id).order_by(DiversionAlertEvent.id)).all()
+    return {**rows[0], "events": [
+        {"id": e.id, "kind": e.kind, "from_status": e.from_status, "to_status": e.to_status, "note": e.note,
+         "user_id": e.user_id, "user_name": _user_name(dn, un), "created_at": e.created_at}
+        for e, dn, un in events]}
 
 
 def list_diversion_alerts(principal: Principal, *, store_id: int | None = None, **filters: Any) -> sa.Select:

@@ -37,6 +37,7 @@ ACTORS = {**matrix.ACTORS, "wh_sz": ("hq", "warehouse_sz")}
 STORE_SCOPE = {**matrix.STORE_SCOPE, "wh_sz": ALL_STORES}
 WAREHOUSE_STAFF = ("warehouse", "wh_sz")
 HQ_READERS = ("hq_admin", "hq_analyst", "analyst_zj", *WAREHOUSE_STAFF)
+ALERT_HANDLERS = ("hq_admin", "hq_analyst", "analyst_zj")
 ORDER_CREATORS = ("owner_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1", "hq_admin")
 ORDER_CANCELLERS = ORDER_CREATORS
 OFFLINE_PAYERS = ("staff_d1", "staff_d2", "staff_a1", "hq_admin")
@@ -134,6 +135,22 @@ def _batch(w: World, target: str) -> dict:
         batch_id = batch.id
         db.session.remove()
     return {"batch_id": batch_id}
+
+
+def _alert(w: World, target: str) -> dict:
+    """A fresh open alert: a unit sold at the target store (S1 Zhejiang, S2 Guangdong), meant for another one."""
+    from app.scans.models import DiversionAlert
+
+    expected = {"S1": "S3", "S2": "S6"}[target]
+    with w.app.app_context():
+        with transaction():
+            code = db.session.scalar(sa.select(Code).where(Code.serial == w.ids["codes"][target]))
+            alert = DiversionAlert(code_id=code.id, sku_id=code.sku_id, source="sell", policy="alert",
+                                   expected_store_id=w.ids["stores"][expected], actual_store_id=w.ids["stores"][target])
+            db.session.add(alert)
+        alert_id = alert.id
+        db.session.remove()
+    return {"alert_id": alert_id}
 
 
 def _plan(w: World, target: str) -> dict:
@@ -507,6 +524,12 @@ OBJECT_ROUTES: list[Route] = [
     Route("hq diversion alerts", "GET", f"{HQ}/diversion-alerts", hq(*HQ_READERS), check=_alerts_in_scope),
     Route("hq diversion alerts of a store", "GET", f"{HQ}/diversion-alerts?store_id={{store}}", stores(*HQ_READERS),
           ("S1", "S2")),
+    Route("hq diversion alert", "GET", f"{HQ}/diversion-alerts/{{alert_id}}", stores(*HQ_READERS), ("S1", "S2"),
+          make=_alert),
+    Route("hq handle diversion alert", "POST", f"{HQ}/diversion-alerts/{{alert_id}}/status", stores(*ALERT_HANDLERS),
+          ("S1", "S2"), body=lambda w, t, v: {"status": "investigating"}, make=_alert, consumes=True),
+    Route("hq note on diversion alert", "POST", f"{HQ}/diversion-alerts/{{alert_id}}/notes", stores(*ALERT_HANDLERS),
+          ("S1", "S2"), body=lambda w, t, v: {"text": "已联系门店"}, ok=201, make=_alert),
     Route("hq epcis", "GET", f"{HQ}/events/epcis?{_epcis_period()}", hq(*HQ_READERS), check=_epcis_in_scope),
     Route("hq incentive rules", "GET", f"{HQ}/incentive-rules", hq(*HQ_READERS)),
     Route("hq set incentive rules", "PUT", f"{HQ}/incentive-rules", hq("hq_admin"),
@@ -514,6 +537,9 @@ OBJECT_ROUTES: list[Route] = [
     Route("hq scan policy", "GET", f"{HQ}/scan-policy", hq(*HQ_READERS)),
     Route("hq set scan policy", "PUT", f"{HQ}/scan-policy", hq("hq_admin"),
           body=lambda w, t, v: {"diversion_policy": "alert"}),
+    Route("hq consumer settings", "GET", f"{HQ}/consumer-settings", hq(*HQ_READERS)),
+    Route("hq set consumer settings", "PUT", f"{HQ}/consumer-settings", hq("hq_admin"),
+          body=lambda w, t, v: {"brand_name": "山泉", "service_contact": "客服热线 400-820-0000"}),
     # --- HQ analytics ------------------------------------------------------------------------------------------
     Route("hq sell-through", "GET", f"{HQ}/sell-through?group_by=store", hq(*HQ_READERS), check=_groups_in_scope),
     # Only a store's owner rates the distributor serving it (once a month, after an order made here for it).
@@ -648,6 +674,12 @@ CONSOLE_WRITES = {
     ("/hq/consumer-orders/{consumer_order_id}/ship", "hq ship consumer order"): lambda w, t, v: {},
     ("/hq/consumer-orders/{consumer_order_id}/cancel", "hq cancel consumer order"): lambda w, t, v: {"reason": "矩阵"},
 }
+# Console writes that answer a refusal on their own page (the message beside the field; 403 for out of scope)
+# rather than by a flash and a redirect: console route → (HQ API route by name, the form).
+CONSOLE_FORMS = {
+    "/hq/alerts/{alert_id}/status": ("hq handle diversion alert", {"status": "investigating", "note": ""}),
+    "/hq/alerts/{alert_id}/notes": ("hq note on diversion alert", {"text": "已联系门店"}),
+}
 CONSOLE_ACTORS = tuple(name for name, (kind, _who) in ACTORS.items() if kind == "hq")
 
 
@@ -690,5 +722,25 @@ def test_console_writes_follow_the_api_scope(world, path):
                 wrong.append(f"{actor:>10} → {target:<5} the API {'allows' if allowed else 'refuses'}, the console "
                              f"answered {resp.status_code} {errors}")
             if allowed and api.consumes and api.make is not None:
+                values = api.make(w, target)
+    assert not wrong, f"POST {path}:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("path", list(CONSOLE_FORMS), ids=lambda p: p)
+def test_console_forms_follow_the_api_scope(world, path):
+    w, wrong = world, []
+    api_name, form = CONSOLE_FORMS[path]
+    api = next(r for r in OBJECT_ROUTES if r.name == api_name)
+    sessions = {actor: _console(w, actor) for actor in CONSOLE_ACTORS}
+    for target in api.targets:
+        values = api.make(w, target)
+        for actor in CONSOLE_ACTORS:
+            client, csrf = sessions[actor]
+            resp = client.post(path.format(**values), data={**form, "csrf": csrf})
+            allowed = api.allowed(actor, target)
+            if resp.status_code != (302 if allowed else 403):
+                wrong.append(f"{actor:>10} → {target:<5} the API {'allows' if allowed else 'refuses'}, the console "
+                             f"answered {resp.status_code}")
+            if allowed and api.consumes:
                 values = api.make(w, target)
     assert not wrong, f"POST {path}:\n" + "\n".join(wrong)

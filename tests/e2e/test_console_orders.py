@@ -19,6 +19,7 @@ from app.extensions import db
 from app.inventory.models import Warehouse
 from app.orders.models import Order
 from tests.conftest import mp_login
+from tests.helpers import aborted_by_navigation
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +45,8 @@ class Watch:
         self.expected: list[tuple[str, int]] = []
         page.on("console", self._console)
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        page.on("requestfailed",
+                lambda r: aborted_by_navigation(r) or self.problems.append(f"failed: {r.url} {r.failure}"))
         page.on("response", self._response)
 
     def _console(self, message):

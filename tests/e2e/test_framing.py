@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import aborted_by_navigation
+
 pytestmark = pytest.mark.browser
 
 ATTACKER_PAGE = """<!doctype html>
@@ -113,7 +115,7 @@ def test_every_kind_of_page_shows_under_its_policy_with_no_violation(app, demo, 
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.on("requestfailed", lambda r: aborted_by_navigation(r) or problems.append(f"failed: {r.url}"))
 
     page.goto(f"{base}/hq/login")
     # hq.css applied: the login card is centred and narrow.

@@ -54,7 +54,7 @@ def test_children():
 
 def test_api_lists_regions(client, owner):
     provinces = client.get("/api/hq/v1/regions", headers=owner).get_json()
-    assert {"code": "330000", "name": "浙江省", "level": "province"} in provinces
+    assert {"code": "330000", "name": "浙江省", "level": "province", "label": "浙江省"} in provinces
     cities = client.get("/api/hq/v1/regions?parent=330000", headers=owner).get_json()
     assert any(c["code"] == "330100" for c in cities)
     assert client.get("/api/hq/v1/regions?parent=33", headers=owner).status_code == 422

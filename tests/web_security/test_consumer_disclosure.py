@@ -1,7 +1,8 @@
 """The consumer page and the public verify API tell a consumer what a consumer should see, and no more.
 
-Genuine or not, the product, whether it was sold and when, when it was first checked and how often: yes.
-The store that sold it, its owner's name or phone, the distributor, internal ids of any row: never.
+Genuine or not, the brand and the product, whether it was sold, when and in which city, when it was first checked
+and how often, the brand's service contact: yes. The store that sold it (its name, code, address), its owner's
+name or phone, the distributor, the district, internal ids of any row: never.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from app.extensions import db
 from tests.scans.helpers import body, codes_in, store
 
 ALLOWED = {"genuine", "status", "reason", "message", "serial", "serial_grouped", "product", "state", "sold",
-           "sold_at", "first_verified_at", "times_verified", "suspicious"}
-PRODUCT = {"name", "product_name", "specification", "gtin"}
+           "sold_at", "sold_city", "service_contact", "first_verified_at", "times_verified", "suspicious"}
+PRODUCT = {"name", "product_name", "brand", "specification", "gtin"}
 
 
 def keys_of(value, prefix=""):
@@ -81,6 +82,24 @@ def test_consumer_page_html_and_json_show_no_store_owner_and_no_internal_ids(cli
         assert not _reveals(secret, html), secret
     sku = db.session.get(Sku, db.session.scalar(sa.select(Sku.id).where(Sku.gtin == gtin)))
     assert f'"{sku.id}"' not in html and f">{sku.id}<" not in html
+
+
+def test_the_city_is_told_and_the_store_is_not(client, sold_unit):
+    """The consumer learns the city the unit was sold in (S1: Hangzhou), not the store, its district or address."""
+    from app.core.regions import region_name
+
+    serial, gtin = sold_unit
+    s1 = store("S1")
+    city = region_name(s1.city_code)
+    answer = client.get(f"/api/public/v1/verify?code={serial}").get_json()
+    assert answer["sold_city"] == city == "杭州市" and answer["sold_at"]
+    html = client.get(f"/c/01/{gtin}/21/{serial}").get_data(as_text=True)
+    assert f"在{city}售出" in html
+    told = [answer["sold_city"], html]
+    if s1.district_code and region_name(s1.district_code) not in city:
+        assert all(region_name(s1.district_code) not in t for t in told), "the district narrows it to the store"
+    for secret in secrets_of("S1"):
+        assert all(not _reveals(secret, t) for t in told), secret
 
 
 def test_unknown_and_case_codes_answer_no_more(client, demo):

@@ -214,7 +214,12 @@ def test_consumer_page(web, app):
     assert resp.status_code == 200 and "正品" in resp.get_data(as_text=True)
     assert_html_headers(resp, production)
     assert "no-store" in resp.headers.get("Cache-Control", "")  # each check counts: never a cached answer
-    assert not set_cookies(resp), set_cookies(resp)  # a consumer gets no cookie
+    # A consumer gets one cookie only, not a session: the phone's random check counter (a reload is not another
+    # check), HttpOnly, SameSite=Lax, and in production Secure and host-only (`__Host-`).
+    cookies = set_cookies(resp)
+    assert len(cookies) == 1 and cookies[0].startswith("__Host-vid=" if production else "vid="), cookies
+    assert "HttpOnly" in cookies[0] and "SameSite=Lax" in cookies[0] and "Path=/" in cookies[0], cookies
+    assert ("Secure" in cookies[0]) == production and "Domain" not in cookies[0], cookies
     assert_page_runs_under_its_policy(client, resp)
 
     js = client.get(f"/c/01/{gtin}/21/{code.serial}", headers={"Accept": "application/json"})

@@ -97,6 +97,9 @@ class RegionOut(Schema):
     code = fields.String()
     name = fields.String()
     level = fields.String()
+    label = fields.Function(lambda r: regions.region_name(r.code),
+                            metadata={"description": "the name a person reads (a municipality's 市辖区 reads as "
+                                                     "the municipality)"})
 
 
 @blp.route("/partners", methods=["POST"])

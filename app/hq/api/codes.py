@@ -1,23 +1,30 @@
-"""HQ: code batches and labels, finding and tracing codes, diversion alerts, EPCIS export, scan settings."""
+"""HQ: code batches and labels, finding and tracing codes, diversion alerts (and handling them), EPCIS export, scan
+and consumer-page settings."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.analytics import exports
 from app.codes import epcis, labels, queries, services
 from app.codes.models import CODE_STATES
+from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.pagination import PageArgs, page_schema, paginate
 from app.core.schemas import AwareDateTime, Body, Id, Int
-from app.core.security import require
+from app.core.security import current_principal, require
 from app.errors import NotFound
 from app.incentives import queries as incentive_queries
 from app.incentives import services as incentive_services
+from app.scans import alerts as alert_services
 from app.scans import policy as scan_policy
-from app.scans.queries import list_diversion_alerts
+from app.scans.models import ALERT_STATUSES
+from app.scans.queries import count_alerts, get_alert_detail, list_alert_rows
+from app.verification import services as verification
 
 blp = Blueprint("hq_codes", __name__, description="One item, one code: batches, labels, trace, diversion")
 
@@ -124,28 +131,79 @@ class DiversionAlertArgs(PageArgs):
     source = fields.String(load_default=None, validate=validate.OneOf(["sell", "consumer", "stocktake"]),
                            metadata={"description": "sell: a store sold it; consumer: a consumer checked it; "
                                                     "stocktake: a store's stocktake found it on its shelf"})
+    status = fields.String(load_default=None, validate=validate.OneOf(ALERT_STATUSES))
     sku_id = Id(load_default=None)
     store_id = Id(load_default=None)
     distributor_id = Id(load_default=None)
-    region = fields.String(load_default=None, validate=validate.Regexp(r"^\d{6}$"))
+    region = fields.String(load_default=None, validate=validate.Regexp(r"^\d{6}$"),
+                           metadata={"description": "expected or actual region; a province or city takes in "
+                                                    "its cities and districts"})
     from_ = AwareDateTime(load_default=None, data_key="from")
     to = AwareDateTime(load_default=None)
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "xlsx", "csv"]),
+                           metadata={"description": "xlsx or csv: every matching alert (at most 50,000) as a file"})
 
 
 class DiversionAlertOut(Schema):
     id = fields.Integer()
     serial = fields.String()
     sku_id = fields.Integer()
+    sku_name = fields.String(allow_none=True)
     source = fields.String()
     event_id = fields.Integer(allow_none=True)
     expected_store_id = fields.Integer(allow_none=True)
+    expected_store_name = fields.String(allow_none=True)
     expected_distributor_id = fields.Integer(allow_none=True)
+    expected_distributor_name = fields.String(allow_none=True)
     expected_region = fields.String(allow_none=True)
+    expected_region_name = fields.String(allow_none=True)
     actual_store_id = fields.Integer(allow_none=True)
+    actual_store_name = fields.String(allow_none=True)
     actual_distributor_id = fields.Integer(allow_none=True)
+    actual_distributor_name = fields.String(allow_none=True)
     actual_region = fields.String(allow_none=True)
+    actual_region_name = fields.String(allow_none=True)
     policy = fields.String()
+    status = fields.String(metadata={"enum": list(ALERT_STATUSES)})
+    handled_by_id = fields.Integer(allow_none=True)
+    handled_by_name = fields.String(allow_none=True)
+    handled_at = AwareDateTime(allow_none=True)
     created_at = AwareDateTime()
+
+
+class DiversionAlertEventOut(Schema):
+    id = fields.Integer()
+    kind = fields.String(metadata={"enum": ["status", "note"]})
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String(allow_none=True)
+    note = fields.String()
+    user_id = fields.Integer(allow_none=True)
+    user_name = fields.String(allow_none=True)
+    created_at = AwareDateTime()
+
+
+class DiversionAlertDetailOut(DiversionAlertOut):
+    events = fields.List(fields.Nested(DiversionAlertEventOut))
+    allowed_next = fields.List(fields.String())
+
+
+class AlertStatusBody(Body):
+    status = fields.String(required=True, validate=validate.OneOf(ALERT_STATUSES))
+    note = fields.String(load_default="", validate=validate.Length(max=alert_services.NOTE_MAX))
+
+
+class AlertNoteBody(Body):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=alert_services.NOTE_MAX))
+
+
+ALERT_EXPORT_MAX = 50_000
+ALERT_COLUMNS = (("id", "预警编号"), ("created_at_local", "时间"), ("status_name", "处理状态"),
+                 ("source_name", "来源"), ("sku_name", "商品"), ("serial", "防伪码"),
+                 ("expected_store_name", "应在门店"), ("expected_distributor_name", "应在分销商"),
+                 ("expected_region_name", "应在地区"), ("actual_store_name", "实际门店"),
+                 ("actual_distributor_name", "实际分销商"), ("actual_region_name", "实际地区"),
+                 ("policy_name", "处理方式"), ("handled_by_name", "处理人"), ("handled_at_local", "处理时间"))
+SOURCE_NAMES = {"sell": "门店售出", "consumer": "顾客查询", "stocktake": "门店盘点"}
 
 
 class EpcisExportArgs(Schema):
@@ -181,6 +239,19 @@ class ScanPolicyBody(Body):
 
 class ScanPolicyOut(Schema):
     diversion_policy = fields.String()
+
+
+class ConsumerSettingsBody(Body):
+    brand_name = fields.String(required=True, validate=validate.Length(min=1, max=verification.BRAND_NAME_MAX),
+                               metadata={"description": "shown for products without a brand of their own"})
+    service_contact = fields.String(required=True,
+                                    validate=validate.Length(min=1, max=verification.SERVICE_CONTACT_MAX),
+                                    metadata={"description": "e.g. 客服热线 400-… (hours)"})
+
+
+class ConsumerSettingsOut(Schema):
+    brand_name = fields.String()
+    service_contact = fields.String()
 
 
 def _batch_or_404(batch_id: int):
@@ -270,15 +341,71 @@ def trace_code(code):
 @blp.arguments(DiversionAlertArgs, location="query")
 @blp.response(200, page_schema(DiversionAlertOut, "DiversionAlertPage"))
 def list_alerts(args):
-    """Cross-region sales found by scans: expected versus actual store, distributor and region."""
+    """Cross-region sales found by scans: expected versus actual store, distributor and region, with the names
+    beside the ids, and how HQ handled each (status, who, when). A region-bound caller sees only their region."""
     principal = require("hq.read")
-    stmt = list_diversion_alerts(principal, sku_id=args["sku_id"], store_id=args["store_id"], region=args["region"],
-                                 distributor_id=args["distributor_id"], since=args["from_"], until=args["to"],
-                                 source=args["source"])
-    result = paginate(stmt, page=args["page"], page_size=args["page_size"], scalars=False)
-    result["items"] = [{**{c.key: getattr(a, c.key) for c in a.__table__.columns}, "serial": serial}
-                       for a, serial in result["items"]]
-    return result
+    filters = {"sku_id": args["sku_id"], "store_id": args["store_id"], "region": args["region"],
+               "distributor_id": args["distributor_id"], "since": args["from_"], "until": args["to"],
+               "source": args["source"], "status": args["status"]}
+    if args["format"] != "json":
+        return _alerts_file(list_alert_rows(principal, limit=ALERT_EXPORT_MAX, **filters), args["format"])
+    page, size = args["page"], args["page_size"]
+    return {"items": list_alert_rows(principal, limit=size, offset=(page - 1) * size, **filters),
+            "page": page, "page_size": size, "total": count_alerts(principal, **filters)}
+
+
+def _local(value) -> str:
+    return as_utc(value).astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _alerts_file(rows: list[dict], fmt: str) -> Response:
+    sheet = [{**r, "created_at_local": _local(r["created_at"]), "handled_at_local": _local(r["handled_at"]),
+              "status_name": alert_services.STATUS_NAMES.get(r["status"], r["status"]),
+              "source_name": SOURCE_NAMES.get(r["source"], r["source"]),
+              "policy_name": "已拒绝" if r["policy"] == "refuse" else "仅预警"} for r in rows]
+    stamp = datetime.now(BUSINESS_TZ).strftime("%Y%m%d")
+    if fmt == "xlsx":
+        data = exports.to_xlsx(sheet, ALERT_COLUMNS, sheet="窜货预警")
+        mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    else:
+        data = exports.to_csv(sheet, ALERT_COLUMNS)
+        mime = "text/csv; charset=utf-8"
+    return Response(data, mimetype=mime,
+                    headers={"Content-Disposition": f'attachment; filename="diversion-alerts-{stamp}.{fmt}"'})
+
+
+def _detail(principal, alert_id: int) -> dict:
+    detail = get_alert_detail(principal, alert_id)
+    return {**detail, "allowed_next": list(alert_services.allowed_next(detail["status"]))}
+
+
+@blp.route("/diversion-alerts/<int:alert_id>", methods=["GET"])
+@blp.response(200, DiversionAlertDetailOut)
+def get_alert(alert_id):
+    """One alert with its names, its status and its whole history (status changes and notes, oldest first)."""
+    return _detail(require("hq.read"), alert_id)
+
+
+@blp.route("/diversion-alerts/<int:alert_id>/status", methods=["POST"])
+@blp.arguments(AlertStatusBody)
+@blp.response(200, DiversionAlertDetailOut)
+def set_alert_status(body, alert_id):
+    """Move an alert: open → investigating → confirmed | dismissed (open → dismissed too; a closed one may be
+    reopened to investigating). Closing or reopening needs a note. An illegal step is 409
+    `alert_transition_refused`, with the steps allowed from where it is."""
+    principal = current_principal()
+    alert_services.change_status(principal, alert_id, status=body["status"], note=body["note"])
+    return _detail(principal, alert_id)
+
+
+@blp.route("/diversion-alerts/<int:alert_id>/notes", methods=["POST"])
+@blp.arguments(AlertNoteBody)
+@blp.response(201, DiversionAlertDetailOut)
+def add_alert_note(body, alert_id):
+    """Add a note to an alert's history (its status does not change)."""
+    principal = current_principal()
+    alert_services.add_note(principal, alert_id, text=body["text"])
+    return _detail(principal, alert_id)
 
 
 @blp.route("/events/epcis", methods=["GET"])
@@ -321,3 +448,21 @@ def get_policy():
 def put_policy(body):
     """Set the diversion policy."""
     return {"diversion_policy": scan_policy.set_scan_policy(require("hq.write", kind="hq"), **body)}
+
+
+@blp.route("/consumer-settings", methods=["GET"])
+@blp.response(200, ConsumerSettingsOut)
+def get_consumer_settings():
+    """What the consumer page (`/c/…`, `/api/public/v1/verify`) says about the brand: its name (for products
+    without their own) and its service contact."""
+    require("hq.read")
+    return verification.consumer_settings()
+
+
+@blp.route("/consumer-settings", methods=["PUT"])
+@blp.arguments(ConsumerSettingsBody)
+@blp.response(200, ConsumerSettingsOut)
+def put_consumer_settings(body):
+    """Set the brand name and service contact the consumer page shows."""
+    return verification.set_consumer_settings(require("hq.write", kind="hq"), **body)
+
