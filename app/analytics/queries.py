@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from app.analytics.allocation import DEFAULT_ALPHA, DEFAULT_HISTORY_DAYS, cover_days, smoothed_rate
 from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, DailySellIn
 from app.catalog.models import Sku
+from app.catalog.units import sum_by_unit
 from app.channel.models import Partner, Store
 from app.channel.regions import region_name
 from app.core.clock import today_business
@@ -154,7 +155,12 @@ def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_
 
 
 def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region: str | None = None) -> dict:
-    """Units, fen and selling stores in the period and the previous one."""
+    """Units, fen and selling stores in the period and the previous one.
+
+    `units` counts every sellable unit alike (the change on the previous period is read from it); the quantity
+    to show is `units_by_unit`, a total per unit (`[{"unit": "提", "quantity": 120}, …]`), since a 提 of milk
+    and a 袋 of biscuits do not add up.
+    """
     t = sales_table(principal, "city", region, sku_id)
     st = DailySales.__table__
 
@@ -165,10 +171,19 @@ def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region
                                    .where(*_filters(principal, st, pp, sku_id, region), st.c.units > 0))
         return int(row[0] or 0), int(row[1] or 0), int(stores or 0)
 
+    by_sku = sales_table(principal, "sku", region, sku_id)
+
+    def per_unit(pp: Period) -> list[dict]:
+        """The period's units added up per sellable unit (提, 袋): different units are never added together."""
+        return sum_by_unit(db.session.execute(
+            sa.select(Sku.unit, sa.func.sum(by_sku.c.units)).join(Sku, Sku.id == by_sku.c.sku_id)
+            .where(*_filters(principal, by_sku, pp, sku_id, region)).group_by(Sku.unit)).all())
+
     u, a, s = one(p)
     pu, pa, ps = one(p.previous())
     return {"units": u, "amount_fen": a, "stores": s, "previous_units": pu, "previous_amount_fen": pa,
-            "previous_stores": ps, "units_change_pct": _change(u, pu), "amount_change_pct": _change(a, pa)}
+            "previous_stores": ps, "units_change_pct": _change(u, pu), "amount_change_pct": _change(a, pa),
+            "units_by_unit": per_unit(p), "previous_units_by_unit": per_unit(p.previous())}
 
 
 def overview(principal: Principal, *, p: Period, sku_id: int | None = None, region: str | None = None) -> dict:

@@ -27,7 +27,8 @@ def catalog_for_tier(price_tier_id: int) -> list[dict]:
     ).all()
     return [
         {"sku_id": sku.id, "code": sku.code, "name": sku.name, "product_name": product_name, "gtin": sku.gtin,
-         "specification": sku.specification, "unit": sku.unit, "case_pack": sku.case_pack,
+         "specification": sku.specification, "unit": sku.unit, "case_unit": sku.case_unit,
+         "case_pack": sku.case_pack,
          "min_order_quantity": sku.min_order_quantity, "serialized": sku.serialized, "price_fen": price_fen}
         for sku, product_name, price_fen in rows
     ]

@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.accounts import flows
 from app.analytics import production, queries, reports, rollups, services
+from app.catalog.units import pack_text
 from app.channel.regions import region_name
 from app.codes import queries as code_queries
 from app.codes.parse import grouped
@@ -44,6 +45,7 @@ T: dict[str, dict[str, str]] = {
     "plans": {"zh": "调拨计划", "en": "Allocation plans"}, "batches": {"zh": "码批次", "en": "Code batches"},
     "production": {"zh": "生产建议", "en": "Production"}, "transfers": {"zh": "调拨单", "en": "Transfers"},
     "units": {"zh": "销量（件）", "en": "Units"}, "amount": {"zh": "销售额", "en": "Sales"},
+    "units_sold": {"zh": "销量", "en": "Units sold"},
     "previous": {"zh": "上期", "en": "Previous period"}, "change": {"zh": "环比", "en": "Change"},
     "stores_selling": {"zh": "动销门店", "en": "Selling stores"}, "trend": {"zh": "每日销量趋势", "en": "Daily units"},
     "this_period": {"zh": "本期", "en": "This period"}, "top_skus": {"zh": "畅销商品", "en": "Top SKUs"},
@@ -73,7 +75,7 @@ T: dict[str, dict[str, str]] = {
     "cover_after": {"zh": "调拨后天数", "en": "Cover after"},
     "save": {"zh": "保存", "en": "Save"}, "receive": {"zh": "确认收货", "en": "Receive"},
     "received": {"zh": "已收货", "en": "Received"}, "created_at": {"zh": "创建时间", "en": "Created"},
-    "total_units": {"zh": "总件数", "en": "Total units"}, "labels": {"zh": "标签", "en": "Labels"},
+    "total_units": {"zh": "合计", "en": "Total"}, "labels": {"zh": "标签", "en": "Labels"},
     "expected": {"zh": "应在", "en": "Expected"}, "actual": {"zh": "实际", "en": "Actual"},
     "policy": {"zh": "处理", "en": "Policy"}, "explanation": {"zh": "说明", "en": "Explanation"},
     "suggested_units": {"zh": "建议生产", "en": "Suggested"}, "network": {"zh": "全网库存", "en": "Network stock"},
@@ -120,6 +122,13 @@ def num(value) -> str:
     return "—" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
+def by_unit(groups: list[dict], per: int | None = None) -> str:
+    """A total per unit as one line (`1,200 提 · 30 袋`; `per` days: the daily average of each)."""
+    if per:
+        return " · ".join(f"{num(round(g['quantity'] / per, 1))} {g['unit']}" for g in groups) or "0"
+    return " · ".join(f"{num(g['quantity'])} {g['unit']}" for g in groups) or "0"
+
+
 def cover(value) -> str:
     return "∞" if value is None else f"{value:.1f}"
 
@@ -157,7 +166,8 @@ def login_required(view):
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"t": t, "lang": lang(), "yuan": yuan, "pct": pct, "num": num, "cover": cover,
+    return {"t": t, "lang": lang(), "yuan": yuan, "pct": pct, "num": num, "cover": cover, "by_unit": by_unit,
+            "pack": lambda row: pack_text(row["case_pack"], row["unit"], row["case_unit"]),
             "local_dt": local_dt, "region_name": region_name, "csrf": session.get("csrf", ""),
             "principal": g.get("principal")}
 

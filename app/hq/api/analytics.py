@@ -71,7 +71,8 @@ class TransferOrderOut(Schema):
     created_at = fields.String()
     received_at = fields.String(allow_none=True)
     lines = fields.List(fields.Dict())
-    total_units = fields.Integer()
+    total_units = fields.Integer(metadata={"description": "every unit alike; show `units_by_unit`"})
+    units_by_unit = fields.List(fields.Dict(), metadata={"description": "[{unit, quantity}]: a total per unit"})
 
 
 class PlanOut(Schema):
@@ -84,7 +85,8 @@ class PlanOut(Schema):
     note = fields.String()
     created_at = fields.String()
     approved_at = fields.String(allow_none=True)
-    total_units = fields.Integer()
+    total_units = fields.Integer(metadata={"description": "every unit alike; show `units_by_unit`"})
+    units_by_unit = fields.List(fields.Dict(), metadata={"description": "[{unit, quantity}]: a total per unit"})
     line_count = fields.Integer()
     central_warehouse = fields.Dict()
     lines = fields.List(fields.Dict())

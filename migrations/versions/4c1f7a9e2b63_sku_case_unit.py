@@ -1,0 +1,28 @@
+"""skus.case_unit: the shipping case (箱) beside the sellable unit (提, 瓶, 袋)
+
+Revision ID: 4c1f7a9e2b63
+Revises: 82e6202037b6
+Create Date: 2026-12-01 11:30:00.000000
+
+A SKU's `unit` is what a code, a scan and an order line count; `case_unit` names the case holding `case_pack`
+of them, so a sentence reads "每箱 6 提". Every existing SKU is packed in 箱 (the server default fills them in).
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '4c1f7a9e2b63'
+down_revision = '82e6202037b6'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('skus', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('case_unit', sa.String(length=16), server_default='箱', nullable=False))
+
+
+def downgrade():
+    with op.batch_alter_table('skus', schema=None) as batch_op:
+        batch_op.drop_column('case_unit')
