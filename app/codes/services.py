@@ -194,8 +194,12 @@ def put_away(principal: Principal, *, serials: list[str] | None = None, batch_id
              warehouse_id: int, add_stock: bool = False) -> int:
     """Codes from the packing line (a batch, or serials) into a warehouse the caller operates (state in_warehouse);
     `add_stock` also books the units in. Returns how many units."""
-    if batch_id is not None and db.session.get(CodeBatch, batch_id) is None:
-        raise NotFound("找不到这批码", code="batch_not_found")
+    if batch_id is not None:
+        batch = db.session.get(CodeBatch, batch_id)
+        if batch is None:
+            raise NotFound("找不到这批码", code="batch_not_found")
+        if batch.status != "done":
+            raise Conflict("这批码还没生成完，完成后再入仓", code="batch_not_ready", details={"status": batch.status})
     authorize(principal, "warehouse.operate", warehouse_id=warehouse_id)
     user_id = principal.user_id
     with transaction():

@@ -23,13 +23,12 @@ from app.accounts import flows
 from app.analytics import production, queries, reports, rollups, services
 from app.catalog.units import pack_text
 from app.channel.regions import region_name
-from app.codes import queries as code_queries
 from app.codes.parse import grouped
 from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
-from app.hq import charts
+from app.hq import charts, code_pages
 from app.inventory.queries import list_warehouse_stock
 from app.scans import queries as scan_queries
 
@@ -410,16 +409,6 @@ def receive(transfer_id: int):
     return redirect(url_for("hq_pages.plan", plan_id=back) if back else url_for("hq_pages.plans"))
 
 
-@bp.get("/code-batches")
-@login_required
-def code_batches():
-    """Code batches with progress and label downloads."""
-    items = [{"id": b["id"], "sku": b["sku_name"] or b["sku_id"], "quantity": b["quantity"],
-              "case_size": b["case_size"], "status": b["status"], "units_made": b["units_made"],
-              "created_at": b["created_at"]} for b in code_queries.list_batches(limit=200)]
-    return render_template("hq/code_batches.html", items=items)
-
-
 @bp.get("/api/<path:rest>")
 @login_required
 def api_proxy(rest: str):
@@ -431,6 +420,9 @@ def api_proxy(rest: str):
     except HTTPException:  # no such route (or an id past what the database holds), or not a GET one
         raise NotFound() from None
     return current_app.view_functions[endpoint](**values)
+
+
+code_pages.add_routes(bp, login_required)
 
 
 def _error_page(status: int, message: str, details: dict[str, Any]):

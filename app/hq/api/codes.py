@@ -99,6 +99,7 @@ class CodeEventOut(Schema):
     store_id = fields.Integer(allow_none=True)
     store_name = fields.String(allow_none=True)
     location_id = fields.Integer(allow_none=True)
+    location_name = fields.String(allow_none=True, metadata={"description": "the warehouse or store location"})
     event_time = AwareDateTime(metadata={"description": "from the device"})
     recorded_at = AwareDateTime(metadata={"description": "when the server received it"})
     user_id = fields.Integer(allow_none=True)
