@@ -96,3 +96,12 @@ PRODUCTION = {
     "WECHATPAY_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
     "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0000000000000000000000",
 }
+
+
+def console_login(client, username: str = "admin", password: str = "admin"):
+    """Log into the HQ console as a person would (the login form with its CSRF token); returns the answer."""
+    import re
+
+    html = client.get("/hq/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    return client.post("/hq/login", data={"username": username, "password": password, "csrf": csrf})

@@ -14,7 +14,8 @@ from app.extensions import db
 from app.inventory.models import Warehouse
 
 TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "sell_through": [("label", "分组"), ("units", "销量（件）"), ("amount_yuan", "销售额（元）"),
+    "sell_through": [("label", "分组"), ("units_text", "销量（按单位）"), ("units", "销量（件）"),
+                     ("amount_yuan", "销售额（元）"),
                      ("previous_units", "上期销量"), ("previous_amount_yuan", "上期销售额（元）"),
                      ("change_pct", "销量环比（%）")],
     "store_stock": [("store_name", "门店"), ("city_name", "城市"), ("distributor_name", "分销商"),
@@ -25,7 +26,8 @@ TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "slow_stores": [("store_name", "门店"), ("city_name", "城市"), ("distributor_name", "分销商"),
                     ("on_hand", "库存"), ("units", "期内销量"), ("units_per_day", "日均销量"),
                     ("days_of_cover", "可售天数"), ("last_sale_day", "最近售出日")],
-    "distributor_ranking": [("rank", "排名"), ("label", "分销商"), ("units", "销量（件）"),
+    "distributor_ranking": [("rank", "排名"), ("label", "分销商"), ("units_text", "销量（按单位）"),
+                            ("units", "销量（件）"),
                             ("amount_yuan", "销售额（元）"), ("selling_stores", "动销门店数"),
                             ("previous_units", "上期销量"), ("change_pct", "环比（%）")],
     "production": [("sku_name", "商品"), ("stores", "在卖门店数"), ("daily_rate", "日均销量"),

@@ -12,7 +12,7 @@ from app.catalog.models import Product, Sku
 from app.catalog.units import by_unit_text, cases_text, pack_text, sum_by_unit
 from app.errors import ValidationFailed
 from app.extensions import db
-from tests.helpers import assert_db_unchanged, assert_error
+from tests.helpers import assert_db_unchanged, assert_error, console_login
 from tests.orders.conftest import MP, place
 
 
@@ -36,7 +36,7 @@ def test_the_demo_catalog_keeps_the_rules(app_ctx, demo):
     assert (milk.unit, milk.case_unit, milk.case_pack) == ("提", "箱", 6)
 
 
-def _product(admin_principal_id=None) -> int:
+def _product() -> int:
     return db.session.scalar(sa.select(Product.id).order_by(Product.id))
 
 
@@ -111,8 +111,6 @@ def test_order_sentences_name_the_unit_and_the_case(client, app, demo):
 
 
 def test_the_overview_totals_are_per_unit(client, admin, app):
-    from tests.hq_pages.test_pages import login
-
     from datetime import timedelta
 
     from app.analytics import rollups
@@ -132,13 +130,26 @@ def test_the_overview_totals_are_per_unit(client, admin, app):
                           amount_fen=quantity * 100, event_id=900_000 + n)
         db.session.remove()
         rollups.fold()
-    totals = client.get("/api/hq/v1/overview", headers=admin).get_json()["totals"]
+    overview = client.get("/api/hq/v1/overview", headers=admin).get_json()
+    cities = {r["label"]: r["units_by_unit"] for r in overview["top_cities"]}
+    assert cities["杭州市"] == [{"unit": "袋", "quantity": 30}, {"unit": "提", "quantity": 12}], cities
+    assert cities["深圳市"] == [{"unit": "提", "quantity": 6}]
+    ranking = client.get("/api/hq/v1/distributor-ranking", headers=admin).get_json()["items"]
+    assert ranking[0]["units_by_unit"] == [{"unit": "袋", "quantity": 30}, {"unit": "提", "quantity": 12}]
+    days = client.get("/api/hq/v1/sell-through", query_string={"group_by": "day"}, headers=admin).get_json()
+    assert [r["units_by_unit"] for r in days["items"] if r["units"]] == [
+        [{"unit": "袋", "quantity": 30}, {"unit": "提", "quantity": 18}]]
+    totals = overview["totals"]
     groups = totals["units_by_unit"]
     assert groups == [{"unit": "袋", "quantity": 30}, {"unit": "提", "quantity": 18}], groups
     assert totals["units"] == 48  # the same sales, counted alike
-    assert login(client).status_code == 302
+    assert console_login(client).status_code == 302
     html = client.get("/hq/").get_data(as_text=True)
     shown = " · ".join(f"{g['quantity']:,} {g['unit']}" for g in groups)
     assert f'<div class="value units-by-unit">{shown}</div>' in html
     kpis = html.split('<div class="grid k4">')[1].split('<div class="card"><h2>')[0]
     assert shown == "30 袋 · 18 提" and ">48<" not in kpis  # the mixed number is not shown as a quantity
+    html = client.get("/hq/sell-through?group_by=city").get_data(as_text=True)
+    assert '<td class="n">30 袋 · 12 提</td>' in html and '<td class="n">6 提</td>' in html
+    sheet = client.get("/hq/api/sell-through?group_by=city&format=csv").get_data(as_text=True)
+    assert "销量（按单位）" in sheet and "30 袋 · 12 提" in sheet

@@ -16,13 +16,12 @@ from app.catalog.models import Sku
 from app.codes.models import Code, CodeBatch
 from app.extensions import db
 from app.inventory.models import Warehouse
-from tests.helpers import assert_db_unchanged
-from tests.hq_pages.test_pages import login
+from tests.helpers import assert_db_unchanged, console_login
 
 
 @pytest.fixture()
 def console(client, demo):
-    assert login(client).status_code == 302
+    assert console_login(client).status_code == 302
     return client
 
 

@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from app.analytics import exports, production, queries, rollups, services
 from app.analytics.reports import TABLE_COLUMNS, list_plans, list_transfers, plan_detail, transfer_detail
+from app.catalog.units import by_unit_text
 from app.core.pagination import PageArgs
 from app.core.schemas import Body, Bool, Day, Id, Int
 from app.core.security import current_principal, require
@@ -115,6 +116,8 @@ def _table(name: str, rows: list[dict], args: dict, extra: dict | None = None):
 
 def _for_sheet(rows: list[dict]):
     for r in rows:
+        if "units_by_unit" in r:
+            r = {**r, "units_text": by_unit_text(r["units_by_unit"])}
         if "amount_fen" in r:
             r = {**r, "amount_yuan": exports.fen_to_yuan(r["amount_fen"]),
                  "previous_amount_yuan": exports.fen_to_yuan(r.get("previous_amount_fen"))}
