@@ -52,10 +52,13 @@ def _gtin(value: str) -> str:
 
 
 def create_sku(principal: Principal, *, product_id: int, code: str, name: str, gtin: str, specification: str = "",
-               unit: str = "件", case_unit: str = "箱", case_pack: int = 1, min_order_quantity: int = 1,
+               unit: str = "件", case_unit: str = "箱", case_pack: int = 1, min_order_quantity: int | None = None,
                serialized: bool = True, prices: dict[int, int] | None = None) -> Sku:
-    """A SKU with a validated GTIN and its price (fen) per price tier id (HQ)."""
+    """A SKU with a validated GTIN and its price (fen) per price tier id (HQ); the minimum order quantity, when
+    not given, is one case."""
     authorize(principal, "hq.write")
+    if min_order_quantity is None:
+        min_order_quantity = case_pack
     with transaction():
         return _create_sku(product_id=product_id, code=code, name=name, gtin=gtin, specification=specification,
                            unit=unit, case_unit=case_unit, case_pack=case_pack,

@@ -192,3 +192,26 @@ def test_trace_refuses_what_is_not_one_of_our_codes_beside_the_box(console, text
 def test_the_trace_page_opens_empty(console):
     html = console.get("/hq/codes/trace").get_data(as_text=True)
     assert 'name="code"' in html and "timeline" not in html.split("</form>")[-1]
+
+
+def test_put_away_can_book_the_units_into_the_warehouse_stock(console, app):
+    from app.inventory.models import StockLevel
+
+    sku, token = _sku(app), _csrf(console)
+    batch_id = int(console.post("/hq/code-batches", data={"csrf": token, "sku_id": str(sku.id), "quantity": "12",
+                                                          "case_size": "6"}).headers["Location"].split("/")[-1])
+    with app.app_context():
+        hz = db.session.scalar(sa.select(Warehouse).where(Warehouse.code == "WH-HZ"))
+        hz_id, loc = hz.id, hz.location_id
+
+        def on_hand():
+            db.session.remove()
+            return db.session.scalar(sa.select(StockLevel.on_hand).where(
+                StockLevel.location_id == loc, StockLevel.sku_id == sku.id)) or 0
+
+        before = on_hand()
+    resp = console.post(f"/hq/code-batches/{batch_id}/put-away",
+                        data={"csrf": token, "warehouse_id": str(hz_id), "add_stock": "1"}, follow_redirects=True)
+    assert "已入仓：12 个码，并记入仓库库存" in resp.get_data(as_text=True)
+    with app.app_context():
+        assert on_hand() == before + 12

@@ -67,9 +67,9 @@ class SkuBody(Body):
     unit = fields.String(load_default="件", validate=validate.Length(min=1, max=16))
     case_unit = fields.String(load_default="箱", validate=validate.Length(min=1, max=16))
     case_pack = Int(load_default=1, validate=validate.Range(min=1, max=10_000))
-    min_order_quantity = Int(load_default=1, validate=validate.Range(min=1, max=1_000_000),
+    min_order_quantity = Int(load_default=None, validate=validate.Range(min=1, max=1_000_000),
                              metadata={"description": "in units, a whole number of cases (422 "
-                                                      "`min_order_not_whole_cases` otherwise)"})
+                                                      "`min_order_not_whole_cases` otherwise); default one case"})
     serialized = Bool(load_default=True)
     prices = fields.List(fields.Nested(PriceIn), load_default=list)
 
