@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 
 import pytest
 
@@ -23,16 +25,24 @@ def _watch(page, problems: list[str]) -> None:
     page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
 
 
-def test_issue_watch_download_put_away_and_trace(app, demo, browser, serve, screenshots):
-    before = app.config["JOBS_MODE"]
-    app.config["JOBS_MODE"] = "thread"
-    try:
-        _run(app, browser, serve, screenshots)
-    finally:
-        app.config["JOBS_MODE"] = before
+def test_issue_watch_download_put_away_and_trace(app, demo, browser, serve, screenshots, monkeypatch):
+    from app.codes import services
+
+    # The job waits until the batch page is open, so the page is seen following a job that has not finished.
+    page_open = threading.Event()
+    make = services.generate_batch
+
+    def generate_when_watched(batch_id):
+        page_open.wait(15)
+        time.sleep(0.5)
+        make(batch_id)
+
+    monkeypatch.setattr(services, "generate_batch", generate_when_watched)
+    monkeypatch.setitem(app.config, "JOBS_MODE", "thread")
+    _run(app, browser, serve, screenshots, page_open)
 
 
-def _run(app, browser, serve, screenshots):
+def _run(app, browser, serve, screenshots, page_open):
     base = serve(app)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
@@ -62,7 +72,12 @@ def _run(app, browser, serve, screenshots):
     batch_url = page.url
     batch_id = int(batch_url.rstrip("/").split("/")[-1])
 
-    # The progress bar follows the job until the batch is done.
+    # The batch is queued: the bar is empty and says so; then the job runs and the bar follows it to the end.
+    assert page.get_attribute("#batch-progress", "value") == "0"
+    assert page.inner_text("#batch-status-tag") == "排队中"
+    assert page.is_hidden("#batch-done")
+    page.screenshot(path=str(screenshots / "codes-batch-pending.png"), full_page=True)
+    page_open.set()
     page.wait_for_function(
         "() => { const b = document.getElementById('batch-progress');"
         " return b && b.value === b.max && b.max === 12 && b.dataset.status === 'done'; }", timeout=20_000)
@@ -112,5 +127,33 @@ def _run(app, browser, serve, screenshots):
     assert refused, "the refused trace answers 404"
 
     assert any(f"/hq/api/code-batches/{batch_id}" in u for u in polls), polls
+    assert problems == [], problems
+    context.close()
+
+
+def test_every_console_page_opens_without_a_console_error_or_a_failed_request(app, demo, browser, serve,
+                                                                              screenshots):
+    base = serve(app)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    problems: list[str] = []
+    _watch(page, problems)
+    page.goto(f"{base}/hq/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "admin")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/hq/")
+    pages = ["/hq/", "/hq/sell-through", "/hq/sell-through?group_by=day", "/hq/sell-through?group_by=sku",
+             "/hq/store-stock", "/hq/alerts", "/hq/plans", "/hq/code-batches", "/hq/code-batches/1",
+             "/hq/codes/trace", "/hq/?lang=en", "/hq/code-batches", "/hq/?lang=zh"]
+    for path in pages:
+        resp = page.goto(base + path, wait_until="networkidle")
+        assert resp is not None and resp.status == 200, (path, resp and resp.status)
+    # The trace of one of the demo batch's first codes, from the batch page's link.
+    page.goto(f"{base}/hq/code-batches/1", wait_until="networkidle")
+    trace_link = page.locator("a", has_text="追溯").first.get_attribute("href")
+    page.goto(base + trace_link, wait_until="networkidle")
+    assert page.locator("#timeline li").count() >= 1
+    page.screenshot(path=str(screenshots / "codes-trace-demo-unit.png"), full_page=True)
     assert problems == [], problems
     context.close()
