@@ -567,3 +567,29 @@ def test_console_writes_follow_the_api_scope(world, path):
             if allowed and api.consumes and api.make is not None:
                 values = api.make(w, target)
     assert not wrong, f"POST {path}:\n" + "\n".join(wrong)
+
+
+# --- the console's reads of one object: the same answer as the HQ API route they show -------------------------
+
+# Console page → the HQ API route (by name, in OBJECT_ROUTES) reading the same object; 200 where the API allows.
+CONSOLE_READS = {
+    ("/hq/codes/trace?code={code}", "hq code trace"),
+    ("/hq/code-batches/{batch_id}", "hq code batch"),
+}
+
+
+@pytest.mark.parametrize(("path", "api_name"), sorted(CONSOLE_READS), ids=lambda p: p)
+def test_console_reads_follow_the_api_scope(world, path, api_name):
+    w, wrong = world, []
+    api = next(r for r in OBJECT_ROUTES if r.name == api_name)
+    sessions = {actor: _console(w, actor) for actor in CONSOLE_ACTORS}
+    for target in api.targets:
+        values = api.make(w, target) if api.make is not None else {}
+        for actor in CONSOLE_ACTORS:
+            client, _csrf = sessions[actor]
+            resp = client.get(path.format(**values))
+            allowed = api.allowed(actor, target)
+            if (resp.status_code == 200) != allowed or resp.status_code not in (200, 403):
+                wrong.append(f"{actor:>10} → {target:<5} the API {'allows' if allowed else 'refuses'}, the console "
+                             f"answered {resp.status_code}")
+    assert not wrong, f"GET {path}:\n" + "\n".join(wrong)
