@@ -194,12 +194,8 @@ def put_away(principal: Principal, *, serials: list[str] | None = None, batch_id
              warehouse_id: int, add_stock: bool = False) -> int:
     """Codes from the packing line (a batch, or serials) into a warehouse the caller operates (state in_warehouse);
     `add_stock` also books the units in. Returns how many units."""
-    if batch_id is not None:
-        batch = db.session.get(CodeBatch, batch_id)
-        if batch is None:
-            raise NotFound("找不到这批码", code="batch_not_found")
-        if batch.status != "done":
-            raise Conflict("这批码还没生成完，完成后再入仓", code="batch_not_ready", details={"status": batch.status})
+    if batch_id is not None and db.session.get(CodeBatch, batch_id) is None:
+        raise NotFound("找不到这批码", code="batch_not_found")
     authorize(principal, "warehouse.operate", warehouse_id=warehouse_id)
     user_id = principal.user_id
     with transaction():
@@ -207,6 +203,11 @@ def put_away(principal: Principal, *, serials: list[str] | None = None, batch_id
         if wh is None:
             raise NotFound("找不到这个仓库", code="warehouse_not_found")
         if batch_id is not None:
+            # Read in this transaction (the job that makes the codes commits on its own): a batch still being
+            # made is put away once it is done, not half of it now.
+            status = db.session.scalar(sa.select(CodeBatch.status).where(CodeBatch.id == batch_id))
+            if status != "done":
+                raise Conflict("这批码还没生成完，完成后再入仓", code="batch_not_ready", details={"status": status})
             units = list(db.session.scalars(sa.select(Code).where(Code.batch_id == batch_id, Code.kind == "unit")
                                             .order_by(Code.id).with_for_update()))
             cases = list(db.session.scalars(sa.select(Code).where(Code.batch_id == batch_id, Code.kind == "case")))

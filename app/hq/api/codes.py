@@ -211,7 +211,9 @@ def get_batch(batch_id):
 @blp.arguments(PutAwayBody)
 @blp.response(200, PutAwayOut)
 def put_away(body, batch_id):
-    """Put a whole batch into a warehouse (state in_warehouse); `add_stock` books the units into its stock."""
+    """Put a whole batch into a warehouse (state in_warehouse); `add_stock` books the units into its stock.
+
+    A batch whose codes are still being made is refused (409 `batch_not_ready`)."""
     return {"units": services.put_away(require("warehouse.operate"), batch_id=batch_id, **body)}
 
 
