@@ -56,7 +56,8 @@ def plan_summary(plan: AllocationPlan, totals: tuple[int, int] | None = None,
     if by_unit is None:
         unit = _unit_of(ln.sku_id for ln in plan.lines)
         by_unit = sum_by_unit((unit.get(ln.sku_id, ""), ln.quantity) for ln in plan.lines)
-    return {"units_by_unit": by_unit, "id": plan.id, "status": plan.status, "target_cover_days": plan.target_cover_days,
+    return {"units_by_unit": by_unit,
+            "id": plan.id, "status": plan.status, "target_cover_days": plan.target_cover_days,
             "alpha": plan.alpha_milli / 1000, "history_days": plan.history_days, "as_of": plan.as_of.isoformat(),
             "note": plan.note, "created_at": plan.created_at.isoformat(),
             "approved_at": plan.approved_at.isoformat() if plan.approved_at else None,
@@ -113,7 +114,8 @@ def transfer_detail(transfer_id: int) -> dict[str, Any] | None:
     wh = _names(Warehouse, [t.from_warehouse_id, t.to_warehouse_id])
     skus = _names(Sku, [ln.sku_id for ln in t.lines])
     unit = _unit_of(ln.sku_id for ln in t.lines)
-    return {"units_by_unit": sum_by_unit((unit.get(ln.sku_id, ""), ln.quantity) for ln in t.lines), "id": t.id, "plan_id": t.plan_id, "status": t.status, "from_warehouse_id": t.from_warehouse_id,
+    return {"units_by_unit": sum_by_unit((unit.get(ln.sku_id, ""), ln.quantity) for ln in t.lines),
+            "id": t.id, "plan_id": t.plan_id, "status": t.status, "from_warehouse_id": t.from_warehouse_id,
             "from_warehouse_name": wh.get(t.from_warehouse_id), "to_warehouse_id": t.to_warehouse_id,
             "to_warehouse_name": wh.get(t.to_warehouse_id), "created_at": t.created_at.isoformat(),
             "received_at": t.received_at.isoformat() if t.received_at else None,

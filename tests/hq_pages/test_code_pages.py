@@ -57,7 +57,7 @@ def test_issue_a_batch_then_its_page_labels_and_put_away(console, app):
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
     batch_id = int(resp.headers["Location"].rstrip("/").split("/")[-1])
     html = console.get(resp.headers["Location"]).get_data(as_text=True)
-    assert f'<progress id="batch-progress" max="12" value="12"' in html  # jobs run inline in tests
+    assert '<progress id="batch-progress" max="12" value="12"' in html  # jobs run inline in tests
     assert f'data-url="/hq/api/code-batches/{batch_id}"' in html and "已完成" in html
     assert 'src="/hq/static/batch.js"' in html and "style=" not in html
     progress = console.get(f"/hq/api/code-batches/{batch_id}").get_json()
