@@ -175,7 +175,8 @@ def test_trace_by_url_q_link_or_serial_shows_the_timeline(console, app):
         assert '<ol class="timeline" id="timeline">' in html, text
         steps = re.findall(r'<span class="what">([^<]+)</span>', html)
         assert steps[:3] == ["入仓", "发货", "门店收货"], steps  # in the order they happened
-        assert "老王便利店" in html or "门店" in html
+        places = re.findall(r'<span class="where">([^<]+)</span>', html)
+        assert places[0] == "杭州分仓" and places[1].startswith("杭州分仓 → ") and places[2] == places[1][7:], places
         assert "在店" in html
 
 
