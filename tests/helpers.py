@@ -102,3 +102,12 @@ def aborted_by_navigation(request) -> bool:
     """A request the browser itself abandoned because the page moved on (Chromium cancels a still-loading
     favicon on every navigation): not a failure of the app. Anything else that fails is."""
     return request.url.endswith("/favicon.svg") and "ERR_ABORTED" in (request.failure or "")
+
+
+def console_login(client, username: str = "admin", password: str = "admin"):
+    """Log into the HQ console as a person would (the login form with its CSRF token); returns the answer."""
+    import re
+
+    html = client.get("/hq/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    return client.post("/hq/login", data={"username": username, "password": password, "csrf": csrf})

@@ -22,6 +22,7 @@ from app.analytics.allocation import DEFAULT_ALPHA, DEFAULT_HISTORY_DAYS
 from app.analytics.models import DailySales
 from app.analytics.queries import smoothed_rates
 from app.catalog.models import Sku
+from app.catalog.units import cases_text, pack_text
 from app.core.clock import today_business
 from app.extensions import db
 from app.inventory.models import Location, StockLevel, Warehouse
@@ -47,7 +48,7 @@ class Suggestion:
 
 def suggest_one(*, sku_id: int, sku_name: str, unit: str, case_pack: int, daily_rate: float, horizon_days: int,
                 safety_days: int, central: int, sub_warehouses: int, in_transit: int, store_units: int = 0,
-                include_stores: bool = False, selling_stores: int = 0) -> Suggestion:
+                include_stores: bool = False, selling_stores: int = 0, case_unit: str = "箱") -> Suggestion:
     """One SKU's suggestion with the sentence that explains it (pure)."""
     forecast = math.ceil(daily_rate * horizon_days - 1e-9)
     safety = math.ceil(daily_rate * safety_days - 1e-9)
@@ -56,11 +57,12 @@ def suggest_one(*, sku_id: int, sku_name: str, unit: str, case_pack: int, daily_
     gap = forecast + safety - network
     suggested = 0 if gap <= 0 else math.ceil(gap / case_pack) * case_pack
     text = ((f"{selling_stores} 家门店在卖，" if selling_stores else "近期没有门店卖出，")
-            + f"日均 {daily_rate:.1f}{unit}，{horizon_days} 天预计 {forecast}{unit} + 安全库存 {safety}{unit}"
-            f"（{safety_days} 天）− 全网库存 {network}{unit}"
+            + f"日均 {daily_rate:.1f} {unit}，{horizon_days} 天预计 {forecast} {unit} + 安全库存 {safety} {unit}"
+            f"（{safety_days} 天）− 全网库存 {network} {unit}"
             f"（中央仓 {central}、分仓 {sub_warehouses}、在途 {in_transit}"
             + (f"、门店 {stores}" if stores else "") + "）"
-            + (f" = 建议生产 {suggested}{unit}（按每箱 {case_pack} 取整）" if suggested
+            + (f" = 建议生产 {cases_text(suggested, case_pack, unit, case_unit)}"
+               f"（按整{case_unit}取整，{pack_text(case_pack, unit, case_unit)}）" if suggested
                else "，库存足够，暂不需要生产"))
     return Suggestion(sku_id, sku_name, round(daily_rate, 2), forecast, safety, central, sub_warehouses, in_transit,
                       store_units, network, suggested, case_pack, text, selling_stores)
@@ -85,7 +87,8 @@ def production_suggestions(*, horizon_days: int = 45, safety_days: int = 7, incl
     out = []
     for s in skus:
         out.append(asdict(suggest_one(
-            sku_id=s.id, sku_name=s.name, unit=s.unit, case_pack=s.case_pack, daily_rate=rate.get(s.id, 0.0),
+            sku_id=s.id, sku_name=s.name, unit=s.unit, case_unit=s.case_unit, case_pack=s.case_pack,
+            daily_rate=rate.get(s.id, 0.0),
             horizon_days=horizon_days, safety_days=safety_days, central=stock[("central", s.id)],
             sub_warehouses=stock[("sub", s.id)], in_transit=stock[("transit", s.id)],
             store_units=stock[("store", s.id)], include_stores=include_stores,

@@ -13,6 +13,7 @@ from app.analytics import rollups
 from app.analytics.allocation import DEFAULT_ALPHA, DEFAULT_HISTORY_DAYS, cover_days, smoothed_rate
 from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, DailySellIn
 from app.catalog.models import Sku
+from app.catalog.units import sum_by_unit
 from app.channel.models import Partner, Store
 from app.core.clock import today_business
 from app.core.regions import region_name
@@ -137,6 +138,18 @@ def _grouped(principal, table, p, group_by, sku_id, region, with_amount=True) ->
     return {k: (int(u or 0), int(a or 0)) for k, u, a in db.session.execute(stmt)}
 
 
+def _grouped_by_unit(principal, p, group_by, sku_id, region) -> dict[Any, list[dict]]:
+    """Units per group and sellable unit (a city sold 120 提 and 30 袋): from a rollup that keeps the SKU."""
+    table = sales_table(principal, "sku" if group_by in ("day", "province", "city") else group_by, region, sku_id)
+    col = _group_column(table, group_by)
+    pairs: dict[Any, list[tuple[str, int]]] = defaultdict(list)
+    for key, unit, units in db.session.execute(
+            sa.select(col, Sku.unit, sa.func.sum(table.c.units)).join(Sku, Sku.id == table.c.sku_id)
+            .where(*_filters(principal, table, p, sku_id, region)).group_by(col, Sku.unit)):
+        pairs[key].append((unit, int(units or 0)))
+    return {key: sum_by_unit(rows) for key, rows in pairs.items()}
+
+
 def _change(now: int, before: int) -> float | None:
     return None if before == 0 else round((now - before) * 100.0 / before, 1)
 
@@ -144,37 +157,52 @@ def _change(now: int, before: int) -> float | None:
 @rollups.folded
 def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_id: int | None = None,
                  region: str | None = None) -> list[dict[str, Any]]:
-    """Units and fen sold per group in the period, with the previous period of the same length beside it."""
+    """Units and fen sold per group in the period, with the previous period of the same length beside it.
+
+    `units` counts every sellable unit alike (the charts, the ranking and the change are read from it); each row's
+    quantity to show is `units_by_unit` (`[{"unit": "提", "quantity": 120}, …]`), as a 提 and a 袋 do not add up.
+    """
     if group_by not in GROUPS:
         raise ValidationFailed("分组方式不对", code="bad_group_by", details={"group_by": group_by})
     t = sales_table(principal, group_by, region, sku_id)
     now = _grouped(principal, t, p, group_by, sku_id, region)
+    now_units = _grouped_by_unit(principal, p, group_by, sku_id, region)
     rows: list[dict[str, Any]] = []
     if group_by == "day":
         # A day-by-day series: every day of the period, zeros included; "previous" is the same weekday offset.
         prev_p = p.previous()
         before = _grouped(principal, t, prev_p, "day", sku_id, region)
+        before_units = _grouped_by_unit(principal, prev_p, "day", sku_id, region)
         for i in range(p.days):
             d = p.start + timedelta(days=i)
             u, a = now.get(d, (0, 0))
-            pu, pa = before.get(prev_p.start + timedelta(days=i), (0, 0))
+            pd = prev_p.start + timedelta(days=i)
+            pu, pa = before.get(pd, (0, 0))
             rows.append({"key": d.isoformat(), "label": d.isoformat(), "units": u, "amount_fen": a,
-                         "previous_units": pu, "previous_amount_fen": pa, "change_pct": _change(u, pu)})
+                         "previous_units": pu, "previous_amount_fen": pa, "change_pct": _change(u, pu),
+                         "units_by_unit": now_units.get(d, []), "previous_units_by_unit": before_units.get(pd, [])})
         return rows
     before = _grouped(principal, t, p.previous(), group_by, sku_id, region)
+    before_units = _grouped_by_unit(principal, p.previous(), group_by, sku_id, region)
     names = labels(group_by, list(set(now) | set(before)))
     for k in set(now) | set(before):
         u, a = now.get(k, (0, 0))
         pu, pa = before.get(k, (0, 0))
         rows.append({"key": str(k), "label": names.get(k, str(k)), "units": u, "amount_fen": a,
-                     "previous_units": pu, "previous_amount_fen": pa, "change_pct": _change(u, pu)})
+                     "previous_units": pu, "previous_amount_fen": pa, "change_pct": _change(u, pu),
+                     "units_by_unit": now_units.get(k, []), "previous_units_by_unit": before_units.get(k, [])})
     rows.sort(key=lambda r: (-r["units"], -r["amount_fen"], r["label"]))
     return rows
 
 
 @rollups.folded
 def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region: str | None = None) -> dict:
-    """Units, fen and selling stores in the period and the previous one."""
+    """Units, fen and selling stores in the period and the previous one.
+
+    `units` counts every sellable unit alike (the change on the previous period is read from it); the quantity
+    to show is `units_by_unit`, a total per unit (`[{"unit": "提", "quantity": 120}, …]`), since a 提 of milk
+    and a 袋 of biscuits do not add up.
+    """
     t = sales_table(principal, "city", region, sku_id)
     st = DailySales.__table__
 
@@ -185,10 +213,19 @@ def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region
                                    .where(*_filters(principal, st, pp, sku_id, region), st.c.units > 0))
         return int(row[0] or 0), int(row[1] or 0), int(stores or 0)
 
+    by_sku = sales_table(principal, "sku", region, sku_id)
+
+    def per_unit(pp: Period) -> list[dict]:
+        """The period's units added up per sellable unit (提, 袋): different units are never added together."""
+        return sum_by_unit(db.session.execute(
+            sa.select(Sku.unit, sa.func.sum(by_sku.c.units)).join(Sku, Sku.id == by_sku.c.sku_id)
+            .where(*_filters(principal, by_sku, pp, sku_id, region)).group_by(Sku.unit)).all())
+
     u, a, s = one(p)
     pu, pa, ps = one(p.previous())
     return {"units": u, "amount_fen": a, "stores": s, "previous_units": pu, "previous_amount_fen": pa,
-            "previous_stores": ps, "units_change_pct": _change(u, pu), "amount_change_pct": _change(a, pa)}
+            "previous_stores": ps, "units_change_pct": _change(u, pu), "amount_change_pct": _change(a, pa),
+            "units_by_unit": per_unit(p), "previous_units_by_unit": per_unit(p.previous())}
 
 
 @rollups.folded

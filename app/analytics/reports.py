@@ -8,12 +8,14 @@ import sqlalchemy as sa
 
 from app.analytics.models import AllocationLine, AllocationPlan, TransferOrder
 from app.catalog.models import Sku
+from app.catalog.units import sum_by_unit
 from app.errors import NotFound
 from app.extensions import db
 from app.inventory.models import Warehouse
 
 TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "sell_through": [("label", "分组"), ("units", "销量（件）"), ("amount_yuan", "销售额（元）"),
+    "sell_through": [("label", "分组"), ("units_text", "销量（按单位）"), ("units", "销量（件）"),
+                     ("amount_yuan", "销售额（元）"),
                      ("previous_units", "上期销量"), ("previous_amount_yuan", "上期销售额（元）"),
                      ("change_pct", "销量环比（%）")],
     "store_stock": [("store_name", "门店"), ("city_name", "城市"), ("distributor_name", "分销商"),
@@ -24,7 +26,8 @@ TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "slow_stores": [("store_name", "门店"), ("city_name", "城市"), ("distributor_name", "分销商"),
                     ("on_hand", "库存"), ("units", "期内销量"), ("units_per_day", "日均销量"),
                     ("days_of_cover", "可售天数"), ("last_sale_day", "最近售出日")],
-    "distributor_ranking": [("rank", "排名"), ("label", "分销商"), ("units", "销量（件）"),
+    "distributor_ranking": [("rank", "排名"), ("label", "分销商"), ("units_text", "销量（按单位）"),
+                            ("units", "销量（件）"),
                             ("amount_yuan", "销售额（元）"), ("selling_stores", "动销门店数"),
                             ("previous_units", "上期销量"), ("change_pct", "环比（%）")],
     "production": [("sku_name", "商品"), ("stores", "在卖门店数"), ("daily_rate", "日均销量"),
@@ -41,9 +44,20 @@ def _names(model, ids) -> dict[int, str]:
     return dict(db.session.execute(sa.select(model.id, model.name).where(model.id.in_(ids))).all())
 
 
-def plan_summary(plan: AllocationPlan, totals: tuple[int, int] | None = None) -> dict[str, Any]:
+def _unit_of(sku_ids) -> dict[int, str]:
+    ids = list(set(sku_ids))
+    return dict(db.session.execute(sa.select(Sku.id, Sku.unit).where(Sku.id.in_(ids))).all()) if ids else {}
+
+
+def plan_summary(plan: AllocationPlan, totals: tuple[int, int] | None = None,
+                 by_unit: list[dict] | None = None) -> dict[str, Any]:
+    """A plan's figures; `total_units` counts every unit alike, `units_by_unit` is the total per unit to show."""
     units, lines = totals if totals is not None else (sum(ln.quantity for ln in plan.lines), len(plan.lines))
-    return {"id": plan.id, "status": plan.status, "target_cover_days": plan.target_cover_days,
+    if by_unit is None:
+        unit = _unit_of(ln.sku_id for ln in plan.lines)
+        by_unit = sum_by_unit((unit.get(ln.sku_id, ""), ln.quantity) for ln in plan.lines)
+    return {"units_by_unit": by_unit,
+            "id": plan.id, "status": plan.status, "target_cover_days": plan.target_cover_days,
             "alpha": plan.alpha_milli / 1000, "history_days": plan.history_days, "as_of": plan.as_of.isoformat(),
             "note": plan.note, "created_at": plan.created_at.isoformat(),
             "approved_at": plan.approved_at.isoformat() if plan.approved_at else None,
@@ -62,6 +76,7 @@ def plan_detail(plan_id: int) -> dict[str, Any]:
     out["lines"] = [{
         "id": ln.id, "warehouse_id": ln.warehouse_id, "warehouse_name": wh.get(ln.warehouse_id),
         "sku_id": ln.sku_id, "sku_name": skus[ln.sku_id].name, "case_pack": skus[ln.sku_id].case_pack,
+        "unit": skus[ln.sku_id].unit, "case_unit": skus[ln.sku_id].case_unit,
         "daily_rate": ln.daily_rate_milli / 1000, "on_hand": ln.on_hand, "in_transit": ln.in_transit,
         "cover_before": None if ln.daily_rate_milli == 0 else round(
             (ln.on_hand + ln.in_transit) * 1000 / ln.daily_rate_milli, 1),
@@ -80,7 +95,15 @@ def list_plans(*, page: int = 1, page_size: int = 20) -> dict[str, Any]:
     sums = {pid: (u, n) for pid, u, n in db.session.execute(
         sa.select(AllocationLine.plan_id, sa.func.sum(AllocationLine.quantity), sa.func.count(AllocationLine.id))
         .where(AllocationLine.plan_id.in_([p.id for p in plans] or [0])).group_by(AllocationLine.plan_id))}
-    return {"items": [plan_summary(p, sums.get(p.id, (0, 0))) for p in plans], "page": page,
+    per_unit: dict[int, list[tuple[str, int]]] = {}
+    for pid, unit, n in db.session.execute(
+            sa.select(AllocationLine.plan_id, Sku.unit, sa.func.sum(AllocationLine.quantity))
+            .join(Sku, Sku.id == AllocationLine.sku_id)
+            .where(AllocationLine.plan_id.in_([p.id for p in plans] or [0]))
+            .group_by(AllocationLine.plan_id, Sku.unit)):
+        per_unit.setdefault(pid, []).append((unit, n))
+    return {"items": [plan_summary(p, sums.get(p.id, (0, 0)), sum_by_unit(per_unit.get(p.id, []))) for p in plans],
+            "page": page,
             "page_size": page_size, "total": total}
 
 
@@ -90,12 +113,14 @@ def transfer_detail(transfer_id: int) -> dict[str, Any] | None:
         return None
     wh = _names(Warehouse, [t.from_warehouse_id, t.to_warehouse_id])
     skus = _names(Sku, [ln.sku_id for ln in t.lines])
-    return {"id": t.id, "plan_id": t.plan_id, "status": t.status, "from_warehouse_id": t.from_warehouse_id,
+    unit = _unit_of(ln.sku_id for ln in t.lines)
+    return {"units_by_unit": sum_by_unit((unit.get(ln.sku_id, ""), ln.quantity) for ln in t.lines),
+            "id": t.id, "plan_id": t.plan_id, "status": t.status, "from_warehouse_id": t.from_warehouse_id,
             "from_warehouse_name": wh.get(t.from_warehouse_id), "to_warehouse_id": t.to_warehouse_id,
             "to_warehouse_name": wh.get(t.to_warehouse_id), "created_at": t.created_at.isoformat(),
             "received_at": t.received_at.isoformat() if t.received_at else None,
-            "lines": [{"sku_id": ln.sku_id, "sku_name": skus.get(ln.sku_id), "quantity": ln.quantity}
-                      for ln in t.lines],
+            "lines": [{"sku_id": ln.sku_id, "sku_name": skus.get(ln.sku_id), "quantity": ln.quantity,
+                       "unit": unit.get(ln.sku_id, "")} for ln in t.lines],
             "total_units": sum(ln.quantity for ln in t.lines)}
 
 

@@ -19,6 +19,7 @@ from app.analytics import allocation, rollups
 from app.analytics.models import AllocationLine, AllocationPlan, TransferLine, TransferOrder
 from app.analytics.queries import smoothed_rates
 from app.catalog.models import Sku
+from app.catalog.units import pack_text
 from app.core.clock import now_utc, today_business
 from app.core.retry import retried
 from app.core.security import Principal, authorize, authorize_action
@@ -117,8 +118,8 @@ def edit_line(principal: Principal, *, plan_id: int, line_id: int, quantity: int
             raise Conflict("计划已批准，不能再改", code="plan_not_draft")
         sku = db.session.get(Sku, line.sku_id)
         if quantity < 0 or quantity % sku.case_pack:
-            raise ValidationFailed(f"数量要是整箱（每箱 {sku.case_pack}）", code="not_whole_cases",
-                                   details={"case_pack": sku.case_pack})
+            raise ValidationFailed(f"数量要是整{sku.case_unit}（{pack_text(sku.case_pack, sku.unit, sku.case_unit)}）",
+                                   code="not_whole_cases", details={"case_pack": sku.case_pack})
         line.quantity = quantity
         rate = line.daily_rate_milli / 1000
         cover = allocation.cover_days(line.on_hand + line.in_transit + quantity, rate)

@@ -25,7 +25,12 @@ class Product(db.Model):
 
 
 class Sku(db.Model):
-    """A sellable unit. `gtin` is stored as 14 digits (a GTIN-13 gets a leading zero)."""
+    """A sellable item. `gtin` is stored as 14 digits (a GTIN-13 gets a leading zero).
+
+    `unit` is what one code, one scan and one unit of an order's quantity count (提, 瓶, 袋); `case_unit` is the
+    shipping case (箱) holding `case_pack` of them. Orders count units and come in whole cases, so the minimum
+    order quantity is a whole number of cases too (`app.catalog.services`).
+    """
 
     __tablename__ = "skus"
     __table_args__ = (
@@ -39,6 +44,7 @@ class Sku(db.Model):
     name: Mapped[str] = mapped_column(sa.String(100))
     specification: Mapped[str] = mapped_column(sa.String(64), default="")
     unit: Mapped[str] = mapped_column(sa.String(16), default="件")
+    case_unit: Mapped[str] = mapped_column(sa.String(16), default="箱", server_default="箱")
     gtin: Mapped[str] = mapped_column(sa.String(14), unique=True)
     case_pack: Mapped[int] = mapped_column(sa.Integer, default=1)
     min_order_quantity: Mapped[int] = mapped_column(sa.Integer, default=1)

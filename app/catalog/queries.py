@@ -27,7 +27,8 @@ def catalog_for_tier(price_tier_id: int) -> list[dict]:
     ).all()
     return [
         {"sku_id": sku.id, "code": sku.code, "name": sku.name, "product_name": product_name, "gtin": sku.gtin,
-         "specification": sku.specification, "unit": sku.unit, "case_pack": sku.case_pack,
+         "specification": sku.specification, "unit": sku.unit, "case_unit": sku.case_unit,
+         "case_pack": sku.case_pack,
          "min_order_quantity": sku.min_order_quantity, "serialized": sku.serialized, "price_fen": price_fen}
         for sku, product_name, price_fen in rows
     ]
@@ -43,3 +44,11 @@ def list_products() -> sa.Select:
 
 def list_price_tiers() -> list[PriceTier]:
     return list(db.session.scalars(sa.select(PriceTier).order_by(PriceTier.id)))
+
+
+def list_serialized_skus() -> list[dict]:
+    """Active SKUs managed one item one code (the ones a code batch can be issued for), with their packing."""
+    return [{"id": s.id, "code": s.code, "name": s.name, "unit": s.unit, "case_unit": s.case_unit,
+             "case_pack": s.case_pack}
+            for s in db.session.scalars(sa.select(Sku).where(Sku.serialized.is_(True), Sku.is_active.is_(True))
+                                        .order_by(Sku.id))]

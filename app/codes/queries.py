@@ -141,7 +141,8 @@ def trace(code: Code) -> dict[str, Any]:
     """One code's product, state, location, case and contents, and every event in time order."""
     sku = db.session.get(Sku, code.sku_id)
     item = code_item(code, sku.gtin)
-    item["sku"] = {"sku_id": sku.id, "code": sku.code, "name": sku.name, "gtin": sku.gtin, "unit": sku.unit}
+    item["sku"] = {"sku_id": sku.id, "code": sku.code, "name": sku.name, "gtin": sku.gtin, "unit": sku.unit,
+                   "case_unit": sku.case_unit, "case_pack": sku.case_pack}
     item["location_name"] = db.session.scalar(sa.select(Location.name).where(Location.id == code.location_id)) \
         if code.location_id else None
     item["case_serial"] = db.session.scalar(sa.select(Code.serial).where(Code.id == code.case_id)) \
@@ -150,12 +151,14 @@ def trace(code: Code) -> dict[str, Any]:
         if code.kind == "case" else []
     undo = aliased(ScanEvent)
     rows = db.session.execute(
-        sa.select(ScanEvent, Store.name, User.display_name, undo.id)
+        sa.select(ScanEvent, Store.name, User.display_name, undo.id, Location.name)
         .outerjoin(Store, Store.id == ScanEvent.store_id).outerjoin(User, User.id == ScanEvent.user_id)
         .outerjoin(undo, undo.corrects_event_id == ScanEvent.id)
+        .outerjoin(Location, Location.id == ScanEvent.location_id)
         .where(ScanEvent.code_id == code.id).order_by(ScanEvent.id)
     ).all()
-    item["events"] = [event_dict(e, store_name, user_name, undone_by) for e, store_name, user_name, undone_by in rows]
+    item["events"] = [{**event_dict(e, store_name, user_name, undone_by), "location_name": location_name}
+                      for e, store_name, user_name, undone_by, location_name in rows]
     return item
 
 

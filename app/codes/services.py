@@ -202,6 +202,11 @@ def put_away(principal: Principal, *, serials: list[str] | None = None, batch_id
         if wh is None:
             raise NotFound("找不到这个仓库", code="warehouse_not_found")
         if batch_id is not None:
+            # Read in this transaction (the job that makes the codes commits on its own): a batch still being
+            # made is put away once it is done, not half of it now.
+            status = db.session.scalar(sa.select(CodeBatch.status).where(CodeBatch.id == batch_id))
+            if status != "done":
+                raise Conflict("这批码还没生成完，完成后再入仓", code="batch_not_ready", details={"status": status})
             units = list(db.session.scalars(sa.select(Code).where(Code.batch_id == batch_id, Code.kind == "unit")
                                             .order_by(Code.id).with_for_update()))
             cases = list(db.session.scalars(sa.select(Code).where(Code.batch_id == batch_id, Code.kind == "case")))

@@ -65,11 +65,13 @@ STORES = [
 ]
 
 # (code, name, spec, unit, gtin prefix, case_pack, moq, serialized, retail price fen, wholesale fen)
+# `unit` is what a code and a scan count (one 提 of 12 cartons of milk); each ships in a 箱 of `case_pack` units,
+# and the minimum order is a whole number of cases (每箱 6 提, at least 6 提).
 SKUS = [
-    ("MILK250", "山泉纯牛奶", "250ml×12盒", "箱", "690123456789", 6, 1, True, 4800, 4500),
-    ("YOG200", "原味酸奶", "200g×10杯", "箱", "690123456790", 8, 2, True, 5600, 5200),
-    ("TEA500", "茉莉花茶", "500ml×15瓶", "箱", "690123456791", 4, 1, True, 6000, 5600),
-    ("BISC", "散装苏打饼干", "1kg", "袋", "690123456792", 10, 5, False, 1800, 1600),
+    ("MILK250", "山泉纯牛奶", "250ml×12盒", "提", "690123456789", 6, 6, True, 4800, 4500),
+    ("YOG200", "原味酸奶", "200g×10杯", "组", "690123456790", 8, 8, True, 5600, 5200),
+    ("TEA500", "茉莉花茶", "500ml×15瓶", "提", "690123456791", 4, 4, True, 6000, 5600),
+    ("BISC", "散装苏打饼干", "1kg", "袋", "690123456792", 10, 10, False, 1800, 1600),
 ]
 
 SUB_WAREHOUSES = [
@@ -125,7 +127,7 @@ def _seed_foundation(ctx: DemoContext) -> None:
         product = catalog.create_product(SYSTEM, name=product_names[code], brand="山泉", category="食品饮料")
         ctx.skus[code] = catalog.create_sku(
             SYSTEM, product_id=product.id, code=code, name=name, gtin=make_gtin(prefix), specification=spec, unit=unit,
-            case_pack=case_pack, min_order_quantity=moq, serialized=serialized,
+            case_unit="箱", case_pack=case_pack, min_order_quantity=moq, serialized=serialized,
             prices={tiers["retail"].id: retail, tiers["wholesale"].id: wholesale})
 
     central = inventory.create_warehouse(SYSTEM, code="WH-CENTRAL", name="中央仓", kind="central",

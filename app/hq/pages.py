@@ -23,11 +23,11 @@ from werkzeug.exceptions import HTTPException
 
 from app.accounts import flows
 from app.analytics import production, queries, reports, services
+from app.catalog.units import pack_text
 from app.channel import queries as channel_queries
 from app.channel import registrations
 from app.channel.identity import KIND_NAMES
 from app.channel.registration_models import STATUS_NAMES
-from app.codes import queries as code_queries
 from app.codes.parse import grouped
 from app.core.clock import BUSINESS_TZ, as_utc, now_utc
 from app.core.pagination import paginate
@@ -36,7 +36,7 @@ from app.core.regions import picker_choices, region_name
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
-from app.hq import charts
+from app.hq import charts, code_pages
 from app.inventory.queries import list_warehouse_stock, list_warehouses
 from app.orders import consumer_orders, consumer_queries
 from app.scans import alerts as alert_services
@@ -58,6 +58,7 @@ T: dict[str, dict[str, str]] = {
     "plans": {"zh": "调拨计划", "en": "Allocation plans"}, "batches": {"zh": "码批次", "en": "Code batches"},
     "production": {"zh": "生产建议", "en": "Production"}, "transfers": {"zh": "调拨单", "en": "Transfers"},
     "units": {"zh": "销量（件）", "en": "Units"}, "amount": {"zh": "销售额", "en": "Sales"},
+    "units_sold": {"zh": "销量", "en": "Units sold"},
     "previous": {"zh": "上期", "en": "Previous period"}, "change": {"zh": "环比", "en": "Change"},
     "stores_selling": {"zh": "动销门店", "en": "Selling stores"}, "trend": {"zh": "每日销量趋势", "en": "Daily units"},
     "this_period": {"zh": "本期", "en": "This period"}, "top_skus": {"zh": "畅销商品", "en": "Top SKUs"},
@@ -87,7 +88,7 @@ T: dict[str, dict[str, str]] = {
     "cover_after": {"zh": "调拨后天数", "en": "Cover after"},
     "save": {"zh": "保存", "en": "Save"}, "receive": {"zh": "确认收货", "en": "Receive"},
     "received": {"zh": "已收货", "en": "Received"}, "created_at": {"zh": "创建时间", "en": "Created"},
-    "total_units": {"zh": "总件数", "en": "Total units"}, "labels": {"zh": "标签", "en": "Labels"},
+    "total_units": {"zh": "合计", "en": "Total"}, "labels": {"zh": "标签", "en": "Labels"},
     "expected": {"zh": "应在", "en": "Expected"}, "actual": {"zh": "实际", "en": "Actual"},
     "policy": {"zh": "处理", "en": "Policy"}, "explanation": {"zh": "说明", "en": "Explanation"},
     "suggested_units": {"zh": "建议生产", "en": "Suggested"}, "network": {"zh": "全网库存", "en": "Network stock"},
@@ -144,6 +145,13 @@ def num(value) -> str:
     return "—" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
+def by_unit(groups: list[dict], per: int | None = None) -> str:
+    """A total per unit as one line (`1,200 提 · 30 袋`; `per` days: the daily average of each)."""
+    if per:
+        return " · ".join(f"{num(round(g['quantity'] / per, 1))} {g['unit']}" for g in groups) or "0"
+    return " · ".join(f"{num(g['quantity'])} {g['unit']}" for g in groups) or "0"
+
+
 def cover(value) -> str:
     return "∞" if value is None else f"{value:.1f}"
 
@@ -180,7 +188,8 @@ def login_required(view):
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"t": t, "lang": lang(), "yuan": yuan, "pct": pct, "num": num, "cover": cover,
+    return {"t": t, "lang": lang(), "yuan": yuan, "pct": pct, "num": num, "cover": cover, "by_unit": by_unit,
+            "pack": lambda row: pack_text(row["case_pack"], row["unit"], row["case_unit"]),
             "local_dt": local_dt, "region_name": region_name, "region_choices": picker_choices,
             "grouped": grouped, "csrf": session.get("csrf", ""),
             "principal": g.get("principal")}
@@ -530,16 +539,6 @@ def receive(transfer_id: int):
     return redirect(url_for("hq_pages.plan", plan_id=back) if back else url_for("hq_pages.plans"))
 
 
-@bp.get("/code-batches")
-@login_required
-def code_batches():
-    """Code batches with progress and label downloads."""
-    items = [{"id": b["id"], "sku": b["sku_name"] or b["sku_id"], "quantity": b["quantity"],
-              "case_size": b["case_size"], "status": b["status"], "units_made": b["units_made"],
-              "created_at": b["created_at"]} for b in code_queries.list_batches(limit=200)]
-    return render_template("hq/code_batches.html", items=items)
-
-
 # --- territories ---------------------------------------------------------------------------------------------
 
 _TERRITORY_KINDS = {"exclusive": "独家", "shared": "共享"}
@@ -779,6 +778,9 @@ def api_proxy(rest: str):
     except HTTPException:  # no such route (or an id past what the database holds), or not a GET one
         raise NotFound() from None
     return current_app.view_functions[endpoint](**values)
+
+
+code_pages.add_routes(bp, login_required)
 
 
 def _error_page(status: int, message: str, details: dict[str, Any]):

@@ -34,7 +34,7 @@ REFUSALS = {
     "duplicate": "这箱刚才已经扫过了，不要重复扫",
     "duplicate_contents": "这箱里的货刚才已经扫过了，不要重复扫",
     "wrong_sku": "这是{sku}，这张订单没有订这个商品",
-    "over_quantity": "这箱有{units}{unit}{sku}，订单只还差{left}{unit}，多了",
+    "over_quantity": "这箱有 {units} {unit}{sku}，订单只还差 {left} {unit}，多了",
     "already_enough": "{sku}已经够了，不用再发",
     "other_warehouse": "这箱在{where}，不在{warehouse}，不能从这里发",
     "not_put_away": "这箱还没有入库，不能发货",
@@ -153,8 +153,8 @@ def check_scan(principal: Principal, order_id: int, text: str, *, scanned: list[
     scanned_units[sku.id] = scanned_units.get(sku.id, 0) + len(units)
     missing = left - len(units)
     answer.update(accepted=True, reason="accepted", scanned=kept, needs=needs(order, scanned_units),
-                  message=f"{'箱码' if code.kind == 'case' else '单品码'}：{sku.name} {len(units)}{sku.unit}，"
-                          + (f"{sku.name}还差 {missing}{sku.unit}" if missing else f"{sku.name}已经够了"))
+                  message=f"{'箱码' if code.kind == 'case' else '单品码'}：{sku.name} {len(units)} {sku.unit}，"
+                          + (f"{sku.name}还差 {missing} {sku.unit}" if missing else f"{sku.name}已经够了"))
     return answer
 
 

@@ -14,6 +14,7 @@ from flask import current_app
 
 from app.accounts.roles import STORE_ROLES
 from app.catalog.models import Sku, SkuPrice
+from app.catalog.units import cases_text, pack_text
 from app.channel.models import Store
 from app.channel.registrations import convert_for_store
 from app.core.clock import business_day, now_utc
@@ -48,10 +49,12 @@ def _new_number() -> str:
 
 def _check_quantity(sku: Sku, quantity: int) -> None:
     if quantity < sku.min_order_quantity:
-        raise ValidationFailed(f"{sku.name}至少订 {sku.min_order_quantity}{sku.unit}", code="below_minimum_quantity",
+        least = cases_text(sku.min_order_quantity, sku.case_pack, sku.unit, sku.case_unit)
+        raise ValidationFailed(f"{sku.name}至少订 {least}", code="below_minimum_quantity",
                                details={"sku_id": sku.id, "min_order_quantity": sku.min_order_quantity})
     if quantity % sku.case_pack:
-        raise ValidationFailed(f"{sku.name}要按整箱订，每箱 {sku.case_pack}{sku.unit}", code="not_case_multiple",
+        pack = pack_text(sku.case_pack, sku.unit, sku.case_unit)
+        raise ValidationFailed(f"{sku.name}要按整{sku.case_unit}订，{pack}", code="not_case_multiple",
                                details={"sku_id": sku.id, "case_pack": sku.case_pack})
 
 

@@ -21,9 +21,10 @@ class CatalogItem(Schema):
     product_name = fields.String()
     gtin = fields.String()
     specification = fields.String()
-    unit = fields.String()
-    case_pack = fields.Integer()
-    min_order_quantity = fields.Integer()
+    unit = fields.String(metadata={"description": "what a scan and an order's quantity count (提, 瓶, 袋)"})
+    case_unit = fields.String(metadata={"description": "the case holding `case_pack` units (箱)"})
+    case_pack = fields.Integer(metadata={"description": "units per case; quantities are multiples of it"})
+    min_order_quantity = fields.Integer(metadata={"description": "in units, a whole number of cases"})
     serialized = fields.Boolean()
     price_fen = fields.Integer()
 

@@ -159,9 +159,11 @@ class SellThroughArgs(PageArgs):
 class SellThroughRow(Schema):
     key = fields.String(metadata={"description": "the day (ISO), SKU id or store id"})
     label = fields.String()
-    units = fields.Integer()
+    units = fields.Integer(metadata={"description": "every unit alike; show `units_by_unit`"})
+    units_by_unit = fields.List(fields.Dict(), metadata={"description": "[{unit, quantity}]: a total per unit"})
     amount_fen = fields.Integer()
     previous_units = fields.Integer()
+    previous_units_by_unit = fields.List(fields.Dict())
     previous_amount_fen = fields.Integer()
     change_pct = fields.Float(allow_none=True)
 

@@ -113,11 +113,12 @@ def test_plan_of_many_skus_and_cities_keeps_the_rules():
 
 
 def test_production_suggestion_explains_itself():
-    s = suggest_one(sku_id=1, sku_name="牛奶", unit="箱", case_pack=6, daily_rate=10, horizon_days=30, safety_days=7,
+    s = suggest_one(sku_id=1, sku_name="牛奶", unit="提", case_pack=6, daily_rate=10, horizon_days=30, safety_days=7,
                     central=100, sub_warehouses=50, in_transit=20)
     assert s.forecast_units == 300 and s.safety_units == 70 and s.network_units == 170
     assert s.suggested_units == 204  # 200 rounded up to whole cases of 6
-    assert "建议生产 204" in s.explanation
+    assert "建议生产 204 提（34 箱）（按整箱取整，每箱 6 提）" in s.explanation
+    assert "日均 10.0 提" in s.explanation and "箱箱" not in s.explanation
     none = suggest_one(sku_id=1, sku_name="牛奶", unit="箱", case_pack=6, daily_rate=0, horizon_days=30,
                        safety_days=7, central=10, sub_warehouses=0, in_transit=0)
     assert none.suggested_units == 0 and "暂不需要" in none.explanation

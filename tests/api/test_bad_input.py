@@ -48,6 +48,8 @@ WRITES: list[Write] = [
                        "case_pack": 6, "serialized": False,
                        "prices": [{"price_tier_id": ids["tiers"]["retail"], "price_fen": 100}]},
           bad=[("unknown product", {"product_id": 999999}, 404, "product_not_found"),
+               ("minimum not whole cases", {"min_order_quantity": 4}, 422, "min_order_not_whole_cases"),
+               ("case named as the unit", {"unit": "箱", "case_unit": "箱"}, 422, "case_unit_same_as_unit"),
                ("unknown tier", {"prices": [{"price_tier_id": 999999, "price_fen": 1}]}, 404,
                 "price_tier_not_found"),
                ("taken gtin", {"gtin": "@MILK250"}, 409, "sku_taken")]),

@@ -673,6 +673,10 @@ CONSOLE_WRITES = {
         lambda w, t, v: {"partner_id": str(w.ids["partners"]["D2"]), "reason": "矩阵"},
     ("/hq/consumer-orders/{consumer_order_id}/ship", "hq ship consumer order"): lambda w, t, v: {},
     ("/hq/consumer-orders/{consumer_order_id}/cancel", "hq cancel consumer order"): lambda w, t, v: {"reason": "矩阵"},
+    ("/hq/code-batches", "hq new code batch"): lambda w, t, v: {"sku_id": str(w.ids["skus"]["MILK250"]),
+                                                                "quantity": "2"},
+    ("/hq/code-batches/{batch_id}/put-away", "hq put away"):
+        lambda w, t, v: {"warehouse_id": str(w.ids["warehouses"]["WH-CENTRAL"])},
 }
 # Console writes that answer a refusal on their own page (the message beside the field; 403 for out of scope)
 # rather than by a flash and a redirect: console route → (HQ API route by name, the form).
@@ -718,7 +722,11 @@ def test_console_writes_follow_the_api_scope(world, path):
             resp = client.post(path.format(**values), data={**body(w, target, values), "csrf": csrf})
             errors = _errors_flashed(client)
             allowed = api.allowed(actor, target)
-            if resp.status_code != 302 or bool(errors) == allowed:
+            # A console write is done (a redirect, no error) or refused: by a flashed error and a redirect, or by
+            # the form's page again with the message beside the field and a 4xx status (the code pages).
+            done = resp.status_code == 302 and not errors
+            refused = (resp.status_code == 302 and bool(errors)) or resp.status_code in (403, 404, 409, 422)
+            if done != allowed or not (done or refused):
                 wrong.append(f"{actor:>10} → {target:<5} the API {'allows' if allowed else 'refuses'}, the console "
                              f"answered {resp.status_code} {errors}")
             if allowed and api.consumes and api.make is not None:
@@ -744,3 +752,29 @@ def test_console_forms_follow_the_api_scope(world, path):
             if allowed and api.consumes:
                 values = api.make(w, target)
     assert not wrong, f"POST {path}:\n" + "\n".join(wrong)
+
+
+# --- the console's reads of one object: the same answer as the HQ API route they show -------------------------
+
+# Console page → the HQ API route (by name, in OBJECT_ROUTES) reading the same object; 200 where the API allows.
+CONSOLE_READS = {
+    ("/hq/codes/trace?code={code}", "hq code trace"),
+    ("/hq/code-batches/{batch_id}", "hq code batch"),
+}
+
+
+@pytest.mark.parametrize(("path", "api_name"), sorted(CONSOLE_READS), ids=lambda p: p)
+def test_console_reads_follow_the_api_scope(world, path, api_name):
+    w, wrong = world, []
+    api = next(r for r in OBJECT_ROUTES if r.name == api_name)
+    sessions = {actor: _console(w, actor) for actor in CONSOLE_ACTORS}
+    for target in api.targets:
+        values = api.make(w, target) if api.make is not None else {}
+        for actor in CONSOLE_ACTORS:
+            client, _csrf = sessions[actor]
+            resp = client.get(path.format(**values))
+            allowed = api.allowed(actor, target)
+            if (resp.status_code == 200) != allowed or resp.status_code not in (200, 403):
+                wrong.append(f"{actor:>10} → {target:<5} the API {'allows' if allowed else 'refuses'}, the console "
+                             f"answered {resp.status_code}")
+    assert not wrong, f"GET {path}:\n" + "\n".join(wrong)

@@ -26,7 +26,7 @@ def ref(app, demo):
 
 def _new_sku(ref, **over):
     body = {"product_id": ref["product"], "code": "NEW1", "name": "新品", "gtin": make_gtin("690999000001"),
-            "specification": "1L", "unit": "瓶", "case_pack": 12, "min_order_quantity": 2, "serialized": True,
+            "specification": "1L", "unit": "瓶", "case_pack": 12, "min_order_quantity": 24, "serialized": True,
             "prices": [{"price_tier_id": ref["tiers"]["retail"], "price_fen": 1234},
                        {"price_tier_id": ref["tiers"]["wholesale"], "price_fen": 1100}]}
     body.update(over)
@@ -43,7 +43,8 @@ def test_hq_creates_product_sku_and_tier(client, admin, ref):
     sku = client.post("/api/hq/v1/skus", json=body, headers=admin)
     assert sku.status_code == 201, sku.get_json()
     out = sku.get_json()
-    assert out["gtin"] == "0" + body["gtin"] and out["case_pack"] == 12 and out["min_order_quantity"] == 2
+    assert out["gtin"] == "0" + body["gtin"] and out["case_pack"] == 12 and out["min_order_quantity"] == 24
+    assert out["unit"] == "瓶" and out["case_unit"] == "箱"
     assert out["prices"] == [{"price_tier_id": tier.get_json()["id"], "price_fen": 999}]
     got = client.get(f"/api/hq/v1/skus/{out['id']}", headers=admin).get_json()
     assert got == out

@@ -45,7 +45,7 @@ def test_request_id_replay_returns_the_first_order(app, client, owner, demo_ids)
 
 def test_minimum_quantity_and_case_pack(client, owner, demo_ids):
     s1, skus = demo_ids["stores"]["S1"], demo_ids["skus"]
-    resp = place(client, owner, s1, [{"sku_id": skus["BISC"], "quantity": 4}])  # MOQ 5, case 10
+    resp = place(client, owner, s1, [{"sku_id": skus["BISC"], "quantity": 4}])  # MOQ 10 (one case of 10)
     assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "below_minimum_quantity"
     resp = place(client, owner, s1, [{"sku_id": skus["BISC"], "quantity": 15}])
     assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "not_case_multiple"

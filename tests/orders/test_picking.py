@@ -52,7 +52,7 @@ def test_a_case_on_the_shelf_is_accepted_with_its_sku_count_and_what_is_left(ord
     assert answer["accepted"] and answer["reason"] == "accepted"
     assert (answer["sku_name"], answer["units"], answer["kind"]) == ("山泉纯牛奶", 6, "case")
     assert answer["scanned"] == [case] and answer["needs"][0]["missing"] == 0 and answer["needs"][0]["scanned"] == 6
-    assert "山泉纯牛奶 6箱" in answer["message"]
+    assert "山泉纯牛奶 6 提" in answer["message"]
     # The printed URL and the grouped spelling name the same case.
     assert check(order, "-".join(case[i:i + 4] for i in range(0, 14, 4)))["accepted"]
 
@@ -85,7 +85,7 @@ def test_more_than_the_order_still_needs_and_the_contents_of_a_scanned_case(orde
     first = check(order, unit)
     assert first["accepted"] and first["units"] == 1 and first["needs"][0]["missing"] == 5
     answer = check(order, case, [unit])
-    assert answer["reason"] == "over_quantity" and "只还差5箱" in answer["message"], answer["message"]
+    assert answer["reason"] == "over_quantity" and "只还差 5 提" in answer["message"], answer["message"]
     assert check(order, other, [unit])["reason"] == "duplicate_contents"
     assert check(order, unit, [other])["reason"] == "duplicate_contents"
 

@@ -56,7 +56,7 @@ def test_confirm_receipt_receives_the_codes_like_a_scan_in(app, client, demo_ids
     resp = client.post(f"{MP}/orders/{order_id}/receive", headers=owner)
     assert resp.status_code == 200, resp.get_json()
     assert resp.get_json()["status"] == "completed"
-    assert resp.get_json()["message"] == "收货完成：山泉纯牛奶 12 箱已入库，可以售出了"
+    assert resp.get_json()["message"] == "收货完成：山泉纯牛奶 12 提已入库，可以售出了"
     # The twelve units are on the shelf, in the codes and in the stock, with the ledger and the events behind them.
     assert _levels(app, demo_ids, milk) == (shelf + 12, transit - 12)
     with app.app_context():

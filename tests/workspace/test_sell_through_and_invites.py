@@ -61,8 +61,12 @@ def test_sell_through_has_the_hq_answer_shape(client, facts, sales):
     assert body["period"] == {"from": frm.isoformat(), "to": to.isoformat(),
                               "previous_from": (frm - timedelta(days=7)).isoformat(),
                               "previous_to": (frm - timedelta(days=1)).isoformat()}
-    assert body["items"][-1] == {"key": to.isoformat(), "label": to.isoformat(), "units": 7, "amount_fen": 700,
-                                 "previous_units": 0, "previous_amount_fen": 0, "change_pct": None}
+    last = body["items"][-1]
+    by_unit = last.pop("units_by_unit")
+    assert last == {"key": to.isoformat(), "label": to.isoformat(), "units": 7, "amount_fen": 700,
+                    "previous_units": 0, "previous_units_by_unit": [], "previous_amount_fen": 0, "change_pct": None}
+    assert sum(g["quantity"] for g in by_unit) == 7 and all(g["unit"] for g in by_unit)  # never 提 and 袋 added
+    body["items"][-1] = {**last, "units_by_unit": by_unit}
     hq = _get(client, hq_login(client), f"/api/hq/v1/sell-through?group_by=day&from={frm}&to={to}")
     assert set(hq["items"][0]) == set(body["items"][0]) and set(hq["period"]) == set(body["period"])
     page = _get(client, d1, f"{MP}/sell-through?group_by=day&from={frm}&to={to}&page=2&page_size=3")

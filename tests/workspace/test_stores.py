@@ -103,7 +103,9 @@ def test_the_figures_of_a_store(client, facts):
     assert item["units_last_month"] == last_month and item["amount_last_month_fen"] == last_month * 100
     assert item["units_last_28_days"] == this_month + last_month
     # Units of different kinds are never added together.
-    assert item["on_hand"] == [{"unit": "箱", "units": 35, "skus": 2}, {"unit": "袋", "units": 40, "skus": 1}]
+    assert sorted(item["on_hand"], key=lambda g: g["unit"]) == sorted(
+        [{"unit": "提", "units": 30, "skus": 1}, {"unit": "组", "units": 5, "skus": 1},
+         {"unit": "袋", "units": 40, "skus": 1}], key=lambda g: g["unit"])
     assert item["skus_in_stock"] == 3
     assert item["skus_out_of_stock"] == 1
     assert item["skus_low"] == 1
@@ -119,7 +121,7 @@ def test_the_figures_of_a_store(client, facts):
     assert {k: summary[k] for k in ("units_this_month", "units_last_month", "on_hand", "open_orders")} == {
         k: item[k] for k in ("units_this_month", "units_last_month", "on_hand", "open_orders")}
     skus = {s["sku_code"]: s for s in summary["skus"]}
-    assert skus["MILK250"]["on_hand"] == 30 and skus["MILK250"]["unit"] == "箱"
+    assert skus["MILK250"]["on_hand"] == 30 and skus["MILK250"]["unit"] == "提"
     assert skus["YOG200"]["low"] and not skus["MILK250"]["low"]
     assert skus["TEA500"]["out_of_stock"] and skus["TEA500"]["on_hand"] == 0
     assert skus["YOG200"]["days_of_cover"] == 5.0

@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from app.analytics import exports, production, queries, services
 from app.analytics.reports import TABLE_COLUMNS, list_plans, list_transfers, plan_detail, transfer_detail
+from app.catalog.units import by_unit_text
 from app.core.pagination import PageArgs
 from app.core.schemas import Body, Bool, Day, Id, Int
 from app.core.security import current_principal, require
@@ -65,7 +66,8 @@ class TransferOrderOut(Schema):
     created_at = fields.String()
     received_at = fields.String(allow_none=True)
     lines = fields.List(fields.Dict())
-    total_units = fields.Integer()
+    total_units = fields.Integer(metadata={"description": "every unit alike; show `units_by_unit`"})
+    units_by_unit = fields.List(fields.Dict(), metadata={"description": "[{unit, quantity}]: a total per unit"})
 
 
 class PlanOut(Schema):
@@ -78,7 +80,8 @@ class PlanOut(Schema):
     note = fields.String()
     created_at = fields.String()
     approved_at = fields.String(allow_none=True)
-    total_units = fields.Integer()
+    total_units = fields.Integer(metadata={"description": "every unit alike; show `units_by_unit`"})
+    units_by_unit = fields.List(fields.Dict(), metadata={"description": "[{unit, quantity}]: a total per unit"})
     line_count = fields.Integer()
     central_warehouse = fields.Dict()
     lines = fields.List(fields.Dict())
@@ -107,6 +110,8 @@ def _table(name: str, rows: list[dict], args: dict, extra: dict | None = None):
 
 def _for_sheet(rows: list[dict]):
     for r in rows:
+        if "units_by_unit" in r:
+            r = {**r, "units_text": by_unit_text(r["units_by_unit"])}
         if "amount_fen" in r:
             r = {**r, "amount_yuan": exports.fen_to_yuan(r["amount_fen"]),
                  "previous_amount_yuan": exports.fen_to_yuan(r.get("previous_amount_fen"))}

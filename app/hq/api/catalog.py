@@ -24,9 +24,10 @@ class SkuOut(Schema):
     code = fields.String()
     name = fields.String()
     specification = fields.String()
-    unit = fields.String()
+    unit = fields.String(metadata={"description": "what one code, one scan and one unit of an order count (提, 瓶)"})
+    case_unit = fields.String(metadata={"description": "the case holding `case_pack` units (箱)"})
     gtin = fields.String()
-    case_pack = fields.Integer()
+    case_pack = fields.Integer(metadata={"description": "units per case; order quantities are multiples of it"})
     min_order_quantity = fields.Integer()
     serialized = fields.Boolean()
     is_active = fields.Boolean()
@@ -64,8 +65,11 @@ class SkuBody(Body):
     gtin = fields.String(required=True, validate=validate.Length(min=8, max=14))
     specification = fields.String(load_default="", validate=validate.Length(max=64))
     unit = fields.String(load_default="件", validate=validate.Length(min=1, max=16))
+    case_unit = fields.String(load_default="箱", validate=validate.Length(min=1, max=16))
     case_pack = Int(load_default=1, validate=validate.Range(min=1, max=10_000))
-    min_order_quantity = Int(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    min_order_quantity = Int(load_default=None, validate=validate.Range(min=1, max=1_000_000),
+                             metadata={"description": "in units, a whole number of cases (422 "
+                                                      "`min_order_not_whole_cases` otherwise); default one case"})
     serialized = Bool(load_default=True)
     prices = fields.List(fields.Nested(PriceIn), load_default=list)
 
@@ -75,6 +79,7 @@ class SkuPatch(Body):
     gtin = fields.String(validate=validate.Length(min=8, max=14))
     specification = fields.String(validate=validate.Length(max=64))
     unit = fields.String(validate=validate.Length(min=1, max=16))
+    case_unit = fields.String(validate=validate.Length(min=1, max=16))
     case_pack = Int(validate=validate.Range(min=1, max=10_000))
     min_order_quantity = Int(validate=validate.Range(min=1, max=1_000_000))
     serialized = Bool()

@@ -106,6 +106,7 @@ class CodeEventOut(Schema):
     store_id = fields.Integer(allow_none=True)
     store_name = fields.String(allow_none=True)
     location_id = fields.Integer(allow_none=True)
+    location_name = fields.String(allow_none=True, metadata={"description": "the warehouse or store location"})
     event_time = AwareDateTime(metadata={"description": "from the device"})
     recorded_at = AwareDateTime(metadata={"description": "when the server received it"})
     user_id = fields.Integer(allow_none=True)
@@ -281,7 +282,9 @@ def get_batch(batch_id):
 @blp.arguments(PutAwayBody)
 @blp.response(200, PutAwayOut)
 def put_away(body, batch_id):
-    """Put a whole batch into a warehouse (state in_warehouse); `add_stock` books the units into its stock."""
+    """Put a whole batch into a warehouse (state in_warehouse); `add_stock` books the units into its stock.
+
+    A batch whose codes are still being made is refused (409 `batch_not_ready`)."""
     return {"units": services.put_away(require("warehouse.operate"), batch_id=batch_id, **body)}
 
 
