@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 
 from app.channel.models import Partner, Territory
 from app.core.clock import now_utc
+from app.core.types import UTCDateTime
 from app.extensions import db
 
 HOLDER_KINDS = ("agent", "distributor")
@@ -46,11 +47,6 @@ class Route:
 NOBODY = Route(partner_id=None, agent_id=None, assignment_id=None)
 
 
-def _level(code: str) -> int:
-    """3 for a district, 2 for a city, 1 for a province."""
-    return 1 if code.endswith("0000") else 2 if code.endswith("00") else 3
-
-
 def covering_codes(region_codes: Sequence[str]) -> list[str]:
     """The given codes and every region above them (a district's city and province), each once."""
     out: list[str] = []
@@ -64,26 +60,36 @@ def covering_codes(region_codes: Sequence[str]) -> list[str]:
     return out
 
 
-def _ordered(region_codes: Sequence[str], industry: str | None, at: datetime | None) -> sa.Select | None:
+def _statement() -> sa.Select:
+    """The assignments covering `:codes` for `:industry` at `:at`, best first: one statement, built once (its
+    compiled form is cached), over the index on `territories.region_code`."""
+    t, p = Territory.__table__, Partner.__table__
+    agent = p.alias("agent")
+    at = sa.bindparam("at", type_=UTCDateTime())
+    specificity = sa.case((t.c.region_code.like("%0000"), 1), (t.c.region_code.like("%00"), 2), else_=3)
+    industry_match = sa.case((t.c.industry.is_(None), 0), else_=1)
+    exclusive = sa.case((t.c.kind == "exclusive", 1), else_=0)
+    return (
+        sa.select(t.c.id, t.c.partner_id, agent.c.id.label("agent_id"))
+        .select_from(t.join(p, p.c.id == t.c.partner_id)
+                     .outerjoin(agent, sa.and_(agent.c.id == p.c.parent_id, agent.c.kind == "agent")))
+        .where(t.c.region_code.in_(sa.bindparam("codes", expanding=True)), p.c.kind.in_(HOLDER_KINDS),
+               # No industry matches "any" assignments only (`industry = NULL` is never true).
+               sa.or_(t.c.industry.is_(None), t.c.industry == sa.bindparam("industry", type_=sa.String())),
+               t.c.valid_from <= at, sa.or_(t.c.valid_to.is_(None), t.c.valid_to > at))
+        .order_by(specificity.desc(), industry_match.desc(), exclusive.desc(), t.c.valid_from, t.c.id)
+    )
+
+
+_ORDERED = _statement()
+_BEST = _ORDERED.limit(1)
+
+
+def _params(region_codes: Sequence[str], industry: str | None, at: datetime | None) -> dict | None:
     codes = covering_codes(region_codes)
     if not codes:
         return None
-    at = at or now_utc()
-    industry = (industry or "").strip() or None
-    t, p = Territory, Partner
-    agent = aliased(Partner)
-    specificity = sa.case({c: _level(c) for c in codes}, value=t.region_code, else_=0)
-    industry_match = sa.case((t.industry.is_(None), 0), else_=1)
-    exclusive = sa.case((t.kind == "exclusive", 1), else_=0)
-    return (
-        sa.select(t.id, t.partner_id, agent.id.label("agent_id"))
-        .join(p, p.id == t.partner_id)
-        .outerjoin(agent, sa.and_(agent.id == p.parent_id, agent.kind == "agent"))
-        .where(t.region_code.in_(codes), p.kind.in_(HOLDER_KINDS),
-               t.industry.is_(None) if industry is None else sa.or_(t.industry.is_(None), t.industry == industry),
-               t.valid_from <= at, sa.or_(t.valid_to.is_(None), t.valid_to > at))
-        .order_by(specificity.desc(), industry_match.desc(), exclusive.desc(), t.valid_from, t.id)
-    )
+    return {"codes": codes, "industry": (industry or "").strip() or None, "at": at or now_utc()}
 
 
 def route(region_codes: Sequence[str], industry: str | None = None, *, at: datetime | None = None) -> Route:
@@ -91,22 +97,22 @@ def route(region_codes: Sequence[str], industry: str | None = None, *, at: datet
 
     `region_codes`: the place's adcodes, most specific first (district, city, province); a district alone is
     enough (its city and province are derived)."""
-    stmt = _ordered(region_codes, industry, at)
-    if stmt is None:
+    params = _params(region_codes, industry, at)
+    if params is None:
         return NOBODY
-    row = db.session.execute(stmt.limit(1)).first()
+    row = db.session.execute(_BEST, params).first()
     return NOBODY if row is None else Route(partner_id=row.partner_id, agent_id=row.agent_id, assignment_id=row.id)
 
 
 def candidates(region_codes: Sequence[str], industry: str | None = None, *,
                at: datetime | None = None) -> list[Route]:
     """Every distinct partner covering this place at `at`, best first (each at its best assignment)."""
-    stmt = _ordered(region_codes, industry, at)
-    if stmt is None:
+    params = _params(region_codes, industry, at)
+    if params is None:
         return []
     out: list[Route] = []
     seen: set[int] = set()
-    for row in db.session.execute(stmt):
+    for row in db.session.execute(_ORDERED, params):
         if row.partner_id not in seen:
             seen.add(row.partner_id)
             out.append(Route(partner_id=row.partner_id, agent_id=row.agent_id, assignment_id=row.id))

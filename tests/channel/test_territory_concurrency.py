@@ -55,10 +55,11 @@ def test_two_hq_users_at_once_exactly_one_wins(postgres, demo):
         ids = dict(db.session.execute(sa.select(Partner.code, Partner.id)).all())
         db.session.remove()
     by_id = {v: k for k, v in ids.items()}
-    # Each round: regions that all overlap (the same city, or a province, a city and a district inside it).
+    # Each round: regions that overlap pairwise (the same city, or a province, a city and one district inside it;
+    # two districts of one city do not overlap each other).
     rounds = [
         [("D5", "510100"), ("D4", "510100")],
-        [("D5", "450000"), ("D4", "450100"), ("D3", "450102"), ("D2", "450103")],
+        [("D5", "450000"), ("D4", "450100"), ("D3", "450102"), ("D2", "450100")],
         [("D4", "320100"), ("D5", "320100"), ("D3", "320000"), ("D2", "320102")],
         [("D2", "420100"), ("D3", "420100"), ("D4", "420100"), ("D5", "420100")],
     ]
@@ -113,3 +114,21 @@ def test_the_race_through_the_api(postgres, demo, client):
     assert lost["error"]["code"] == "territory_taken"
     assert lost["error"]["details"]["held_by"] == won["partner_name"]
     assert won["partner_name"] in lost["error"]["message"]
+
+
+def test_siblings_inside_a_taken_parent_race_fairly(postgres, demo):
+    """Two districts of one city do not overlap each other, but each overlaps the city: racing all three, either
+    the city wins alone or both districts win, never a district and the city."""
+    app = postgres
+    with app.app_context():
+        with transaction():
+            users = [create_hq_user(username=f"sib_{i}", password="admin", role=HQ_ADMIN) for i in range(3)]
+        principals = [Principal(u.id, "hq", (Binding(HQ_ADMIN),)) for u in users]
+        ids = dict(db.session.execute(sa.select(Partner.code, Partner.id)).all())
+        db.session.remove()
+    for city, a, b in (("450100", "450102", "450103"), ("420100", "420102", "420103"), ("320100", "320102", "320104")):
+        results = _race(app, [(principals[0], ids["D2"], a), (principals[1], ids["D3"], b),
+                              (principals[2], ids["D4"], city)])
+        assert all(isinstance(r, int | Conflict) for r in results), results
+        won = [i for i, r in enumerate(results) if isinstance(r, int)]
+        assert won in ([0, 1], [2]), (city, results)
