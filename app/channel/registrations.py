@@ -307,11 +307,22 @@ def _authorize_owner(principal: Principal, reg: Registration) -> None:
     authorize(principal, "store.register", partner_path=partner.path)
 
 
-def extend_registration(principal: Principal, registration_id: int, *, reason: str = "") -> Registration:
-    """The partner asks for more time: the policy's extension days, as many times as it allows."""
+def _replayed(reg: Registration, request_id: str | None, action: str) -> bool:
+    """Whether this request already did its move on the registration (a phone's retry gets the same answer)."""
+    return request_id is not None and db.session.scalar(sa.select(RegistrationEvent.id).where(
+        RegistrationEvent.registration_id == reg.id, RegistrationEvent.request_id == request_id,
+        RegistrationEvent.action == action)) is not None
+
+
+def extend_registration(principal: Principal, registration_id: int, *, reason: str = "",
+                        request_id: str | None = None) -> Registration:
+    """The partner asks for more time: the policy's extension days, as many times as it allows; a retried
+    request (same `request_id`) extends once."""
     with transaction():
         reg = _locked(registration_id)
         _authorize_owner(principal, reg)
+        if _replayed(reg, request_id, "extend"):
+            return reg
         now = now_utc()
         if reg.status == PROTECTED and as_utc(reg.protected_until) <= now:
             _expire(reg, now)
@@ -323,7 +334,7 @@ def extend_registration(principal: Principal, registration_id: int, *, reason: s
                            details={"max_extensions": policy.max_extensions, "protected_until":
                                     _until_text(reg.protected_until)})
         reg.move_to(PROTECTED, action="extend", user_id=principal.user_id,
-                    reason=reason or f"申请延期 {policy.extension_days} 天", at=now)
+                    reason=reason or f"申请延期 {policy.extension_days} 天", at=now, request_id=request_id)
         reg.extensions_used += 1
         reg.protected_until = as_utc(reg.protected_until) + timedelta(days=policy.extension_days)
         reg.reminded_at = None
@@ -331,22 +342,27 @@ def extend_registration(principal: Principal, registration_id: int, *, reason: s
     return reg
 
 
-def extend(principal: Principal, registration_id: int, *, reason: str = "") -> Registration:
+def extend(principal: Principal, registration_id: int, *, reason: str = "",
+           request_id: str | None = None) -> Registration:
     """`extend_registration`, answering `registration_expired` for a protection that ran out before it."""
-    reg = extend_registration(principal, registration_id, reason=reason)
+    reg = extend_registration(principal, registration_id, reason=reason, request_id=request_id)
     if reg.status == EXPIRED:
         raise Conflict("保护期已过，不能再延期", code="registration_expired")
     return reg
 
 
-def release_registration(principal: Principal, registration_id: int, *, reason: str = "") -> Registration:
-    """The partner lets the shop go: its keys are free for anyone at once."""
+def release_registration(principal: Principal, registration_id: int, *, reason: str = "",
+                         request_id: str | None = None) -> Registration:
+    """The partner lets the shop go: its keys are free for anyone at once; a retried request answers the same."""
     with transaction():
         reg = _locked(registration_id)
         _authorize_owner(principal, reg)
+        if _replayed(reg, request_id, "release"):
+            return reg
         if reg.status != PROTECTED:
             raise Conflict("只有保护中的报备可以放弃", code="registration_state", details={"status": reg.status})
-        reg.move_to(RELEASED, action="release", user_id=principal.user_id, reason=reason or "伙伴放弃")
+        reg.move_to(RELEASED, action="release", user_id=principal.user_id, reason=reason or "伙伴放弃",
+                    request_id=request_id)
         db.session.flush()
     return reg
 
