@@ -451,6 +451,24 @@ def _holder_of_store() -> sa.Select:
             .order_by(RegistrationIdentity.kind.desc()).limit(1))  # "phone" before "name_district"
 
 
+def check_store_free(distributor: Partner, *, phone: str | None, name: str, district_code: str | None,
+                     city_code: str | None) -> None:
+    """In the caller's transaction: refuse a new store for a shop another partner's registration protects (HQ
+    reassigns it first); the distributor itself, or the agent above it, may have the store made."""
+    keys = dict(store_keys(phone, name, district_code, city_code))
+    reg_id = db.session.scalar(_holder_of_store(), {"phone": keys.get(identity.PHONE, ""),
+                                                    "name": keys.get(identity.NAME, "")})
+    if reg_id is None:
+        return
+    reg = db.session.get(Registration, reg_id)
+    if f"/{reg.partner_id}/" in distributor.path:
+        return
+    raise Conflict(f"这家店由{reg.partner.name}报备保护中（到 {_until_text(reg.protected_until)}），请先改派",
+                   code="registration_conflict", details={"held_by": reg.partner.name,
+                                                          "until": _until_text(reg.protected_until),
+                                                          "registration_id": reg.id})
+
+
 def convert_for_store(store_id: int, *, via: str, user_id: int | None = None) -> Registration | None:
     """In the caller's transaction: the protected registration of this store's shop (by phone, or name in
     district) becomes converted with the store; nothing when there is none.
