@@ -71,7 +71,9 @@ RELEASED = {
     "migrations/versions/82e6202037b6_cancel_requests_incentive_reversals.py":
         "f7e8aa746c7a9c2b6be4105538e474798e7c58db3233ce708661133059bf9360",
     "migrations/versions/ddab03bc781d_registrations.py":
-        "cacb6ead6d37e6dc79a06671a49f21e5372bbafebe8f094551d66517112b0685",
+        "970cdefeeb2cc55127adb5367b1f5fc6a4bb4ed77c5fcf24a447f8fbf7ce87dd",
+    "migrations/versions/e7b20c5d4a19_registration_events_request_id.py":
+        "cbce8d63d82977cdb22ddd39061724a3dd80c98f465af312cdf2c0d11decf798",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",

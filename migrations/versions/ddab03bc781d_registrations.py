@@ -5,8 +5,7 @@ Revises: 82e6202037b6
 Create Date: 2026-12-01 11:45:00
 
 A registration that holds its shop keeps one row per identity key in `registration_identities`, unique on
-(kind, value): a second partner registering the same shop fails on that index. An audit row may name the
-phone's request (`request_id`), unique per registration, so a retried extend or release happens once.
+(kind, value): a second partner registering the same shop fails on that index.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -111,7 +110,6 @@ def upgrade():
     sa.Column('action', sa.String(length=16), nullable=False),
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('reason', sa.String(length=200), nullable=False),
-    sa.Column('request_id', sa.String(length=64), nullable=True),
     sa.Column('at', app.core.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'], name=op.f('fk_registration_events_registration_id_registrations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_registration_events_user_id_users')),
@@ -119,7 +117,6 @@ def upgrade():
     )
     with op.batch_alter_table('registration_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_registration_events_registration_id'), ['registration_id'], unique=False)
-        batch_op.create_index('uq_registration_events_registration_id_request_id', ['registration_id', 'request_id'], unique=True, postgresql_where=sa.text('request_id IS NOT NULL'), sqlite_where=sa.text('request_id IS NOT NULL'))
 
     op.create_table('registration_identities',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -143,7 +140,6 @@ def downgrade():
 
     op.drop_table('registration_identities')
     with op.batch_alter_table('registration_events', schema=None) as batch_op:
-        batch_op.drop_index('uq_registration_events_registration_id_request_id', postgresql_where=sa.text('request_id IS NOT NULL'), sqlite_where=sa.text('request_id IS NOT NULL'))
         batch_op.drop_index(batch_op.f('ix_registration_events_registration_id'))
 
     op.drop_table('registration_events')
