@@ -87,14 +87,14 @@ class Registration(db.Model):
         back_populates="registration", cascade="all, delete-orphan", order_by="RegistrationEvent.id")
 
     def move_to(self, status: str, *, action: str, user_id: int | None, reason: str = "",
-                at: datetime | None = None) -> RegistrationEvent:
+                at: datetime | None = None, request_id: str | None = None) -> RegistrationEvent:
         """Change state (an illegal move raises `registration_state`) and write its audit row; a state that holds
         no keys gives its identity rows up (deleted at the next flush, in the caller's transaction)."""
         if status not in TRANSITIONS.get(self.status, ()):
             raise Conflict(f"这条报备{STATUS_NAMES[self.status]}，不能再操作", code="registration_state",
                            details={"status": self.status})
         event = RegistrationEvent(from_status=self.status, to_status=status, action=action, user_id=user_id,
-                                  reason=reason, at=at or now_utc())
+                                  reason=reason, at=at or now_utc(), request_id=request_id)
         self.status = status
         self.events.append(event)
         if status not in HOLDING:
@@ -121,6 +121,11 @@ class RegistrationEvent(db.Model):
     """The audit row of one transition: who, when, why, from and to."""
 
     __tablename__ = "registration_events"
+    __table_args__ = (
+        # A phone's retried extend or release names its request: the repeat finds the first one's row.
+        sa.Index("uq_registration_events_registration_id_request_id", "registration_id", "request_id", unique=True,
+                 postgresql_where=sa.text("request_id IS NOT NULL"), sqlite_where=sa.text("request_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     registration_id: Mapped[int] = mapped_column(sa.ForeignKey("registrations.id", ondelete="CASCADE"),
@@ -130,6 +135,7 @@ class RegistrationEvent(db.Model):
     action: Mapped[str] = mapped_column(sa.String(16))
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(sa.String(200), default="")
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     registration: Mapped[Registration] = relationship(back_populates="events")

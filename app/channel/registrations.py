@@ -308,11 +308,22 @@ def _authorize_owner(principal: Principal, reg: Registration) -> None:
     authorize(principal, "store.register", partner_path=partner.path)
 
 
-def extend_registration(principal: Principal, registration_id: int, *, reason: str = "") -> Registration:
-    """The partner asks for more time: the policy's extension days, as many times as it allows."""
+def _replayed(reg: Registration, request_id: str | None, action: str) -> bool:
+    """Whether this request already did its move on the registration (a phone's retry gets the same answer)."""
+    return request_id is not None and db.session.scalar(sa.select(RegistrationEvent.id).where(
+        RegistrationEvent.registration_id == reg.id, RegistrationEvent.request_id == request_id,
+        RegistrationEvent.action == action)) is not None
+
+
+def extend_registration(principal: Principal, registration_id: int, *, reason: str = "",
+                        request_id: str | None = None) -> Registration:
+    """The partner asks for more time: the policy's extension days, as many times as it allows; a retried
+    request (same `request_id`) extends once."""
     with transaction():
         reg = _locked(registration_id)
         _authorize_owner(principal, reg)
+        if _replayed(reg, request_id, "extend"):
+            return reg
         now = now_utc()
         if reg.status == PROTECTED and as_utc(reg.protected_until) <= now:
             _expire(reg, now)
@@ -324,7 +335,7 @@ def extend_registration(principal: Principal, registration_id: int, *, reason: s
                            details={"max_extensions": policy.max_extensions, "protected_until":
                                     _until_text(reg.protected_until)})
         reg.move_to(PROTECTED, action="extend", user_id=principal.user_id,
-                    reason=reason or f"申请延期 {policy.extension_days} 天", at=now)
+                    reason=reason or f"申请延期 {policy.extension_days} 天", at=now, request_id=request_id)
         reg.extensions_used += 1
         reg.protected_until = as_utc(reg.protected_until) + timedelta(days=policy.extension_days)
         reg.reminded_at = None
@@ -332,22 +343,27 @@ def extend_registration(principal: Principal, registration_id: int, *, reason: s
     return reg
 
 
-def extend(principal: Principal, registration_id: int, *, reason: str = "") -> Registration:
+def extend(principal: Principal, registration_id: int, *, reason: str = "",
+           request_id: str | None = None) -> Registration:
     """`extend_registration`, answering `registration_expired` for a protection that ran out before it."""
-    reg = extend_registration(principal, registration_id, reason=reason)
+    reg = extend_registration(principal, registration_id, reason=reason, request_id=request_id)
     if reg.status == EXPIRED:
         raise Conflict("保护期已过，不能再延期", code="registration_expired")
     return reg
 
 
-def release_registration(principal: Principal, registration_id: int, *, reason: str = "") -> Registration:
-    """The partner lets the shop go: its keys are free for anyone at once."""
+def release_registration(principal: Principal, registration_id: int, *, reason: str = "",
+                         request_id: str | None = None) -> Registration:
+    """The partner lets the shop go: its keys are free for anyone at once; a retried request answers the same."""
     with transaction():
         reg = _locked(registration_id)
         _authorize_owner(principal, reg)
+        if _replayed(reg, request_id, "release"):
+            return reg
         if reg.status != PROTECTED:
             raise Conflict("只有保护中的报备可以放弃", code="registration_state", details={"status": reg.status})
-        reg.move_to(RELEASED, action="release", user_id=principal.user_id, reason=reason or "伙伴放弃")
+        reg.move_to(RELEASED, action="release", user_id=principal.user_id, reason=reason or "伙伴放弃",
+                    request_id=request_id)
         db.session.flush()
     return reg
 
@@ -434,6 +450,24 @@ def _holder_of_store() -> sa.Select:
                 sa.and_(RegistrationIdentity.kind == identity.NAME,
                         RegistrationIdentity.value == sa.bindparam("name"))))
             .order_by(RegistrationIdentity.kind.desc()).limit(1))  # "phone" before "name_district"
+
+
+def check_store_free(distributor: Partner, *, phone: str | None, name: str, district_code: str | None,
+                     city_code: str | None) -> None:
+    """In the caller's transaction: refuse a new store for a shop another partner's registration protects (HQ
+    reassigns it first); the distributor itself, or the agent above it, may have the store made."""
+    keys = dict(store_keys(phone, name, district_code, city_code))
+    reg_id = db.session.scalar(_holder_of_store(), {"phone": keys.get(identity.PHONE, ""),
+                                                    "name": keys.get(identity.NAME, "")})
+    if reg_id is None:
+        return
+    reg = db.session.get(Registration, reg_id)
+    if f"/{reg.partner_id}/" in distributor.path:
+        return
+    raise Conflict(f"这家店由{reg.partner.name}报备保护中（到 {_until_text(reg.protected_until)}），请先改派",
+                   code="registration_conflict", details={"held_by": reg.partner.name,
+                                                          "until": _until_text(reg.protected_until),
+                                                          "registration_id": reg.id})
 
 
 def convert_for_store(store_id: int, *, via: str, user_id: int | None = None) -> Registration | None:

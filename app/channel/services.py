@@ -113,6 +113,7 @@ def _create_store(distributor: Partner, *, code: str, name: str, region_code: st
         raise NotFound("找不到这个价格等级", code="price_tier_not_found")
     if db.session.scalar(sa.select(Store.id).where(Store.code == code)):
         raise Conflict("这个门店编号已存在", code="store_code_taken")
+    registrations.check_store_free(distributor, phone=phone, name=name, district_code=district, city_code=city)
     location = create_location(kind="store", name=name, city_code=city)
     store = Store(code=code, name=name, owner_name=owner_name, phone=phone, address=address,
                   province_code=province, city_code=city or province, district_code=district, industry=industry,

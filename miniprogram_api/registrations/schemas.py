@@ -24,6 +24,8 @@ class RegistrationBody(Body):
 
 
 class ReasonBody(Body):
+    # A phone that retries names its request: the repeat changes nothing and gets the same answer.
+    request_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
     reason = fields.String(load_default="", validate=validate.Length(max=200))
 
 

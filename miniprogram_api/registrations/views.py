@@ -49,7 +49,7 @@ def list_registrations(args):
 @blp.doc(security=SECURITY)
 def extend_registration(body, registration_id):
     """Ask for more protection: the policy's extension days, as often as it allows (`extension_limit`)."""
-    return _one(registrations.extend(current_principal(), registration_id, reason=body["reason"]))
+    return _one(registrations.extend(current_principal(), registration_id, **body))
 
 
 @blp.route("/registrations/<int:registration_id>/release", methods=["POST"])
@@ -58,4 +58,4 @@ def extend_registration(body, registration_id):
 @blp.doc(security=SECURITY)
 def release_registration(body, registration_id):
     """Let the shop go: anyone may register it at once."""
-    return _one(registrations.release_registration(current_principal(), registration_id, reason=body["reason"]))
+    return _one(registrations.release_registration(current_principal(), registration_id, **body))

@@ -189,3 +189,17 @@ def test_a_neighbour_is_not_converted(client, world):
     with transaction():
         assert registrations.convert_for_store(store_id, via="scan_in") is None  # converted once
     assert [e.action for e in _reg(reg["id"]).events] == ["register", "first_order"]
+
+
+def test_a_store_for_a_shop_another_partner_protects_is_refused(client, world):
+    reg = register(client, world["d1"]).get_json()
+    tier = db.session.scalar(sa.select(PriceTier.id).where(PriceTier.code == "retail"))
+    db.session.remove()
+    body = {"code": "T-HELD", "name": "另起的名字", "region_code": "440305", "distributor_id": world["partners"]["D2"],
+            "price_tier_id": tier, "phone": reg["phone"]}
+    err = assert_error(client.post(f"{HQ}/stores", json=body, headers=world["hq"]), 409, "registration_conflict")
+    assert err["details"]["held_by"] == "杭州西湖分销"
+    assert db.session.scalar(sa.select(sa.func.count(Store.id)).where(Store.code == "T-HELD")) == 0
+    # Under D1 (the holder) the store is made; the registration converts later, by a fact.
+    assert client.post(f"{HQ}/stores", json={**body, "distributor_id": world["partners"]["D1"],
+                                             "region_code": "330106"}, headers=world["hq"]).status_code == 201

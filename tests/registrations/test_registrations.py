@@ -248,3 +248,20 @@ def test_policy_get_put_and_bounds(client, world):
     assert resp.status_code == 200 and resp.get_json()["protection_days"] == 10
     assert register(client, world["d1"]).get_json()["days_left"] == 10
     assert client.get(f"{HQ}/registration-policy", headers=world["hq"]).get_json()["max_extensions"] == 2
+
+
+def test_a_retried_extend_or_release_happens_once(client, world):
+    client.put(f"{HQ}/registration-policy", json={"max_extensions": 3}, headers=world["hq"])
+    reg = register(client, world["d1"]).get_json()
+    url = f"{REGISTRATIONS}/{reg['id']}"
+    first = client.post(f"{url}/extend", json={"request_id": "ext-1"}, headers=world["d1"])
+    again = client.post(f"{url}/extend", json={"request_id": "ext-1"}, headers=world["d1"])
+    assert first.status_code == again.status_code == 200
+    assert first.get_json()["protected_until"] == again.get_json()["protected_until"]
+    assert _reg(reg["id"]).extensions_used == 1
+    other = client.post(f"{url}/extend", json={"request_id": "ext-2"}, headers=world["d1"])
+    assert other.get_json()["extensions_left"] == 1
+    released = client.post(f"{url}/release", json={"request_id": "rel-1"}, headers=world["d1"])
+    repeat = client.post(f"{url}/release", json={"request_id": "rel-1"}, headers=world["d1"])
+    assert released.status_code == repeat.status_code == 200 and repeat.get_json()["status"] == "released"
+    assert [e.action for e in _reg(reg["id"]).events] == ["register", "extend", "extend", "release"]
