@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -13,9 +12,7 @@ from flask import current_app
 from app.accounts import revocation
 from app.accounts.models import Membership, User
 from app.accounts.roles import HQ_ROLES
-from app.channel.models import Partner
 from app.core.clock import now_utc
-from app.core.security import Binding, issue_token
 from app.errors import AppError, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
 
@@ -37,24 +34,6 @@ class AccountLocked(AppError):
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
-
-
-def bindings_for(user_id: int) -> list[Binding]:
-    rows = db.session.execute(
-        sa.select(Membership.role, Membership.store_id, Membership.partner_id, Partner.path,
-                  Membership.warehouse_id, Membership.region_code)
-        .outerjoin(Partner, Partner.id == Membership.partner_id)
-        .where(Membership.user_id == user_id).order_by(Membership.id)
-    ).all()
-    return [Binding(*row) for row in rows]
-
-
-def token_for(user: User, kind: str) -> dict[str, Any]:
-    ttl = current_app.config["MP_TOKEN_TTL_SECONDS" if kind == "mp" else "HQ_TOKEN_TTL_SECONDS"]
-    version = user.token_version or 0
-    token, exp = issue_token(user_id=user.id, kind=kind, bindings=bindings_for(user.id), ttl_seconds=ttl,
-                             token_version=version)
-    return {"token": token, "expires_at": exp}
 
 
 # --- revocation: each of these raises the user's token version (app/accounts/revocation.py) -------------------

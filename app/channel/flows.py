@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from app.accounts import flows as account_flows
-from app.accounts.models import User
 from app.channel import services
 from app.channel.models import Invite
 from app.core.security import Principal
@@ -15,14 +11,6 @@ from app.extensions import db
 from app.integrations.wechat import get_wechat
 
 INVITE_PAGE = "pages/invite/index"
-
-
-def redeem_invite(principal: Principal, token: str) -> dict[str, Any]:
-    """Bind the caller through an invite, and hand back a token that carries the new role."""
-    with transaction():
-        services.redeem_invite(user_id=principal.user_id, token=token)
-    user = db.session.get(User, principal.user_id)
-    return account_flows.session_answer(user, "mp")
 
 
 def invite_qr_png(principal: Principal, invite_id: int, *, store_id: int | None = None) -> bytes:

@@ -21,7 +21,6 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from app.accounts import flows
 from app.analytics import production, queries, reports, services
 from app.catalog.units import pack_text
 from app.channel import queries as channel_queries
@@ -42,6 +41,7 @@ from app.orders import consumer_orders, consumer_queries
 from app.scans import alerts as alert_services
 from app.scans import queries as scan_queries
 from app.scans.models import ALERT_STATUSES
+from app.sessions import flows as sessions
 
 ALERT_SOURCES = ("sell", "consumer", "stocktake")
 SOURCE_NAMES = {"sell": "门店售出", "consumer": "顾客查询", "stocktake": "门店盘点"}
@@ -206,7 +206,7 @@ def login():
     error = None
     if request.method == "POST":
         try:
-            answer = flows.login_console(request.form.get("username", ""), request.form.get("password", ""))
+            answer = sessions.login_console(request.form.get("username", ""), request.form.get("password", ""))
         except AppError as err:
             error = err.message
         else:
@@ -232,7 +232,7 @@ def logout():
     """Log out: the HQ token the cookie held is revoked on the server (the user's token version is raised),
     so a copy of the cookie, or of the token, stops working too."""
     if g.principal is not None:
-        flows.logout_everywhere(g.principal.user_id)
+        sessions.logout_everywhere(g.principal.user_id)
     session.clear()
     return redirect(url_for("hq_pages.login"))
 

@@ -13,6 +13,7 @@ from app.core.schemas import AwareDateTime, Body, Int
 from app.core.security import current_principal
 from app.errors import NotFound
 from app.schemas.sessions import SessionOut
+from app.sessions import flows as sessions
 
 blp = Blueprint("mp_invites", __name__, description="Invites into a store or partner")
 
@@ -29,7 +30,7 @@ def redeem(_body, token):
     principal = current_principal()
     if not _TOKEN.regex.match(token):
         raise NotFound("邀请码无效", code="invite_not_found")
-    return flows.redeem_invite(principal, token)
+    return sessions.redeem_invite(principal, token)
 
 
 class StoreInviteBody(Body):

@@ -2,10 +2,10 @@
 
 from flask_smorest import Blueprint
 
-from app.accounts import flows
 from app.core.security import current_principal
 from app.extensions import limiter
 from app.schemas.sessions import SessionOut, UserOut
+from app.sessions import flows
 from miniprogram_api.sessions.schemas import LoginBody, PhoneBody
 
 blp = Blueprint("mp_sessions", __name__, description="Mini-program login and the caller")

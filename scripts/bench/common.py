@@ -75,8 +75,8 @@ def stock_codes(app, store_code: str, n: int) -> tuple[list[str], int]:
 
 def owner_token(app, user_id: int) -> str:
     from app.accounts.models import User
-    from app.accounts.services import token_for
     from app.extensions import db
+    from app.sessions.flows import token_for
 
     with app.app_context():
         return token_for(db.session.get(User, user_id), "mp")["token"]

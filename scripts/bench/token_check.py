@@ -36,9 +36,9 @@ def _app(tmp: Path, redis_url: str | None):
 
 def _token(app) -> str:
     from app.accounts.models import User
-    from app.accounts.services import token_for
     from app.core.tx import transaction
     from app.extensions import db
+    from app.sessions.flows import token_for
 
     with app.app_context():
         with transaction():

@@ -138,7 +138,7 @@ def test_overview_in_headless_chromium(app, live_server, tmp_path):
     """The overview loads in a real browser with no console errors and shows the SVG chart."""
     from flask.sessions import SecureCookieSessionInterface
 
-    from app.accounts.flows import login_console
+    from app.sessions.flows import login_console
 
     shim, base = live_server
     with app.test_request_context():

@@ -188,7 +188,7 @@ def _revoke_in_another_process(app, openid: str) -> None:
     script = textwrap.dedent(f"""
         import sqlalchemy as sa
         from app import create_app
-        from app.accounts import flows
+        from app.sessions import flows
         from app.accounts.models import User
         from app.extensions import db
         app = create_app({{"SQLALCHEMY_DATABASE_URI": {app.config['SQLALCHEMY_DATABASE_URI']!r},

@@ -3,11 +3,11 @@
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from app.accounts import flows
 from app.core.schemas import Body
 from app.core.security import current_principal, require
 from app.extensions import limiter
 from app.schemas.sessions import SessionOut, UserOut
+from app.sessions import flows
 
 blp = Blueprint("hq_sessions", __name__, description="HQ staff login")
 

@@ -1,0 +1,1 @@
+"""Sessions: login, the session answer, invite redemption, logout (`flows.py`)."""
