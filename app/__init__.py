@@ -115,14 +115,16 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 def _register_routes(app: Flask) -> None:
     """Every route area, imported plainly (a missing one fails start-up): the mini-program API, the HQ API and
-    console, and the app's own HTTP edges in app/web (health, landing and docs, public pages, WeChat Pay)."""
+    console, and the app's own HTTP edges in app/web (health, metrics, landing and docs, public pages, WeChat Pay)."""
     from app.extensions import api
     from app.hq.api import register as register_hq_api
     from app.hq.pages import register as register_console
     from app.web import docs, health, public, wechat_pay
+    from app.web import metrics as metrics_edge
     from miniprogram_api import register as register_mp
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics_edge.bp)
     register_mp(api)
     register_hq_api(api)
     docs.register(app, api)

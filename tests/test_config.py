@@ -9,7 +9,7 @@ from app.config import DEMO_SECRET_KEY, ConfigError, load_config
 from tests.helpers import PRODUCTION
 
 ALL_KEYS = {*PRODUCTION, "WECHAT_API_BASE", "WECHATPAY_API_BASE", "DATABASE_URL", "FAKE_WECHAT_HOST", "JOBS_MODE",
-            "MAX_CONTENT_LENGTH"}
+            "MAX_CONTENT_LENGTH", "METRICS_ALLOW_LOOPBACK", "LOG_FORMAT", "DATABASE_REPLICA_URL"}
 
 
 @pytest.fixture()
@@ -67,6 +67,9 @@ def test_complete_production_config_starts_without_network(env):
     ({"WECHATPAY_APIV3_KEY": None}, "WECHATPAY_APIV3_KEY"),
     ({"WECHATPAY_PUBLIC_KEY": None}, "WECHATPAY_PUBLIC_KEY"),
     ({"WECHATPAY_PUBLIC_KEY_ID": None}, "WECHATPAY_PUBLIC_KEY_ID"),
+    ({"METRICS_TOKEN": None}, "METRICS_TOKEN"),
+    ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
 ])
 def test_production_refuses_unsafe_settings(env, change, named):
     env(**{**PRODUCTION, **change})
@@ -74,6 +77,21 @@ def test_production_refuses_unsafe_settings(env, change, named):
         create_app()
     problems = str(info.value).splitlines()[1:]
     assert any(named in line for line in problems), str(info.value)
+
+
+def test_production_metrics_may_rely_on_loopback_instead_of_a_token(env):
+    """/metrics in production: a token, or the operator saying the scraper reads it on this machine."""
+    env(**{**PRODUCTION, "METRICS_TOKEN": None, "METRICS_ALLOW_LOOPBACK": "1"})
+    app = create_app()
+    assert app.config["METRICS_TOKEN"] is None and app.config["METRICS_ALLOW_LOOPBACK"] is True
+    assert app.config["LOG_FORMAT"] == "json"  # production's default: one JSON object per line
+
+
+def test_development_logs_text_and_metrics_from_loopback(env):
+    env()
+    cfg = load_config()
+    assert cfg["LOG_FORMAT"] == "text" and cfg["METRICS_ALLOW_LOOPBACK"] is True and cfg["METRICS_TOKEN"] is None
+    assert cfg["DATABASE_REPLICA_URL"] is None
 
 
 def test_production_lists_every_problem_at_once(env):

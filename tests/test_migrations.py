@@ -70,6 +70,8 @@ RELEASED = {
         "8d69543a9acc536285eafc79bff4079cf08b3cb3bf895ad2e2624abd51fcd179",
     "migrations/versions/82e6202037b6_cancel_requests_incentive_reversals.py":
         "f7e8aa746c7a9c2b6be4105538e474798e7c58db3233ce708661133059bf9360",
+    "migrations/versions/c4f1a2b3d5e6_sales_inbox_created_at.py":
+        "79ec220ad498824a47f77572dcf500b09c2957e9770bb7a63128056c0a9bda41",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",

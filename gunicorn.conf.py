@@ -1,0 +1,28 @@
+"""gunicorn's settings for this app (`scripts/run` passes this file; `gunicorn wsgi:app` run from here reads it too).
+
+Only what the app needs of the server process; the bind, workers and threads are given on the command line.
+
+Metrics: with PROMETHEUS_MULTIPROC_DIR set (scripts/run sets it to a fresh directory), every worker writes its
+Prometheus counts to files there and `/metrics` adds them all up (`app/core/metrics.py`). The directory is emptied
+when the server starts (counts of an earlier server must not be added to this one's), and a worker that exits is
+marked dead, so its live gauges leave the sums (its counters stay: what it counted did happen).
+"""
+
+import os
+from pathlib import Path
+
+
+def on_starting(server):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
