@@ -191,7 +191,13 @@ def _wait_ready(proc: subprocess.Popen, log_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory, fake_wechat, pay_keys) -> Iterator[LiveServer]:
+def live_server_env() -> dict[str, str]:
+    """Settings added to the server's environment; a test module overrides this fixture to serve otherwise."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, fake_wechat, pay_keys, live_server_env) -> Iterator[LiveServer]:
     tmp_dir = tmp_path_factory.mktemp("live")
     secret_key = "live-" + secrets.token_hex(24)
     with _server_database(tmp_dir) as database_url:
@@ -205,7 +211,8 @@ def live_server(tmp_path_factory, fake_wechat, pay_keys) -> Iterator[LiveServer]
                  "--threads", str(THREADS), "--graceful-timeout", "10", "--access-logfile", "-",
                  "--no-control-socket", "--config", str(Path(__file__).with_name("gunicorn_hooks.py")),
                  "wsgi:app"],
-                cwd=ROOT, env=_server_env(database_url, secret_key, fake_wechat, pay_keys), stdout=log,
+                cwd=ROOT, env={**_server_env(database_url, secret_key, fake_wechat, pay_keys), **live_server_env},
+                stdout=log,
                 stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),), start_new_session=True)
         sock.close()
         atexit.register(_stop, proc)  # should the test process be interrupted before the finalizer

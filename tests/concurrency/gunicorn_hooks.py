@@ -1,4 +1,12 @@
-"""gunicorn settings for the concurrency tests' server: only a hook that says when a worker can serve."""
+"""gunicorn settings for the concurrency tests' server: the project's own hooks (gunicorn.conf.py: the metrics
+directory emptied at start, dead workers marked), and one that says when a worker can serve."""
+
+import runpy
+from pathlib import Path
+
+_project = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))
+on_starting = _project["on_starting"]
+child_exit = _project["child_exit"]
 
 
 def post_worker_init(worker):
