@@ -101,5 +101,9 @@ def test_log_lines_are_json_with_the_request_id(live_server):
     line = lines[0]
     assert line["logger"] == "app.access" and line["route"] == "/api/mp/v1/stock" and line["status"] == 200
     assert line["method"] == "GET" and isinstance(line["user_id"], int) and line["duration_ms"] > 0
-    app_lines = [json.loads(x) for x in live_server.log().splitlines() if x.startswith('{"ts"')]
+    lines = [json.loads(x) for x in live_server.log().splitlines() if x.startswith("{")]
+    app_lines = [x for x in lines if x["logger"].startswith("app")]
     assert app_lines and all({"ts", "level", "logger", "message", "request_id"} <= set(x) for x in app_lines)
+    # gunicorn's own lines are JSON too: its workers booting, its access log.
+    assert any(x["logger"] == "gunicorn.error" and "Booting worker" in x["message"] for x in lines)
+    assert any(x["logger"] == "gunicorn.access" for x in lines)
