@@ -126,6 +126,9 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         # without a proxy's headers (on by default outside production; production must say so).
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         "METRICS_ALLOW_LOOPBACK": _bool(env.get("METRICS_ALLOW_LOOPBACK"), app_env != "production"),
+        # PostgreSQL is reached through PgBouncer in transaction pooling mode (scripts/pgbouncer): no statement is
+        # prepared on a server connection (PgBouncer before 1.21 cannot carry one to the next transaction).
+        "DB_PGBOUNCER": _bool(env.get("DB_PGBOUNCER")),
         # A read replica, when there is one: /metrics then reports its replay lag.
         "DATABASE_REPLICA_URL": database_url({"DATABASE_URL": env["DATABASE_REPLICA_URL"]})
         if env.get("DATABASE_REPLICA_URL") else None,

@@ -151,7 +151,8 @@ def _seeded_app(database_url: str, secret_key: str, fake_wechat, pay_keys):
 
 
 def _server_env(database_url: str, secret_key: str, fake_wechat, pay_keys) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT", "DB_", "REDIS", "RATELIMIT"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT", "DB_", "REDIS", "RATELIMIT"))
+           or k == "DB_PGBOUNCER"}  # the suite run through PgBouncer: the server is too
     env.update({
         "APP_ENV": "development", "DATABASE_URL": database_url, "SECRET_KEY": secret_key,
         "WECHAT_MODE": "fake", "WECHAT_APPID": APPID, "WECHAT_SECRET": SECRET,
