@@ -109,9 +109,17 @@ def _server_database(tmp_dir: Path) -> Iterator[str]:
         with admin.connect() as conn:  # whatever a killed earlier run left connected
             conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                  " WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
-        with live.connect() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
+        for attempt in (1, 2, 3):
+            try:
+                with live.connect() as conn:
+                    conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+                    conn.exec_driver_sql("CREATE SCHEMA public")
+                return
+            except sa.exc.OperationalError:
+                # Through PgBouncer the connection handed out may be to a backend just terminated above: the
+                # next one is to a new backend.
+                if attempt == 3:
+                    raise
 
     with admin.connect() as conn:
         if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
