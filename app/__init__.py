@@ -92,6 +92,8 @@ def _init_extensions(app: Flask) -> None:
         path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if app.config.get("DB_PGBOUNCER") and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        _through_pgbouncer(app)
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _sqlite_pragmas(app)
@@ -101,6 +103,15 @@ def _init_extensions(app: Flask) -> None:
     wechat.init_app(app)
     wechatpay.init_app(app)
     revocation.init_app(app)
+
+
+def _through_pgbouncer(app: Flask) -> None:
+    """PgBouncer in transaction mode hands each transaction any server connection: psycopg must prepare no
+    statement (it does after 5 runs of one, by default), or the next transaction finds it missing. Applied to the
+    engine options whoever set them (settings or a caller's overrides), and so to the hot path's connections."""
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _sqlite_pragmas(app: Flask) -> None:
@@ -115,14 +126,16 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 def _register_routes(app: Flask) -> None:
     """Every route area, imported plainly (a missing one fails start-up): the mini-program API, the HQ API and
-    console, and the app's own HTTP edges in app/web (health, landing and docs, public pages, WeChat Pay)."""
+    console, and the app's own HTTP edges in app/web (health, metrics, landing and docs, public pages, WeChat Pay)."""
     from app.extensions import api
     from app.hq.api import register as register_hq_api
     from app.hq.order_pages import register as register_console
     from app.web import docs, health, public, wechat_pay
+    from app.web import metrics as metrics_edge
     from miniprogram_api import register as register_mp
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics_edge.bp)
     register_mp(api)
     register_hq_api(api)
     docs.register(app, api)

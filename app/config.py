@@ -137,6 +137,18 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         # when there is no Redis, and the Redis key prefix of the users' token versions when there is.
         "TOKEN_REVOCATION_FILE": env.get("TOKEN_REVOCATION_FILE", str(INSTANCE / "token-revocations.bin")),
         "TOKEN_VERSION_KEY_PREFIX": env.get("TOKEN_VERSION_KEY_PREFIX", "tokver:"),
+        # Logs: "json" (one object per line, for a log shipper) or "text"; see app/logging_setup.py.
+        "LOG_FORMAT": (env.get("LOG_FORMAT") or ("json" if app_env == "production" else "text")).strip().lower(),
+        # /metrics (app/web/metrics.py): a bearer token for the scraper, and/or from this machine's loopback
+        # without a proxy's headers (on by default outside production; production must say so).
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "METRICS_ALLOW_LOOPBACK": _bool(env.get("METRICS_ALLOW_LOOPBACK"), app_env != "production"),
+        # PostgreSQL is reached through PgBouncer in transaction pooling mode (scripts/pgbouncer): no statement is
+        # prepared on a server connection (PgBouncer before 1.21 cannot carry one to the next transaction).
+        "DB_PGBOUNCER": _bool(env.get("DB_PGBOUNCER")),
+        # A read replica, when there is one: /metrics then reports its replay lag.
+        "DATABASE_REPLICA_URL": database_url({"DATABASE_URL": env["DATABASE_REPLICA_URL"]})
+        if env.get("DATABASE_REPLICA_URL") else None,
     }
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {
@@ -187,6 +199,15 @@ def check_production(cfg: dict[str, Any]) -> None:
                         "(unset SESSION_COOKIE_SECURE)")
     if not cfg["REDIS_URL"]:
         problems.append("REDIS_URL is not set: production needs Redis for tokens, rate limits and jobs")
+    token = cfg.get("METRICS_TOKEN") or ""
+    if token and len(token) < 32:
+        problems.append("METRICS_TOKEN is shorter than 32 characters: set a long random METRICS_TOKEN")
+    if not token and not cfg.get("METRICS_ALLOW_LOOPBACK"):
+        problems.append("/metrics has no access rule: set METRICS_TOKEN (the scraper's bearer token), or "
+                        "METRICS_ALLOW_LOOPBACK=1 when the scraper reads it on this machine and no proxy here "
+                        "forwards /metrics")
+    if cfg.get("LOG_FORMAT") not in ("json", "text"):
+        problems.append("LOG_FORMAT must be 'json' or 'text'")
     for key in ("WECHATPAY_PRIVATE_KEY", "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY",
                 "WECHATPAY_PUBLIC_KEY_ID"):
         if not cfg.get(key):

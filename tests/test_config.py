@@ -9,7 +9,7 @@ from app.config import DEMO_SECRET_KEY, ConfigError, load_config
 from tests.helpers import PRODUCTION
 
 ALL_KEYS = {*PRODUCTION, "WECHAT_API_BASE", "WECHATPAY_API_BASE", "DATABASE_URL", "FAKE_WECHAT_HOST", "JOBS_MODE",
-            "MAX_CONTENT_LENGTH"}
+            "MAX_CONTENT_LENGTH", "METRICS_ALLOW_LOOPBACK", "LOG_FORMAT", "DATABASE_REPLICA_URL", "DB_PGBOUNCER"}
 
 
 @pytest.fixture()
@@ -67,6 +67,9 @@ def test_complete_production_config_starts_without_network(env):
     ({"WECHATPAY_APIV3_KEY": None}, "WECHATPAY_APIV3_KEY"),
     ({"WECHATPAY_PUBLIC_KEY": None}, "WECHATPAY_PUBLIC_KEY"),
     ({"WECHATPAY_PUBLIC_KEY_ID": None}, "WECHATPAY_PUBLIC_KEY_ID"),
+    ({"METRICS_TOKEN": None}, "METRICS_TOKEN"),
+    ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
 ])
 def test_production_refuses_unsafe_settings(env, change, named):
     env(**{**PRODUCTION, **change})
@@ -74,6 +77,36 @@ def test_production_refuses_unsafe_settings(env, change, named):
         create_app()
     problems = str(info.value).splitlines()[1:]
     assert any(named in line for line in problems), str(info.value)
+
+
+def test_production_metrics_may_rely_on_loopback_instead_of_a_token(env):
+    """/metrics in production: a token, or the operator saying the scraper reads it on this machine."""
+    env(**{**PRODUCTION, "METRICS_TOKEN": None, "METRICS_ALLOW_LOOPBACK": "1"})
+    app = create_app()
+    assert app.config["METRICS_TOKEN"] is None and app.config["METRICS_ALLOW_LOOPBACK"] is True
+    assert app.config["LOG_FORMAT"] == "json"  # production's default: one JSON object per line
+
+
+def test_development_logs_text_and_metrics_from_loopback(env):
+    env()
+    cfg = load_config()
+    assert cfg["LOG_FORMAT"] == "text" and cfg["METRICS_ALLOW_LOOPBACK"] is True and cfg["METRICS_TOKEN"] is None
+    assert cfg["DATABASE_REPLICA_URL"] is None
+
+
+def test_through_pgbouncer_psycopg_prepares_nothing(env, tmp_path):
+    """DB_PGBOUNCER=1: no prepared statements, whoever set the engine options (the tests set their own)."""
+    env(DB_PGBOUNCER="1", DATABASE_URL="postgresql://u@127.0.0.1:6432/db")
+    app = create_app({"SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 3, "connect_args": {"connect_timeout": 2}},
+                      "WECHATPAY_DEMO_KEYS": str(tmp_path / "keys.json"),
+                      "TOKEN_REVOCATION_FILE": str(tmp_path / "tokens.bin")})
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_size"] == 3
+    assert options["connect_args"] == {"connect_timeout": 2, "prepare_threshold": None}
+    env(DATABASE_URL="postgresql://u@127.0.0.1:5432/db")
+    plain = create_app({"WECHATPAY_DEMO_KEYS": str(tmp_path / "keys.json"),
+                        "TOKEN_REVOCATION_FILE": str(tmp_path / "tokens.bin")})
+    assert "prepare_threshold" not in plain.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]
 
 
 def test_production_lists_every_problem_at_once(env):

@@ -14,7 +14,7 @@ from app.demo.seed import EXTRA_SEEDS
 ROOT = Path(__file__).resolve().parent.parent
 
 BLUEPRINTS = {
-    "health", "web", "api-docs",
+    "health", "metrics", "web", "api-docs",
     # mini-program API
     "mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_scans", "mp_orders", "mp_incentives", "mp_staff",
     "mp_registrations", "mp_consumer_orders", "mp_workspace", "mp_ratings",

@@ -54,6 +54,10 @@ class SalesInbox(db.Model):
     store_id: Mapped[int] = mapped_column(sa.BigInteger)
     units: Mapped[int] = mapped_column(sa.Integer)
     amount_fen: Mapped[int] = mapped_column(sa.BigInteger)
+    # When the row was written (the database's clock, so the hot path's SQL functions fill it without naming it):
+    # the age of the oldest row is how far the rollups lag behind the sales (`rollups.fold_lag_seconds`).
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True),
+                                                 server_default=sa.text("CURRENT_TIMESTAMP"))
 
 
 class DailyCitySales(db.Model):

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import sqlite
 
 from app.analytics.models import DailyCitySales, DailyCityTotal, DailySales, SalesInbox
 from app.channel.models import Store
-from app.core.clock import business_day, business_day_start
+from app.core.clock import business_day, business_day_start, now_utc
 from app.core.db import on_postgres
 from app.core.tx import in_transaction, transaction
 from app.extensions import db
@@ -88,6 +88,16 @@ def fold(*, batch: int = FOLD_BATCH) -> int:
         total += n
         if n < batch:
             return total
+
+
+def fold_lag_seconds() -> float:
+    """How far the rollups lag behind the sales: the age of the oldest sale still in the inbox (0 when it is
+    empty). One read of the inbox's first row by its primary key: cheap at any size, for every scrape."""
+    inbox = SalesInbox.__table__
+    oldest = db.session.scalar(sa.select(inbox.c.created_at).order_by(inbox.c.id).limit(1))
+    if oldest is None:
+        return 0.0
+    return max(0.0, (now_utc() - oldest).total_seconds())
 
 
 def _fold_some(batch: int) -> int:

@@ -24,6 +24,11 @@ _SEPARATORS = re.compile(r"[\s\-_.]+")
 _MAX_INPUT = 512
 
 
+# Every `code` a ScanParseError can have (a scan refused for it says it as its reason).
+PARSE_ERRORS = ("not_a_code", "serial_too_short", "serial_too_long", "bad_check_character", "unknown_url", "bad_gtin",
+                "empty_code", "code_too_long")
+
+
 class ScanParseError(ValueError):
     """What was scanned is not one of our codes; `code` is stable, `message` is for a person."""
 

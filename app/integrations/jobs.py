@@ -18,6 +18,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from app.core import metrics
+
 log = logging.getLogger(__name__)
 # What an RQ worker runs for every job (the wiring: it builds the app once per worker process).
 WORKER_ENTRY = "app.worker.run_job_in_worker"
@@ -39,11 +41,12 @@ def run_job(path: str, *args: Any, **kwargs: Any) -> Any:
         db.session.remove()
 
 
-def _run_in_app(app: Flask, path: str, args: tuple, kwargs: dict) -> None:
+def _run_in_app(app: Flask, path: str, args: tuple, kwargs: dict, mode: str = "inline") -> None:
     with app.app_context():
         try:
             run_job(path, *args, **kwargs)
         except Exception:
+            metrics.job_failed(mode)
             log.exception("job %s failed", path)
 
 
@@ -58,11 +61,11 @@ def _queue_redis(app: Flask):
     return client
 
 
-def _submit_here(app: Flask, path: str, args: tuple, kwargs: dict) -> None:
+def _submit_here(app: Flask, path: str, args: tuple, kwargs: dict, mode: str = "thread") -> None:
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jobs")
-    _pool.submit(_run_in_app, app, path, args, kwargs)
+    _pool.submit(_run_in_app, app, path, args, kwargs, mode)
 
 
 def enqueue(path: str, *args: Any, retries: int = 0, **kwargs: Any) -> str | None:
@@ -81,12 +84,27 @@ def enqueue(path: str, *args: Any, retries: int = 0, **kwargs: Any) -> str | Non
             # The queue is down, the work is committed: do it here rather than leave it waiting for nobody.
             log.warning("jobs: cannot queue %s (Redis: %s): running it in this process", path,
                         exc.__class__.__name__)
-            _submit_here(app, path, args, kwargs)
+            _submit_here(app, path, args, kwargs, "rq_fallback")
             return None
         return job.id
     if mode == "thread":
         _submit_here(app, path, args, kwargs)
         return None
     # inline: run now, in a fresh app context so the caller's session is untouched.
-    _run_in_app(app, path, args, kwargs)
+    _run_in_app(app, path, args, kwargs, "inline")
     return None
+
+
+QUEUES = ("default",)
+
+
+def queue_stats(app: Flask) -> dict[str, tuple[int, int]]:
+    """Per RQ queue: the jobs waiting and the jobs in its failed registry (two reads of Redis each)."""
+    from rq import Queue
+
+    out = {}
+    for name in QUEUES:
+        queue = Queue(name, connection=_queue_redis(app))
+        out[name] = (queue.count, queue.failed_job_registry.count)
+    return out
+

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 
+import requests
 from flask import has_request_context
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,16 @@ def slots_for(app) -> CallSlots:
                     int(app.config.get("WECHAT_MAX_CONCURRENT_CALLS") or 2),
                     float(app.config.get("WECHAT_BUSY_WAIT_SECONDS") or 0.0))
     return slots
+
+
+def error_kind(exc: BaseException) -> str | None:
+    """How a failed WeChat or WeChat Pay call is counted: `timeout`, or the error's code."""
+    cause = exc.__cause__
+    if isinstance(cause, requests.Timeout):
+        return "timeout"
+    if isinstance(cause, requests.ConnectionError):
+        return "unreachable"
+    return getattr(exc, "code", None)
 
 
 _lock = threading.Lock()

@@ -26,9 +26,10 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 from wechatpy.session.redisstorage import RedisStorage
 
+from app.core import metrics
 from app.errors import AppError, ValidationFailed
 from app.integrations.guard import check_no_open_transaction
-from app.integrations.slots import CallSlots, slots_for
+from app.integrations.slots import CallSlots, error_kind, slots_for
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class WeChatGateway:
                   ("grant_type", "authorization_code")]
         # jscode2session needs no access token, but wechatpy adds one to any dict of params (so a login could
         # fail on a token problem); a list of pairs is passed through untouched.
-        result = self._call(lambda: self._client.get("sns/jscode2session", params=params,
+        result = self._call("wechat.jscode2session", lambda: self._client.get("sns/jscode2session", params=params,
                                                      api_base_url=self.api_base))
         if not result.get("openid") or not result.get("session_key"):
             raise WeChatError("微信登录返回的数据不完整")
@@ -282,8 +283,8 @@ class WeChatGateway:
     def get_phone_number(self, code: str) -> dict[str, str]:
         """Exchange a getPhoneNumber code for `{"phone", "pure_phone", "country_code"}`."""
         # Not in wechatpy 1.8.18; `post` rather than `_post`, which only adds a DeprecationWarning.
-        result = self._call(lambda: self._client.post("wxa/business/getuserphonenumber", data={"code": code},
-                                                      api_base_url=self.api_base))
+        result = self._call("wechat.getuserphonenumber", lambda: self._client.post(
+            "wxa/business/getuserphonenumber", data={"code": code}, api_base_url=self.api_base))
         info = result.get("phone_info") or {}
         if not info.get("phoneNumber"):
             raise WeChatError("微信返回的手机号数据不完整")
@@ -307,7 +308,8 @@ class WeChatGateway:
         if env_version is not None:
             body["env_version"] = env_version
         # wechatpy hands back the raw response when the body is not JSON (JSON errors already raised).
-        res = self._call(lambda: self._client.post("wxa/getwxacodeunlimit", data=body, api_base_url=self.api_base))
+        res = self._call("wechat.getwxacodeunlimit", lambda: self._client.post(
+            "wxa/getwxacodeunlimit", data=body, api_base_url=self.api_base))
         if isinstance(res, requests.Response) and res.headers.get("Content-Type", "").startswith("image/"):
             return res.content
         raise WeChatError("微信没有返回小程序码图片")
@@ -321,15 +323,24 @@ class WeChatGateway:
             payload["page"] = page
         if miniprogram_state is not None:
             payload["miniprogram_state"] = miniprogram_state
-        self._call(lambda: self._client.post("cgi-bin/message/subscribe/send", data=payload,
-                                             api_base_url=self.api_base))
+        self._call("wechat.subscribe_send", lambda: self._client.post(
+            "cgi-bin/message/subscribe/send", data=payload, api_base_url=self.api_base))
 
-    def _call(self, func: Callable[[], T]) -> T:
-        """Run one API call in one of this process's WeChat slots (WeChatBusy at once when none is free)."""
+    def _call(self, api: str, func: Callable[[], T]) -> T:
+        """Run one API call in one of this process's WeChat slots (WeChatBusy at once when none is free), timed
+        as `api` (`wechat_call_duration_seconds`, `wechat_call_errors_total`)."""
         check_no_open_transaction("WeChat")
         if self._slots is None:
-            return self._call_now(func)
-        with self._slots.slot(WeChatBusy):
+            return self._call_timed(api, func)
+        try:
+            with self._slots.slot(WeChatBusy):
+                return self._call_timed(api, func)
+        except WeChatBusy:
+            metrics.call_refused(api, WeChatBusy.code)
+            raise
+
+    def _call_timed(self, api: str, func: Callable[[], T]) -> T:
+        with metrics.timed_call(api, error_kind):
             return self._call_now(func)
 
     def _call_now(self, func: Callable[[], T]) -> T:

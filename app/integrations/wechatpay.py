@@ -31,9 +31,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, current_app
 from wechatpayv3 import WeChatPay, WeChatPayType
 
+from app.core import metrics
 from app.errors import AppError, ValidationFailed
 from app.integrations.guard import check_no_open_transaction
-from app.integrations.slots import CallSlots, slots_for
+from app.integrations.slots import CallSlots, error_kind, slots_for
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class WeChatPayGateway:
             if time_expire.tzinfo is None:
                 raise ValueError("time_expire must be timezone-aware")
             expire = time_expire.astimezone(CHINA_TZ).isoformat(timespec="seconds")
-        result = self._request(lambda: self._pay.pay(
+        result = self._request("pay.jsapi", lambda: self._pay.pay(
             description=description, out_trade_no=out_trade_no, amount={"total": total_fen, "currency": "CNY"},
             payer={"openid": openid}, time_expire=expire, pay_type=WeChatPayType.JSAPI))
         prepay_id = result.get("prepay_id")
@@ -148,12 +149,12 @@ class WeChatPayGateway:
     def query_by_out_trade_no(self, out_trade_no: str) -> dict[str, Any]:
         """The order as WeChat Pay sees it (`trade_state` NOTPAY, SUCCESS, REFUND, CLOSED, ...)."""
         _check_out_trade_no(out_trade_no)
-        return self._request(lambda: self._pay.query(out_trade_no=out_trade_no))
+        return self._request("pay.query", lambda: self._pay.query(out_trade_no=out_trade_no))
 
     def close_order(self, out_trade_no: str) -> None:
         """Close an unpaid order so it can no longer be paid."""
         _check_out_trade_no(out_trade_no)
-        self._request(lambda: self._pay.close(out_trade_no=out_trade_no))
+        self._request("pay.close", lambda: self._pay.close(out_trade_no=out_trade_no))
 
     def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int, reason: str,
                notify_url: str | None = None) -> dict[str, Any]:
@@ -167,14 +168,14 @@ class WeChatPayGateway:
             raise ValidationFailed("退款金额超过订单金额", details={"fields": {"refund_fen": "不能超过订单金额"}})
         if reason and len(reason) > 80:
             raise ValidationFailed("退款原因太长", details={"fields": {"reason": "最多 80 个字"}})
-        return self._request(lambda: self._pay.refund(
+        return self._request("pay.refund", lambda: self._pay.refund(
             out_refund_no=out_refund_no, out_trade_no=out_trade_no, reason=reason or None,
             amount={"refund": refund_fen, "total": total_fen, "currency": "CNY"},
             notify_url=notify_url or self.notify_url))
 
     def query_refund(self, out_refund_no: str) -> dict[str, Any]:
         """The refund as WeChat Pay sees it (`status` PROCESSING, SUCCESS, CLOSED or ABNORMAL)."""
-        return self._request(lambda: self._pay.query_refund(out_refund_no=out_refund_no))
+        return self._request("pay.query_refund", lambda: self._pay.query_refund(out_refund_no=out_refund_no))
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes,
                            now: datetime | float | None = None) -> dict[str, Any]:
@@ -223,12 +224,21 @@ class WeChatPayGateway:
             raise _invalid("malformed")
         return {"id": envelope["id"], "event_type": envelope["event_type"], "resource": decrypted}
 
-    def _request(self, call: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
-        """Run one wechatpayv3 call and return the decoded JSON (or {} for 204), mapping every failure."""
+    def _request(self, api: str, call: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
+        """Run one wechatpayv3 call and return the decoded JSON (or {} for 204), mapping every failure; timed as
+        `api` (`wechat_call_duration_seconds`, `wechat_call_errors_total`)."""
         check_no_open_transaction("WeChat Pay")
         if self._slots is None:
-            return self._request_now(call)
-        with self._slots.slot(PayBusy):
+            return self._request_timed(api, call)
+        try:
+            with self._slots.slot(PayBusy):
+                return self._request_timed(api, call)
+        except PayBusy:
+            metrics.call_refused(api, PayBusy.code)
+            raise
+
+    def _request_timed(self, api: str, call: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
+        with metrics.timed_call(api, error_kind):
             return self._request_now(call)
 
     def _request_now(self, call: Callable[[], tuple[int, Any]]) -> dict[str, Any]:

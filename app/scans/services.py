@@ -27,13 +27,13 @@ from app.accounts.roles import STORE_OWNER
 from app.catalog.models import Sku, SkuPrice
 from app.channel.models import Partner, Store
 from app.codes.models import BIZ_STEPS, Code, ScanEvent
-from app.codes.parse import Scanned, ScanParseError, parse_scan
-from app.core import events
+from app.codes.parse import PARSE_ERRORS, Scanned, ScanParseError, parse_scan
+from app.core import events, metrics
 from app.core.clock import BUSINESS_TZ, as_utc, now_utc
 from app.core.db import dialect_insert, on_postgres
 from app.core.retry import is_retryable, retried, run_retrying
 from app.core.security import Principal, authorize_store
-from app.core.tx import transaction
+from app.core.tx import after_commit, transaction
 from app.errors import AppError, Forbidden, NotFound
 from app.extensions import db
 from app.incentives.models import IncentiveCredit, IncentiveRule
@@ -272,6 +272,25 @@ def _replay(answer: dict) -> dict:
     return {**answer, "replayed": True}
 
 
+# The reasons a refusal is counted under (a bounded label): the refusal table and what the code parser says.
+COUNTED_REASONS = frozenset(messages.REFUSALS) | frozenset(PARSE_ERRORS)
+
+
+def _count(answer: Mapping[str, Any]) -> None:
+    """Count one answered scan item (`scans_total`): only once what it did has committed, or when it did nothing
+    (a refusal given at once, a replay). A refusal's reason label is one of COUNTED_REASONS, or `other`."""
+    status = answer.get("status")
+    outcome = "replayed" if answer.get("replayed") else (status if status in ("accepted", "duplicate") else "refused")
+    reason = answer.get("reason") or ""
+    metrics.count_scan(answer.get("action"), outcome,
+                       (reason if reason in COUNTED_REASONS else "other") if outcome == "refused" else "")
+
+
+def _count_hot_sell() -> None:
+    """A sell the hot path made: committed by its own statement, always accepted (its JSON is not parsed)."""
+    metrics.count_scan("sell", "accepted")
+
+
 # --- the phone's clock -------------------------------------------------------------------------------------
 
 def _aware(at: datetime) -> datetime:
@@ -338,6 +357,7 @@ def scan(principal: Principal, data: ScanInput) -> Mapping[str, Any]:
         if item is not None:
             text = hot.sell_one(item, tz=BUSINESS_TZ.key)
             if text is not None:
+                _count_hot_sell()
                 return EncodedAnswer(text)
     return _on_live_connection(lambda: run_retrying(lambda: _scan_once(principal.user_id, data), name="scan"))
 
@@ -410,17 +430,20 @@ def _scan_once(user_id: int, data: ScanInput, *, errors_as_answers: bool = False
             with transaction():
                 answer = _apply(user_id, data)
                 _keep_answer(user_id, data, answer)
+                after_commit(lambda: _count(answer))
         except AppError as exc:
             if not errors_as_answers:
                 raise
             answer = _answer("refused", scan=data, reason=exc.code, message=exc.message, store_id=data.store_id)
             with transaction():  # the scan's writes were rolled back with the error: only its answer is kept
                 _keep_answer(user_id, data, answer)
+                after_commit(lambda: _count(answer))
     except _Replayed:
         first = _stored_answer(user_id, data.request_id)
         if first is None:
             raise RuntimeError(f"request {data.request_id!r} was answered, but its answer cannot be read") from None
-        return _replay(first)
+        answer = _replay(first)
+        _count(answer)
     return answer
 
 
@@ -834,6 +857,9 @@ def scan_batch(principal: Principal, items: list[ScanInput | dict]) -> list[Mapp
 
 def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> list[Mapping[str, Any]]:
     answers: list[Mapping[str, Any] | None] = [it if isinstance(it, dict) else None for it in items]
+    # Answers given here without any work (refused at once, replays) are counted when the batch is done (a batch
+    # run again on a fresh connection counts them once); the hot path's and the general path's as they commit.
+    at_once = [i for i, a in enumerate(answers) if a is not None]
     allowed: dict[int, bool] = {}
     for i, it in enumerate(items):
         if isinstance(it, dict):
@@ -841,6 +867,7 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
         it.store_id = it.store_id if it.store_id is not None else principal.store_id
         if it.store_id is None:
             answers[i] = _answer("refused", scan=it, reason="store_required", message="请指定门店")
+            at_once.append(i)
             continue
         if it.store_id not in allowed:
             try:
@@ -851,6 +878,7 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
         if not allowed[it.store_id]:
             answers[i] = _answer("refused", scan=it, reason="out_of_scope", message=messages.refused("out_of_scope"),
                                  store_id=it.store_id)
+            at_once.append(i)
     user_id = principal.user_id
     todo = [(i, it) for i, it in enumerate(items) if answers[i] is None]
     stored = _stored_answers(user_id, list({it.request_id for _, it in todo}))
@@ -859,9 +887,11 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
     for i, it in todo:
         if it.request_id in stored:
             answers[i] = _replay(stored[it.request_id])
+            at_once.append(i)
         elif it.request_id in seen_requests:
             answers[i] = _answer("refused", scan=it, reason="duplicate_request_id", message="同一批里请求号重复了",
                                  store_id=it.store_id)
+            at_once.append(i)
         else:
             seen_requests.add(it.request_id)
             fresh.append((i, it))
@@ -887,6 +917,8 @@ def _scan_batch_once(principal: Principal, items: list[ScanInput | dict]) -> lis
         general += _sell_run(run, answers, tz)
     if general:
         _general_stretch(user_id, general, answers)
+    for i in at_once:
+        _count(answers[i])
     return [a for a in answers if a is not None]
 
 
@@ -909,6 +941,7 @@ def _sell_run(run: list[tuple[int, ScanInput, hot.HotSell]], answers: list, tz: 
     for k, (i, it, _) in enumerate(run):
         if k in sold:
             answers[i] = EncodedAnswer(sold[k])
+            _count_hot_sell()
         else:
             left.append((i, it))
     return sorted(left, key=lambda entry: entry[0])
@@ -954,7 +987,9 @@ def _general_item(user_id: int, it: ScanInput) -> dict[str, Any]:
         if not is_retryable(exc):
             raise
         db.session.rollback()
-        return _answer("refused", scan=it, reason="busy", message=messages.refused("busy"), store_id=it.store_id)
+        answer = _answer("refused", scan=it, reason="busy", message=messages.refused("busy"), store_id=it.store_id)
+        _count(answer)
+        return answer
 
 
 # --- undo --------------------------------------------------------------------------------------------------
@@ -1012,6 +1047,7 @@ def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
             level = _undo_move(loc, ev, -n, principal.user_id, "撤销入库")
             move_stock(location_id=transit, sku_id=ev.sku_id, on_hand=n, kind="undo",
                        ref_type="scan_event", ref_id=ev.id, user_id=principal.user_id, reason="撤销入库")
+        after_commit(lambda: metrics.count_scan("undo", "accepted"))
         undo_id = _add_event(ctx, action="undo", sku_id=ev.sku_id, code_id=ev.code_id, quantity=n,
                              location_id=loc, corrects_event_id=ev.id, event_time=now, order_id=ev.order_id)
         if ev.action in ("sell", "receive"):

@@ -109,9 +109,17 @@ def _server_database(tmp_dir: Path) -> Iterator[str]:
         with admin.connect() as conn:  # whatever a killed earlier run left connected
             conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                  " WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
-        with live.connect() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
+        for attempt in (1, 2, 3):
+            try:
+                with live.connect() as conn:
+                    conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+                    conn.exec_driver_sql("CREATE SCHEMA public")
+                return
+            except sa.exc.OperationalError:
+                # Through PgBouncer the connection handed out may be to a backend just terminated above: the
+                # next one is to a new backend.
+                if attempt == 3:
+                    raise
 
     with admin.connect() as conn:
         if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
@@ -151,7 +159,8 @@ def _seeded_app(database_url: str, secret_key: str, fake_wechat, pay_keys):
 
 
 def _server_env(database_url: str, secret_key: str, fake_wechat, pay_keys) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT", "DB_", "REDIS", "RATELIMIT"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT", "DB_", "REDIS", "RATELIMIT"))
+           or k == "DB_PGBOUNCER"}  # the suite run through PgBouncer: the server is too
     env.update({
         "APP_ENV": "development", "DATABASE_URL": database_url, "SECRET_KEY": secret_key,
         "WECHAT_MODE": "fake", "WECHAT_APPID": APPID, "WECHAT_SECRET": SECRET,
@@ -191,7 +200,13 @@ def _wait_ready(proc: subprocess.Popen, log_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory, fake_wechat, pay_keys) -> Iterator[LiveServer]:
+def live_server_env() -> dict[str, str]:
+    """Settings added to the server's environment; a test module overrides this fixture to serve otherwise."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, fake_wechat, pay_keys, live_server_env) -> Iterator[LiveServer]:
     tmp_dir = tmp_path_factory.mktemp("live")
     secret_key = "live-" + secrets.token_hex(24)
     with _server_database(tmp_dir) as database_url:
@@ -205,7 +220,8 @@ def live_server(tmp_path_factory, fake_wechat, pay_keys) -> Iterator[LiveServer]
                  "--threads", str(THREADS), "--graceful-timeout", "10", "--access-logfile", "-",
                  "--no-control-socket", "--config", str(Path(__file__).with_name("gunicorn_hooks.py")),
                  "wsgi:app"],
-                cwd=ROOT, env=_server_env(database_url, secret_key, fake_wechat, pay_keys), stdout=log,
+                cwd=ROOT, env={**_server_env(database_url, secret_key, fake_wechat, pay_keys), **live_server_env},
+                stdout=log,
                 stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),), start_new_session=True)
         sock.close()
         atexit.register(_stop, proc)  # should the test process be interrupted before the finalizer
