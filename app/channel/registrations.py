@@ -26,8 +26,8 @@ from flask import current_app
 
 from app.accounts.models import Membership, User
 from app.accounts.roles import PARTNER_ROLES
-from app.channel import identity
-from app.channel.models import Partner, Store
+from app.channel import identity, routing
+from app.channel.models import Partner, Store, Territory
 from app.channel.registration_models import (
     CONVERTED,
     EXPIRED,
@@ -202,7 +202,8 @@ def create_registration(principal: Principal, *, request_id: str, name: str, pho
         with transaction():
             # The partner's row is the lock its quota is counted under; different partners do not wait here.
             partner = db.session.scalar(sa.select(Partner).where(Partner.id == partner.id).with_for_update())
-            refusal = _check_free(partner, keys, phone, name, identity.area_code(region), attempt)
+            refusal = _check_free(partner, keys, phone, name, identity.area_code(region), attempt,
+                                  region=region, industry=industry or None)
             if refusal is None:
                 return _insert(principal, partner, keys, region=region, name=name.strip(), phone=phone,
                                address=address.strip(), industry=industry or "", licence=licence, lat=lat, lng=lng,
@@ -218,6 +219,21 @@ def create_registration(principal: Principal, *, request_id: str, name: str, pho
         refusal = _held_refusal(found, partner.id, attempt)
     _record_conflict(refusal[1])
     raise refusal[0]
+
+
+def exclusive_holder(partner: Partner, region: str, industry: str | None) -> Partner | None:
+    """The partner who serves this place under an exclusive assignment (the one routing function decides), when it
+    is neither the registering partner nor in its line (its agent above it, or a distributor below it): a shop
+    there is that partner's to bring in."""
+    found = routing.route(routing.covering_codes([region]), industry)
+    if found.partner_id is None or found.partner_id == partner.id:
+        return None
+    if db.session.scalar(sa.select(Territory.kind).where(Territory.id == found.assignment_id)) != "exclusive":
+        return None
+    holder = db.session.get(Partner, found.partner_id)
+    if holder.path.startswith(partner.path) or partner.path.startswith(holder.path):
+        return None
+    return holder
 
 
 def _conflict(held_by: str, until: datetime | None, kind: str, row: dict) -> tuple[AppError, dict]:
@@ -236,9 +252,11 @@ def _held_refusal(found: tuple[Registration, str], partner_id: int, attempt: dic
                      {**attempt, "holder_partner_id": reg.partner_id, "registration_id": reg.id})
 
 
-def _check_free(partner: Partner, keys, phone: str, name: str, area: str, attempt: dict):
-    """None when the shop is free and the partner has quota; else (the refusal, the conflict row to record).
-    A holder whose protection ran out (the expiry job has not come by yet) is expired here first."""
+def _check_free(partner: Partner, keys, phone: str, name: str, area: str, attempt: dict, *, region: str,
+                industry: str | None):
+    """None when the shop is free, in no other partner's exclusive territory, and the partner has quota; else (the
+    refusal, the conflict row to record). A holder whose protection ran out (the expiry job has not come by yet) is
+    expired here first. Another registration or a store comes first: its answer names the holder and the date."""
     found = _holder(keys)
     now = now_utc()
     for _ in keys:  # each key may have its own lapsed holder
@@ -255,6 +273,10 @@ def _check_free(partner: Partner, keys, phone: str, name: str, area: str, attemp
         holder = db.session.get(Partner, store[0].distributor_id)
         return _conflict(holder.name, None, store[1],
                          {**attempt, "holder_partner_id": holder.id, "store_id": store[0].id})
+    exclusive = exclusive_holder(partner, region, industry)
+    if exclusive is not None:
+        raise Conflict(f"这个区域由{exclusive.name}独家经营，不能报备", code="territory_exclusive",
+                       details={"held_by": exclusive.name, "region_code": region})
     policy = get_policy()
     quota = quota_for(policy, partner.level)
     held = db.session.scalar(sa.select(sa.func.count(Registration.id)).where(

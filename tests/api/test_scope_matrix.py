@@ -139,7 +139,7 @@ def _visible_assignments(actor: str, body: Any) -> None:
 def _shop() -> dict:
     n = next(_counter)
     return {"request_id": f"matrix-{n}", "name": f"矩阵报备店{n}", "phone": f"1370000{n:04d}",
-            "region_code": "330106", "industry": "convenience"}
+            "region_code": "330203", "industry": "convenience"}  # Ningbo: nobody holds it exclusively
 
 
 def _registrations(client, ids: dict, headers: dict) -> None:

@@ -117,7 +117,7 @@ def test_expiry_job_frees_the_shop(client, world):
     assert _reg(keep["id"]).status == "protected"
     assert registrations.expire_registrations() == 0
     db.session.remove()
-    assert register(client, world["d2"], phone="13922220001").status_code == 201
+    assert register(client, world["d2"], phone="13922220001", region_code="440305").status_code == 201
 
 
 def test_a_lapsed_protection_does_not_block_before_the_job_runs(client, world):
@@ -126,7 +126,7 @@ def test_a_lapsed_protection_does_not_block_before_the_job_runs(client, world):
         db.session.execute(sa.update(Registration).where(Registration.id == reg["id"]).values(
             protected_until=datetime.now(UTC) - timedelta(minutes=1)))
     db.session.remove()
-    assert register(client, world["d2"], phone="13922220002").status_code == 201
+    assert register(client, world["d2"], phone="13922220002", region_code="440305").status_code == 201
     assert _reg(reg["id"]).status == "expired"
     assert_error(client.post(f"{REGISTRATIONS}/{reg['id']}/extend", json={}, headers=world["d1"]), 409,
                  "registration_state")

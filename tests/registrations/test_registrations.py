@@ -62,7 +62,7 @@ def test_same_licence_or_same_name_in_district_is_the_same_shop(client, world):
     assert assert_error(by_licence, 409, "registration_conflict")["details"]["matched"] == "licence"
     by_name = register(client, world["d2"], name="湖边小卖部！")
     assert assert_error(by_name, 409, "registration_conflict")["details"]["matched"] == "name_district"
-    elsewhere = register(client, world["d2"], name="湖边小卖部", region_code="330105")
+    elsewhere = register(client, world["d2"], name="湖边小卖部", region_code="330203")  # Ningbo: no exclusive
     assert elsewhere.status_code == 201, elsewhere.get_json()
     assert first["status"] == "protected"
 
@@ -139,7 +139,7 @@ def test_quota_by_partner_level(client, world):
     assert register(client, world["d1"]).status_code == 201
     err = assert_error(register(client, world["d1"]), 409, "registration_quota")
     assert err["details"] == {"quota": 1, "held": 1, "level": "standard"}
-    assert register(client, world["d2"]).status_code == 201  # another partner has its own quota
+    assert register(client, world["d2"], region_code="440305").status_code == 201  # another partner: own quota
 
 
 def test_extend_is_asked_for_and_limited(client, world):
@@ -162,7 +162,7 @@ def test_release_frees_the_shop(client, world):
     resp = client.post(f"{REGISTRATIONS}/{reg['id']}/release", json={"reason": "店主不做了"}, headers=world["d1"])
     assert resp.status_code == 200 and resp.get_json()["status"] == "released"
     assert db.session.scalar(sa.select(sa.func.count(RegistrationIdentity.id))) == 0
-    assert register(client, world["d2"], phone="13911110005").status_code == 201
+    assert register(client, world["d2"], phone="13911110005", region_code="440305").status_code == 201
     assert_error(client.post(f"{REGISTRATIONS}/{reg['id']}/release", json={}, headers=world["d1"]), 409,
                  "registration_state")
 
@@ -265,3 +265,16 @@ def test_a_retried_extend_or_release_happens_once(client, world):
     repeat = client.post(f"{url}/release", json={"request_id": "rel-1"}, headers=world["d1"])
     assert released.status_code == repeat.status_code == 200 and repeat.get_json()["status"] == "released"
     assert [e.action for e in _reg(reg["id"]).events] == ["register", "extend", "extend", "release"]
+
+
+def test_another_partners_exclusive_territory_is_theirs_to_bring_in(client, world):
+    """The one routing function says who serves the place: in D1's exclusive Hangzhou, D2 may not protect a shop,
+    D1 and its agent A1 may (A1 in its own line); in Ningbo, which D3 holds shared, anyone may."""
+    before = db.session.scalar(sa.select(sa.func.count(Registration.id)))
+    err = assert_error(register(client, world["d2"], region_code="330106"), 409, "territory_exclusive")
+    assert err["details"] == {"held_by": "杭州西湖分销", "region_code": "330106"}
+    assert "杭州西湖分销独家经营" in err["message"]
+    assert db.session.scalar(sa.select(sa.func.count(Registration.id))) == before
+    assert register(client, world["d1"], region_code="330106").status_code == 201
+    assert register(client, world["a1"], region_code="330106").status_code == 201
+    assert register(client, world["d2"], region_code="330203").status_code == 201
