@@ -569,8 +569,7 @@ def _territory_page(form: dict[str, str] | None = None, error: str | None = None
               "open": tr.ended_at is None and (tr.valid_to is None or tr.valid_to > now)}
              for tr, partner in rows]
     partners = channel_queries.list_partners_of_kinds(g.principal, ("agent", "distributor"))
-    divisions = [(prov, regions.children(prov.code)) for prov in regions.provinces()]
-    return render_template("hq/territories.html", items=items, partners=partners, divisions=divisions,
+    return render_template("hq/territories.html", items=items, partners=partners,
                            form=form or {}, error=error, region=region, active=active,
                            can_write=g.principal.can("hq.write")), status
 

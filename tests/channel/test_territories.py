@@ -280,7 +280,7 @@ def test_console_page_lists_by_region_and_assigns_and_ends(client, app, w):
     table = html[html.index("<table"):]
     assert table.index("浙江省") < table.index("杭州市") < table.index("宁波市")  # by region: province, then cities
     assert table.index("广东省") < table.index("广州市") < table.index("深圳市") < table.index("成都市")
-    assert 'value="510100"' in html  # the region select offers the shipped divisions
+    assert 'data-name="region_code"' in html and 'value="510000"' in html  # the picker: provinces, then cities
 
     refused = client.post("/hq/territories", data={"csrf": csrf, "partner_id": str(w["p"]["D3"]),
                                                    "region_code": "330100", "kind": "exclusive"})
