@@ -191,17 +191,19 @@ def actuals(partner_ids: list[int], period: str) -> dict[tuple[int, str], int]:
 
 # --- reads -------------------------------------------------------------------------------------------------
 
-def list_targets(principal: Principal, period: str, partner_id: int | None = None) -> list[dict[str, Any]]:
+def list_targets(principal: Principal, period: str, partner_id: int | None = None,
+                 action: str = "partner.read") -> list[dict[str, Any]]:
     """The live targets of the month of the partners the caller may see (a partner its own subtree, HQ all),
-    each with its actual, variance (actual − target) and attainment in basis points (none for a zero target)."""
-    authorize_action(principal, "partner.read")
+    each with its actual, variance (actual − target) and attainment in basis points (none for a zero target).
+    The HQ report asks `hq.read`, so partner staff read theirs on the mini-program only."""
+    authorize_action(principal, action)
     check_period(period)
     if partner_id is not None:
-        get_partner_for(principal, partner_id)
+        get_partner_for(principal, partner_id, action)
     stmt = (sa.select(PartnerTarget, Partner)
             .join(Partner, Partner.id == PartnerTarget.partner_id)
             .where(PartnerTarget.period == period, PartnerTarget.superseded_at.is_(None),
-                   visible_partners_condition(principal))
+                   visible_partners_condition(principal, action))
             .order_by(Partner.path, PartnerTarget.metric))
     if partner_id is not None:
         stmt = stmt.where(PartnerTarget.partner_id == partner_id)

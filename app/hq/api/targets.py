@@ -52,7 +52,8 @@ def set_target(body):
 def list_targets(args):
     """The month's live targets of every partner (or one) with actuals, variance and attainment; `format=xlsx`
     answers the same rows as an .xlsx file."""
-    rows = targets.list_targets(current_principal(), args["period"], partner_id=args["partner_id"])
+    rows = targets.list_targets(current_principal(), args["period"], partner_id=args["partner_id"],
+                                 action="hq.read")
     if args["format"] == "xlsx":
         stamp = datetime.now().strftime("%Y%m%d")
         data = exports.to_xlsx(rows, COLUMNS, sheet=f"目标-{args['period']}")
