@@ -155,3 +155,61 @@ def test_partner_staff_see_their_own_and_the_agent_its_subtree(client, demo):
     resp = client.post("/api/hq/v1/targets", headers=staff,
                        json={"partner_id": ids["D1"], "period": PERIOD, "metric": "new_stores", "value": 9})
     assert resp.status_code in (401, 403)
+
+
+def test_the_demo_has_targets_for_this_and_last_month_with_one_changed(demo):
+    from app.demo.targets import periods
+
+    this, last = periods()
+    for period in (this, last):
+        rows = targets.list_targets(SYSTEM, period)
+        assert {r["partner_code"] for r in rows} >= {"D1", "D2", "D3", "D4", "D5", "A1", "A2"}
+        assert all(len([r for r in rows if r["partner_code"] == c]) == 4 for c in ("D1", "D5"))
+    d1 = _partner("D1").id
+    assert [t.version for t in targets.target_history(SYSTEM, d1, last, "sell_through_units")] == [1, 2]
+    a1 = next(r for r in targets.list_targets(SYSTEM, this, partner_id=_partner("A1").id)
+              if r["metric"] == "sell_in_fen")
+    assert a1["target"] == 800_000
+
+
+@pytest.mark.parametrize("period", ["2100-01", "1999-12", "2026-00", "26-01", ""])
+def test_the_service_refuses_a_month_out_of_range(demo, period):
+    with pytest.raises(targets.ValidationFailed) as err:
+        targets.set_target(SYSTEM, partner_id=_partner("D1").id, period=period, metric="new_stores", value=1)
+    assert err.value.code == "invalid_period"
+    with pytest.raises(targets.ValidationFailed):
+        targets.list_targets(SYSTEM, period)
+
+
+def test_an_agents_sell_in_counts_its_distributors_paid_orders_net_of_refunds(demo):
+    from app.orders.models import Order
+
+    order_id = db.session.scalar(sa.select(Order.id).order_by(Order.id).limit(1))
+    d1, a1 = _partner("D1").id, _partner("A1").id
+
+    def place(**values):
+        with transaction():
+            db.session.execute(sa.update(Order).where(Order.id == order_id).values(**values))
+        db.session.remove()
+        return {c: _actual(c, "sell_in_fen") for c in ("D1", "A1", "D2")}
+
+    before = place(paid_at=targets.month_bounds("2001-01")[0], routed_partner_id=d1, routed_agent_id=a1)
+    after = place(paid_at=now_utc(), paid_fen=1_000, refunded_fen=300)
+    assert after == {"D1": before["D1"] + 700, "A1": before["A1"] + 700, "D2": before["D2"]}
+
+
+def test_new_stores_count_registrations_converted_in_the_month(demo):
+    from app.channel.registration_models import Registration
+
+    reg_id = db.session.scalar(sa.select(Registration.id).order_by(Registration.id).limit(1))
+    d1, a1 = _partner("D1").id, _partner("A1").id
+
+    def place(**values):
+        with transaction():
+            db.session.execute(sa.update(Registration).where(Registration.id == reg_id).values(**values))
+        db.session.remove()
+        return {c: _actual(c, "new_stores") for c in ("D1", "A1", "D2")}
+
+    before = place(status="expired", partner_id=d1, agent_id=a1)
+    after = place(status="converted", converted_at=now_utc())
+    assert after == {"D1": before["D1"] + 1, "A1": before["A1"] + 1, "D2": before["D2"]}
