@@ -52,7 +52,8 @@ def test_every_command_group_is_registered(app):
 
 def test_demo_steps_are_listed_in_order():
     assert [step.__name__ for step in EXTRA_SEEDS] == ["app.demo.codes", "app.demo.history", "app.demo.orders",
-                                                     "app.demo.registrations", "app.demo.consumer_orders"]
+                                                     "app.demo.registrations", "app.demo.consumer_orders",
+                                                     "app.demo.targets"]
     assert all(callable(step.seed) for step in EXTRA_SEEDS)
 
 
