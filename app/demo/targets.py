@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from app.accounts.roles import HQ_ADMIN
 from app.analytics import targets
 from app.core.clock import BUSINESS_TZ, now_utc
+from app.core.security import Binding, Principal
+
+# The system itself, with HQ's whole-network rights (as the foundation seed acts).
+_SYSTEM = Principal(user_id=None, kind="hq", bindings=(Binding(HQ_ADMIN),))  # type: ignore[arg-type]
 
 # Per distributor: sell-through units, sell-in fen, active stores, new stores (agents get the sum of theirs).
 _BASE = {"D1": (120, 600_000, 3, 2), "D2": (80, 400_000, 2, 1), "D3": (40, 200_000, 1, 1),
@@ -22,8 +27,6 @@ def periods() -> tuple[str, str]:
 
 
 def seed(ctx) -> None:
-    from app.demo.seed import SYSTEM
-
     values = dict(_BASE)
     for agent, members in _AGENTS.items():
         values[agent] = tuple(sum(_BASE[d][i] for d in members if d in _BASE) for i in range(4))
@@ -33,8 +36,8 @@ def seed(ctx) -> None:
             if partner is None:
                 continue
             for metric, value in zip(targets.METRICS, figures, strict=True):
-                targets.set_target(SYSTEM, partner_id=partner.id, period=period, metric=metric, value=value)
+                targets.set_target(_SYSTEM, partner_id=partner.id, period=period, metric=metric, value=value)
     last = periods()[1]
     if "D1" in ctx.partners:
-        targets.set_target(SYSTEM, partner_id=ctx.partners["D1"].id, period=last, metric="sell_through_units",
+        targets.set_target(_SYSTEM, partner_id=ctx.partners["D1"].id, period=last, metric="sell_through_units",
                            value=_BASE["D1"][0] + 30)
