@@ -25,11 +25,12 @@ from app.demo import consumer_orders as demo_consumer_orders
 from app.demo import history as demo_history
 from app.demo import orders as demo_orders
 from app.demo import registrations as demo_registrations
+from app.demo import targets as demo_targets
 from app.extensions import db
 from app.inventory import services as inventory
 
 # The modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
-EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations, demo_consumer_orders)
+EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations, demo_consumer_orders, demo_targets)
 
 HQ_CODE = "HQ"
 

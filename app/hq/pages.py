@@ -95,6 +95,7 @@ T: dict[str, dict[str, str]] = {
     "forecast": {"zh": "预测需求", "en": "Forecast"}, "progress": {"zh": "进度", "en": "Progress"},
     "sub_stock": {"zh": "分仓库存", "en": "Sub-warehouse stock"},
     "territories": {"zh": "区域分配", "en": "Territories"},
+    "targets": {"zh": "目标与达成", "en": "Targets"},
     "registrations": {"zh": "客户报备", "en": "Registrations"},
     "consumer_orders": {"zh": "顾客订单", "en": "Consumer orders"},
     "source": {"zh": "来源", "en": "Source"}, "handled_by": {"zh": "处理人", "en": "Handled by"},
@@ -633,6 +634,49 @@ def end_territory(territory_id: int):
     if _write(lambda: channel_territories.end_territory(g.principal, territory_id, reason=reason)):
         flash("区域分配已结束，之后的订单不再按它分配；已发生的记录保持原样", "ok")
     return redirect(url_for("hq_pages.territories"))
+# --- targets ---------------------------------------------------------------------------------------------
+
+def _targets_page(form: dict[str, str] | None = None, error: str | None = None, status: int = 200):
+    """The month's targets beside their actuals, variance and attainment; the form to set one (HQ admins)."""
+    from app.analytics import targets
+    from app.channel import queries as channel_queries
+
+    period = request.args.get("period", "").strip() or (form or {}).get("period") or \
+        now_utc().astimezone(BUSINESS_TZ).strftime("%Y-%m")
+    rows = targets.list_targets(g.principal, period, action="hq.read")
+    partners = channel_queries.list_partners_of_kinds(g.principal, ("agent", "distributor"))
+    return render_template("hq/targets.html", rows=rows, period=period, partners=partners,
+                           metrics=targets.METRIC_NAMES, form=form or {}, error=error,
+                           can_write=g.principal.can("hq.write")), status
+
+
+@bp.get("/targets")
+@login_required
+def targets_report():
+    """Targets and actuals of a month per partner and metric (variance, attainment); set a target."""
+    return _targets_page()
+
+
+@bp.post("/targets")
+@login_required
+def set_target():
+    """Set a target; a refusal is shown beside the form with the values kept."""
+    from app.analytics import targets
+
+    form = {k: request.form.get(k, "").strip() for k in ("partner_id", "period", "metric", "value")}
+    try:
+        if not form["partner_id"].isdigit() or not 1 <= int(form["partner_id"]) < 2 ** 63:
+            raise ValidationFailed("请选择伙伴", code="partner_required")
+        if not form["value"].isdigit() or int(form["value"]) >= 2 ** 63:
+            raise ValidationFailed("目标值要是不小于 0 的整数", code="invalid_target_value")
+        row = targets.set_target(g.principal, partner_id=int(form["partner_id"]), period=form["period"],
+                                 metric=form["metric"], value=int(form["value"]))
+    except AppError as err:
+        return _targets_page(form=form, error=err.message, status=err.status)
+    flash(f"已设定：{form['period']} {targets.METRIC_NAMES[row.metric]} {row.value}（第 {row.version} 版）", "ok")
+    return redirect(url_for("hq_pages.targets_report", period=row.period))
+
+
 # --- registrations (客户报备) -------------------------------------------------------------------------------
 
 _POLICY_FIELDS = (("protection_days", "保护天数"), ("max_extensions", "可延期次数"), ("extension_days", "每次延期天数"),

@@ -106,6 +106,10 @@ def _visible_partners(actor: str, body: Any) -> None:
     assert {p["code"] for p in body["items"]} & ALL_PARTNERS == PARTNER_SCOPE.get(actor, set()), actor
 
 
+def _visible_targets(actor: str, body: Any) -> None:
+    assert {t["partner_code"] for t in body["items"]} & ALL_PARTNERS <= PARTNER_SCOPE.get(actor, set()), actor
+
+
 def _summary_of_target(actor: str, body: Any) -> None:
     assert body["code"] in STORE_SCOPE[actor] and {"skus", "recent_orders", "recent_scans"} <= set(body), actor
 
@@ -256,6 +260,14 @@ ROUTES: list[Route] = [
                                                                                and t in ("D1", "A1")),
           ("D1", "D2", "A1"), setup=_registrations, fill=lambda ids, t: {"registration": ids["registrations"][t]}),
     Route("hq registration conflicts", "GET", "/api/hq/v1/registration-conflicts", hq(*HQ_STAFF)),
+    # Targets: HQ sets them; partner staff read their subtree's (an agent's distributors too), HQ any partner's.
+    Route("mp targets", "GET", "/api/mp/v1/targets?period=2026-12", hq(*CHANNEL_READERS), check=_visible_targets),
+    Route("hq targets", "GET", "/api/hq/v1/targets?period=2026-12&partner_id={partner}",
+          partners("hq_admin", "hq_analyst"), ("D1", "D2", "A1"), check=_visible_targets),
+    Route("hq targets xlsx", "GET", "/api/hq/v1/targets?period=2026-12&format=xlsx", hq(*HQ_STAFF)),
+    Route("set target", "POST", "/api/hq/v1/targets", partners("hq_admin"), ("D1", "D2", "A1"), ok=201,
+          body=lambda ids, t: {"partner_id": ids["partners"][t], "period": "2026-12", "metric": "new_stores",
+                               "value": next(_counter)}),
     Route("reassign registration", "POST", "/api/hq/v1/registrations/{registration}/reassign", hq("hq_admin"),
           ("D1", "D2", "A1"), setup=_registrations,
           body=lambda ids, t: {"partner_id": ids["partners"]["D4"], "reason": "矩阵改派"},

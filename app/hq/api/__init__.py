@@ -13,10 +13,11 @@ def register(api: Api) -> None:
     from app.hq.api.orders import blp as orders
     from app.hq.api.registrations import blp as registrations
     from app.hq.api.sessions import blp as sessions
+    from app.hq.api.targets import blp as targets
     from app.hq.api.territories import blp as territories
     from app.hq.api.users import blp as users
     from app.hq.api.warehouses import blp as warehouses
 
     for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users, registrations,
-                consumer_orders):
+                consumer_orders, targets):
         api.register_blueprint(blp, url_prefix="/api/hq/v1")

@@ -1,0 +1,62 @@
+"""Partner targets set by HQ, and the variance report (CHANNEL.md §5), as JSON or .xlsx."""
+
+from datetime import datetime
+
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.analytics import exports, targets
+from app.core.schemas import Body, Id
+from app.core.security import current_principal
+from app.schemas.targets import METRICS, PERIOD, TargetList, TargetVersionOut
+
+blp = Blueprint("hq_targets", __name__, description="Partner targets per month and metric, with actuals and variance")
+
+COLUMNS = [("partner_code", "伙伴编号"), ("partner_name", "伙伴"), ("period", "月份"), ("metric_name", "指标"),
+           ("target", "目标"), ("actual", "实际"), ("variance", "差额"), ("attainment_bp", "达成（基点）"),
+           ("version", "版本")]
+
+
+class TargetBody(Body):
+    partner_id = Id(required=True)
+    period = fields.String(required=True, validate=PERIOD)
+    metric = fields.String(required=True, validate=validate.OneOf(
+        METRICS, error="指标只能是动销件数、进货金额、动销门店数或新开门店数"))
+    value = fields.Integer(required=True, strict=True, validate=validate.Range(
+        min=0, max=2**63 - 1, error="目标值要是不小于 0 的整数"))
+    sku_group_id = Id(load_default=None, allow_none=True)
+
+
+class TargetArgs(Schema):
+    period = fields.String(required=True, validate=PERIOD)
+    partner_id = Id(load_default=None)
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "xlsx"]))
+
+
+@blp.route("/targets", methods=["POST"])
+@blp.arguments(TargetBody)
+@blp.response(201, TargetVersionOut)
+@blp.doc(security=[{"bearer": []}])
+def set_target(body):
+    """Set a partner's target for a month and metric; a change is a new version superseding the live one (the
+    same value again changes nothing). 422 `invalid_period`, `invalid_metric`, `invalid_target_value`,
+    `sku_group_unsupported`; 404 `partner_not_found`; 409 `target_changed` when another change won a race."""
+    return targets.set_target(current_principal(), **body)
+
+
+@blp.route("/targets", methods=["GET"])
+@blp.arguments(TargetArgs, location="query")
+@blp.response(200, TargetList)
+@blp.doc(security=[{"bearer": []}])
+def list_targets(args):
+    """The month's live targets of every partner (or one) with actuals, variance and attainment; `format=xlsx`
+    answers the same rows as an .xlsx file."""
+    rows = targets.list_targets(current_principal(), args["period"], partner_id=args["partner_id"],
+                                 action="hq.read")
+    if args["format"] == "xlsx":
+        stamp = datetime.now().strftime("%Y%m%d")
+        data = exports.to_xlsx(rows, COLUMNS, sheet=f"目标-{args['period']}")
+        return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f'attachment; filename="targets-{args["period"]}-{stamp}.xlsx"'})
+    return {"items": rows, "period": args["period"]}
