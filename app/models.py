@@ -12,6 +12,7 @@ from app.analytics.models import (  # noqa: F401
     TransferLine,
     TransferOrder,
 )
+from app.analytics.target_models import PartnerTarget  # noqa: F401
 from app.catalog.models import PriceTier, Product, Sku, SkuPrice  # noqa: F401
 from app.channel.models import Invite, Partner, Store, Territory  # noqa: F401
 from app.channel.registration_models import (  # noqa: F401
@@ -21,7 +22,6 @@ from app.channel.registration_models import (  # noqa: F401
     RegistrationIdentity,
     RegistrationPolicy,
 )
-from app.analytics.target_models import PartnerTarget  # noqa: F401
 from app.codes.models import Code, CodeBatch, ScanEvent  # noqa: F401
 from app.incentives.models import IncentiveCredit, IncentiveRule  # noqa: F401
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401

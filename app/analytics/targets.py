@@ -22,7 +22,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 
 from app.analytics.target_models import METRICS, PartnerTarget
 from app.channel.models import Partner
@@ -80,23 +79,23 @@ def set_target(principal: Principal, *, partner_id: int, period: str, metric: st
     if sku_group_id is not None:
         raise ValidationFailed("暂不支持按商品组设目标", code="sku_group_unsupported",
                                details={"sku_group_id": sku_group_id})
-    T = PartnerTarget.__table__
+    tt = PartnerTarget.__table__
     try:
         with transaction():
             partner = db.session.get(Partner, partner_id)
             if partner is None:
                 raise NotFound("找不到这个伙伴", code="partner_not_found", details={"partner_id": partner_id})
             authorize(principal, "hq.write", partner_path=partner.path)
-            live = (T.c.partner_id == partner_id, T.c.period == period, T.c.metric == metric,
-                    T.c.superseded_at.is_(None))
-            current = db.session.execute(sa.select(T.c.id, T.c.value).where(*live)).first()
+            live = (tt.c.partner_id == partner_id, tt.c.period == period, tt.c.metric == metric,
+                    tt.c.superseded_at.is_(None))
+            current = db.session.execute(sa.select(tt.c.id, tt.c.value).where(*live)).first()
             if current is not None and current.value == value:
                 return db.session.get(PartnerTarget, current.id)
             now = now_utc()
             # Compare-and-set on the live row: of two racing changes one supersedes it, the other finds nothing
             # here and its INSERT of the same version meets the unique index.
-            old = db.session.execute(sa.update(T).where(*live).values(superseded_at=now)
-                                     .returning(T.c.version)).scalar()
+            old = db.session.execute(sa.update(tt).where(*live).values(superseded_at=now)
+                                     .returning(tt.c.version)).scalar()
             row = PartnerTarget(partner_id=partner_id, period=period, metric=metric, value=value,
                                 version=(old or _last_version(partner_id, period, metric)) + 1,
                                 created_by_id=principal.user_id, created_at=now)
@@ -109,17 +108,17 @@ def set_target(principal: Principal, *, partner_id: int, period: str, metric: st
 
 
 def _last_version(partner_id: int, period: str, metric: str) -> int:
-    T = PartnerTarget.__table__
-    return db.session.scalar(sa.select(sa.func.coalesce(sa.func.max(T.c.version), 0))
-                             .where(T.c.partner_id == partner_id, T.c.period == period, T.c.metric == metric))
+    tt = PartnerTarget.__table__
+    return db.session.scalar(sa.select(sa.func.coalesce(sa.func.max(tt.c.version), 0))
+                             .where(tt.c.partner_id == partner_id, tt.c.period == period, tt.c.metric == metric))
 
 
 # --- actuals -----------------------------------------------------------------------------------------------
 
 def _sell_through_facts(start: datetime, end: datetime) -> sa.Subquery:
     """(partner_id, agent_id, store_id, units) of every fact of the month that moves sell-through."""
-    E = ScanEvent.__table__
-    s, u, r, s2 = E.alias("s"), E.alias("u"), E.alias("r"), E.alias("s2")
+    ev = ScanEvent.__table__
+    s, u, r, s2 = ev.alias("s"), ev.alias("u"), ev.alias("r"), ev.alias("s2")
     undone = sa.exists().where(u.c.corrects_event_id == s.c.id)
 
     def in_month(col):
@@ -172,17 +171,17 @@ def actuals(partner_ids: list[int], period: str) -> dict[tuple[int, str], int]:
         out[(pid, "sell_through_units")] = int(units)
         out[(pid, "active_stores")] = int(stores)
 
-    O = Order.__table__
-    paid = sa.and_(O.c.paid_at >= start, O.c.paid_at < end, O.c.paid_fen > 0)
-    orders = sa.select(O.c.routed_partner_id.label("partner_id"), O.c.routed_agent_id.label("agent_id"),
-                       (O.c.paid_fen - O.c.refunded_fen).label("fen")).where(paid).subquery("paid_orders")
+    orders_t = Order.__table__
+    paid = sa.and_(orders_t.c.paid_at >= start, orders_t.c.paid_at < end, orders_t.c.paid_fen > 0)
+    orders = sa.select(orders_t.c.routed_partner_id.label("partner_id"), orders_t.c.routed_agent_id.label("agent_id"),
+                       (orders_t.c.paid_fen - orders_t.c.refunded_fen).label("fen")).where(paid).subquery("paid_orders")
     att = _by_partner(orders, partner_ids, "fen")
     for pid, fen in db.session.execute(sa.select(att.c.pid, sa.func.sum(att.c.fen)).group_by(att.c.pid)):
         out[(pid, "sell_in_fen")] = int(fen or 0)
 
-    R = Registration.__table__
-    regs = sa.select(R.c.partner_id, R.c.agent_id, R.c.id.label("rid")).where(
-        R.c.status == CONVERTED, R.c.converted_at >= start, R.c.converted_at < end).subquery("converted")
+    regs_t = Registration.__table__
+    regs = sa.select(regs_t.c.partner_id, regs_t.c.agent_id, regs_t.c.id.label("rid")).where(
+        regs_t.c.status == CONVERTED, regs_t.c.converted_at >= start, regs_t.c.converted_at < end).subquery("converted")
     att = _by_partner(regs, partner_ids, "rid")
     for pid, n in db.session.execute(sa.select(att.c.pid, sa.func.count()).group_by(att.c.pid)):
         out[(pid, "new_stores")] = int(n)

@@ -9,17 +9,17 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from app.accounts.roles import HQ_ADMIN
 from app.analytics import targets
 from app.analytics.target_models import PartnerTarget
 from app.channel.models import Partner, Store
 from app.core.clock import now_utc
-from app.accounts.roles import HQ_ADMIN
 from app.core.security import Binding, Principal
 from app.core.tx import transaction
 from app.extensions import db
-from tests.conftest import hq_login, mp_login
+from tests.conftest import mp_login
 from tests.helpers import assert_db_unchanged, assert_error
-from tests.scans.helpers import body, codes_in, store
+from tests.scans.helpers import body, codes_in
 
 SYSTEM = Principal(user_id=None, kind="hq", bindings=(Binding(HQ_ADMIN),))  # type: ignore[arg-type]
 PERIOD = now_utc().astimezone(targets.BUSINESS_TZ).strftime("%Y-%m")
@@ -99,9 +99,8 @@ def test_a_change_is_a_new_version_and_the_same_value_again_changes_nothing(demo
 def test_two_live_rows_for_one_target_are_refused_by_the_index(demo):
     d1 = _partner("D1").id
     targets.set_target(SYSTEM, partner_id=d1, period="2031-04", metric="new_stores", value=3)
-    with pytest.raises(sa.exc.IntegrityError):
-        with transaction():
-            db.session.add(PartnerTarget(partner_id=d1, period="2031-04", metric="new_stores", value=4, version=2))
+    with pytest.raises(sa.exc.IntegrityError), transaction():
+        db.session.add(PartnerTarget(partner_id=d1, period="2031-04", metric="new_stores", value=4, version=2))
     db.session.rollback()
 
 
@@ -131,7 +130,7 @@ def test_hq_sets_and_reads_with_actuals_and_the_xlsx_has_the_same_figures(client
     assert resp.status_code == 200
     sheet = openpyxl.load_workbook(io.BytesIO(resp.data)).active
     header = [c.value for c in sheet[1]]
-    lines = [dict(zip(header, [c.value for c in r])) for r in sheet.iter_rows(min_row=2)]
+    lines = [dict(zip(header, [c.value for c in r], strict=True)) for r in sheet.iter_rows(min_row=2)]
     assert len(lines) == len(resp_json := client.get(f"/api/hq/v1/targets?period={PERIOD}&partner_id={d1}",
                                                         headers=admin).get_json()["items"])
     got = {(x["指标"], x["目标"], x["实际"], x["差额"]) for x in lines}

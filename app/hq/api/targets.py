@@ -58,5 +58,6 @@ def list_targets(args):
         stamp = datetime.now().strftime("%Y%m%d")
         data = exports.to_xlsx(rows, COLUMNS, sheet=f"目标-{args['period']}")
         return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="targets-{args["period"]}-{stamp}.xlsx"'})
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="targets-{args["period"]}-{stamp}.xlsx"'})
     return {"items": rows, "period": args["period"]}
