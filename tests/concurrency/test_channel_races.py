@@ -2,7 +2,8 @@
 workers and threads), on either engine: on the embedded default (SQLite) each is the write lock `BEGIN IMMEDIATE`
 takes before the use case reads, on PostgreSQL the lock or compare-and-set of its own. Two HQ users assigning
 overlapping exclusive territories at once: one wins. Two of the serving partner's people accepting one consumer
-order at once: one wins. A store owner rating twice at once: one rating. (Two partners registering one shop at once: `test_registration_walk.py`.)"""
+order at once: one wins. A store owner rating twice at once: one rating. (Two partners registering one shop at
+once: `test_registration_walk.py`.)"""
 
 from __future__ import annotations
 
