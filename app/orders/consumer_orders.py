@@ -40,7 +40,7 @@ from flask import current_app
 
 from app.accounts.models import Membership, User
 from app.accounts.roles import HQ_ADMIN
-from app.catalog.models import PriceTier, Sku, SkuPrice
+from app.catalog.models import PriceTier, SkuPrice
 from app.channel import routing
 from app.channel.models import Partner
 from app.core import regions
@@ -55,6 +55,7 @@ from app.inventory.models import Warehouse, WarehouseCity
 from app.inventory.queries import get_central_warehouse
 from app.inventory.services import InsufficientStock, get_level, lock_levels, move_stock
 from app.orders.commission import book_consumer_commission
+from app.orders.lines import skus_of_lines
 from app.orders.models import ConsumerOrder, ConsumerOrderEvent, ConsumerOrderLine
 from app.orders.numbers import format_order_number, make_order_number
 
@@ -195,14 +196,7 @@ def _new_number() -> str:
 
 
 def _priced_lines(lines: list[dict[str, int]]) -> list[ConsumerOrderLine]:
-    if not lines:
-        raise ValidationFailed("请至少订一种商品", code="no_lines", details={"fields": {"lines": ["至少一行"]}})
-    if len(lines) > MAX_LINES:
-        raise ValidationFailed(f"一张订单最多 {MAX_LINES} 种商品", code="too_many_lines")
-    sku_ids = [line["sku_id"] for line in lines]
-    if len(set(sku_ids)) != len(sku_ids):
-        raise ValidationFailed("同一商品请写在一行", code="duplicate_sku")
-    skus = {s.id: s for s in db.session.scalars(sa.select(Sku).where(Sku.id.in_(sku_ids)))}
+    sku_ids, skus = skus_of_lines(lines, max_lines=MAX_LINES)
     prices = dict(db.session.execute(
         sa.select(SkuPrice.sku_id, SkuPrice.price_fen).join(PriceTier, PriceTier.id == SkuPrice.price_tier_id)
         .where(SkuPrice.sku_id.in_(sku_ids), PriceTier.code == CONSUMER_TIER)).all())

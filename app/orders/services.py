@@ -24,6 +24,7 @@ from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.extensions import db
 from app.orders import states
 from app.orders.fulfilment import release_stock
+from app.orders.lines import skus_of_lines
 from app.orders.locks import lock_order, require_store
 from app.orders.models import CancelRequest, Order, OrderEvent, OrderLine
 from app.orders.notifications import notify_after_commit
@@ -59,14 +60,7 @@ def _check_quantity(sku: Sku, quantity: int) -> None:
 
 
 def _priced_lines(store: Store, lines: list[dict[str, int]]) -> list[OrderLine]:
-    if not lines:
-        raise ValidationFailed("请至少订一种商品", code="no_lines", details={"fields": {"lines": ["至少一行"]}})
-    if len(lines) > MAX_LINES:
-        raise ValidationFailed(f"一张订单最多 {MAX_LINES} 种商品", code="too_many_lines")
-    sku_ids = [line["sku_id"] for line in lines]
-    if len(set(sku_ids)) != len(sku_ids):
-        raise ValidationFailed("同一商品请写在一行", code="duplicate_sku")
-    skus = {s.id: s for s in db.session.scalars(sa.select(Sku).where(Sku.id.in_(sku_ids)))}
+    sku_ids, skus = skus_of_lines(lines, max_lines=MAX_LINES)
     prices = dict(db.session.execute(sa.select(SkuPrice.sku_id, SkuPrice.price_fen).where(
         SkuPrice.sku_id.in_(sku_ids), SkuPrice.price_tier_id == store.price_tier_id)).all())
     out = []
