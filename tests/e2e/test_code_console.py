@@ -15,13 +15,16 @@ import time
 
 import pytest
 
+from tests.helpers import aborted_by_navigation
+
 pytestmark = pytest.mark.browser
 
 
 def _watch(page, problems: list[str]) -> None:
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
+    page.on("requestfailed",
+            lambda r: aborted_by_navigation(r) or problems.append(f"request failed: {r.url} {r.failure}"))
     page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
 
 
