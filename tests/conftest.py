@@ -19,6 +19,7 @@ from app.accounts import services as account_services
 from app.extensions import db
 from app.integrations.wechatpay import generate_pay_keys, pay_config_from_keys
 from tests.helpers import clear_tables
+from tests.seeded import seeded
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
@@ -137,12 +138,11 @@ def clean_db(app_ctx, fake_wechat):
 
 
 @pytest.fixture()
-def demo(clean_db):
-    """The demo data from shared/API.md, freshly seeded."""
+def demo(clean_db, fake_wechat):
+    """The demo data from shared/API.md, as a fresh seed leaves it (see `tests.seeded`)."""
     from app.demo.seed import seed
 
-    seed()
-    db.session.remove()
+    seeded("demo", seed, fake_wechat)
     yield
 
 
@@ -246,13 +246,12 @@ def analyst(client, demo):
 
 
 @pytest.fixture()
-def foundation_demo(clean_db):
+def foundation_demo(clean_db, fake_wechat):
     """Only the foundation's part of the demo (channel, catalog, warehouses, people): much faster than `demo`.
 
     A test folder that needs no codes, orders or history overrides `demo` with this in its conftest.py.
     """
     from app.demo.seed import seed
 
-    seed(extras=False)
-    db.session.remove()
+    seeded("foundation", lambda: seed(extras=False), fake_wechat)
     yield
