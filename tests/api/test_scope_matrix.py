@@ -146,6 +146,14 @@ def _shop() -> dict:
             "region_code": "330203", "industry": "convenience"}  # Ningbo: nobody holds it exclusively
 
 
+def _template(client, ids: dict, headers: dict) -> None:
+    """One template that splits a year evenly but for December (a fresh name: the module shares its database)."""
+    resp = client.post("/api/hq/v1/target-templates", headers=headers["hq_admin"],
+                       json={"name": f"矩阵模板{next(_counter)}", "shares_bp": [800] * 11 + [1200]})
+    assert resp.status_code == 201, resp.get_json()
+    ids["template"] = resp.get_json()["id"]
+
+
 def _registrations(client, ids: dict, headers: dict) -> None:
     """A factory of fresh registrations held by D1, D2 or A1 (each by its own staff), so a spec that moves one
     (release, reassign) moves its own; extensions are not the limit here."""
@@ -268,6 +276,17 @@ ROUTES: list[Route] = [
     Route("set target", "POST", "/api/hq/v1/targets", partners("hq_admin"), ("D1", "D2", "A1"), ok=201,
           body=lambda ids, t: {"partner_id": ids["partners"][t], "period": "2026-12", "metric": "new_stores",
                                "value": next(_counter)}),
+    Route("set yearly target", "POST", "/api/hq/v1/targets/yearly", partners("hq_admin"), ("D1", "D2", "A1"),
+          ok=201, setup=_template,
+          body=lambda ids, t: {"partner_id": ids["partners"][t], "year": 2027, "metric": "sell_through_units",
+                               "value": next(_counter), "template_id": ids["template"]}),
+    Route("sku groups", "GET", "/api/hq/v1/sku-groups", hq(*HQ_STAFF)),
+    Route("create sku group", "POST", "/api/hq/v1/sku-groups", hq("hq_admin"), ok=201,
+          body=lambda ids, t: {"code": f"G{next(_counter)}", "name": "矩阵组",
+                               "sku_ids": list(ids["skus"].values())[:1]}),
+    Route("target templates", "GET", "/api/hq/v1/target-templates", hq(*HQ_STAFF)),
+    Route("create target template", "POST", "/api/hq/v1/target-templates", hq("hq_admin"), ok=201,
+          body=lambda ids, t: {"name": f"矩阵{next(_counter)}", "shares_bp": [1000] * 10 + [0, 0]}),
     Route("reassign registration", "POST", "/api/hq/v1/registrations/{registration}/reassign", hq("hq_admin"),
           ("D1", "D2", "A1"), setup=_registrations,
           body=lambda ids, t: {"partner_id": ids["partners"]["D4"], "reason": "矩阵改派"},

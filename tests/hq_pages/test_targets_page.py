@@ -41,7 +41,7 @@ def test_set_a_target_and_see_it_with_its_actual(console):
     link = re.search(r'href="([^"]*targets\?period=2031-07&amp;format=xlsx)"', page).group(1).replace("&amp;", "&")
     sheet = openpyxl.load_workbook(io.BytesIO(console.get(link).data)).active
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
-    assert [(r[3], r[4], r[5]) for r in rows] == [("动销门店数", 4, 0)]
+    assert [(r[3], r[4], r[5], r[6]) for r in rows] == [("动销门店数", None, 4, 0)]  # no SKU group: all SKUs
 
 
 def test_a_bad_value_is_refused_in_chinese_and_changes_nothing(console):

@@ -106,7 +106,8 @@ def test_two_live_rows_for_one_target_are_refused_by_the_index(demo):
 
 @pytest.mark.parametrize("change, words", [
     ({"metric": "profit"}, "指标"), ({"value": -1}, "目标值"), ({"period": "1999-12"}, "月份"),
-    ({"period": "2026-13"}, "月份"), ({"period": "202612"}, "月份"), ({"sku_group_id": 3}, "商品组"),
+    ({"period": "2026-13"}, "月份"), ({"period": "202612"}, "月份"),
+    ({"sku_group_id": 3, "metric": "new_stores"}, "商品组"),
 ])
 def test_bad_input_is_a_422_in_chinese_and_changes_nothing(client, admin, change, words):
     payload = {"partner_id": _partner("D1").id, "period": "2031-05", "metric": "sell_in_fen", "value": 5} | change
