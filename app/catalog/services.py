@@ -43,6 +43,22 @@ def _create_product(*, name: str, brand: str, category: str) -> Product:
     return product
 
 
+def update_product(principal: Principal, product_id: int, *, name: str, brand: str = "", category: str = "") -> Product:
+    """Rename a product, or change its brand or category (HQ)."""
+    authorize(principal, "hq.write")
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("请填写产品名称", code="product_name_missing",
+                               details={"fields": {"name": ["请填写产品名称"]}})
+    with transaction():
+        product = db.session.get(Product, product_id)
+        if product is None:
+            raise NotFound("找不到这个产品", code="product_not_found")
+        product.name, product.brand, product.category = name, (brand or "").strip(), (category or "").strip()
+        db.session.flush()
+        return product
+
+
 def _gtin(value: str) -> str:
     try:
         return normalize_gtin(value)
