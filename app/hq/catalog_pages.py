@@ -298,9 +298,9 @@ def _yuan_text(fen: int) -> str:
 
 
 def rule_text(step: str, points: int, amount_fen: int, sku_name: str, unit: str) -> str:
-    """`门店每扫码售出 1 提「山泉纯牛奶」，得 5 积分和 ¥0.50（每个码只算一次）`."""
+    """`门店每扫码售出 1 提「山泉纯牛奶」，得 5 积分 和 ¥0.50（每个码只算一次）`."""
     rewards = [f"{points:,} 积分" if points else "", _yuan_text(amount_fen) if amount_fen else ""]
-    reward = "和".join(r for r in rewards if r) or "不得奖励"
+    reward = " 和 ".join(r for r in rewards if r) or "不得奖励"
     return f"门店每{STEP_NAMES.get(step, step)} 1 {unit}「{sku_name}」，得 {reward}（每个码只算一次）"
 
 
@@ -365,7 +365,7 @@ def end_rule(rule_id: int):
     except AppError as err:
         if err.status in (401, 403, 404):
             raise
-        return _incentives_page(errors={f"end_{rule_id}": err.message}, status=err.status)
+        return _incentives_page(errors={"_rules": err.message}, status=err.status)
     flash("规则已停用：之后的扫码不再按它奖励，已得的奖励不变", "ok")
     return redirect(url_for("hq_pages.incentives"))
 
