@@ -229,10 +229,11 @@ def _sku_page(sku_id: int, *, errors: dict[str, str] | None = None, values: dict
               status: int = 200):
     sku = _sku_or_404(sku_id)
     prices = {p.price_tier_id: p.price_fen for p in sku.prices}
-    if values is None:
-        values = {k: str(getattr(sku, k) or "") for k in SKU_FIELDS}
-        values.update(serialized="on" if sku.serialized else "", is_active="on" if sku.is_active else "")
-        values.update({f"price_{tier_id}": f"{fen // 100}.{fen % 100:02d}" for tier_id, fen in prices.items()})
+    shown = {k: str(getattr(sku, k) or "") for k in SKU_FIELDS}
+    shown.update(serialized="on" if sku.serialized else "", is_active="on" if sku.is_active else "")
+    shown.update({f"price_{tier_id}": f"{fen // 100}.{fen % 100:02d}" for tier_id, fen in prices.items()})
+    shown.update(values or {})  # what was typed into the form that came back, the rest as saved
+    values = shown
     rules = [{"rule": r, "text": rule_text(r.step, r.points, r.amount_fen, sku.name, sku.unit)}
              for r in incentive_queries.list_rules() if r.sku_id == sku_id]
     return render_template("hq/sku.html", s=sku, tiers=catalog_queries.list_price_tiers(), prices=prices,

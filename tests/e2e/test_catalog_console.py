@@ -58,7 +58,7 @@ def test_type_a_gtin_fix_it_save_a_sku_and_set_its_price(app, demo, browser, ser
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/hq/")
 
-    page.click("header nav >> text=产品与价格")
+    page.click("header nav >> text=商品")
     page.wait_for_url(f"{base}/hq/catalog")
     assert "山泉牛奶" in page.inner_text("table") and "零售门店价" in page.inner_text("main")
     page.screenshot(path=str(screenshots / "catalog_list.png"), full_page=True)

@@ -180,6 +180,7 @@ def test_a_price_that_is_not_yuan_with_two_decimals_changes_nothing(console, app
             "csrf": token, f"price_{tiers['retail']}": "9.90", f"price_{tiers['wholesale']}": typed})
     assert resp.status_code == 422
     html = resp.get_data(as_text=True)
+    assert f'value="{sku.gtin}"' in html and f'value="{sku.name}"' in html  # the SKU's form keeps its values
     message = _beside(html, f"price_{tiers['wholesale']}")
     assert message in ("金额要写成数字，最多两位小数，例如 120.50", "金额太大了"), message
     assert f'value="{typed}"' in html

@@ -22,9 +22,16 @@
   Array.prototype.forEach.call(document.querySelectorAll("input[data-gtin-check]"), function (input) {
     var out = document.getElementById(input.id + "-check");
     var label = input.closest("label");
+    var hint = out.textContent;
     function show() {
       var value = input.value.trim();
-      if (!value) { out.textContent = ""; out.className = "gtin-check"; return; }
+      if (!value) {
+        out.textContent = hint;
+        out.className = "gtin-check hint";
+        input.removeAttribute("aria-invalid");
+        if (label) { label.classList.remove("invalid"); }
+        return;
+      }
       var why = problem(value);
       out.textContent = why || "✓ 校验位正确";
       out.className = "gtin-check " + (why ? "bad" : "ok");
