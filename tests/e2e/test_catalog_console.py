@@ -134,3 +134,29 @@ def test_type_a_gtin_fix_it_save_a_sku_and_set_its_price(app, demo, browser, ser
 
     assert not problems, problems
     context.close()
+
+
+def test_an_analyst_reads_every_catalog_page_without_a_form(app, demo, browser, serve, screenshots):
+    sku = db.session.scalar(sa.select(Sku).where(Sku.code == "MILK250"))
+    sku_id, product_id = sku.id, sku.product_id
+    db.session.remove()
+    base = serve(app)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    problems = _watch(page, [])
+    page.goto(f"{base}/hq/login")
+    page.fill("input[name=username]", "analyst")
+    page.fill("input[name=password]", "admin")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/hq/")
+    for path in ("/hq/catalog", f"/hq/catalog/products/{product_id}", f"/hq/catalog/skus/{sku_id}",
+                 "/hq/incentives", "/hq/scan-policy"):
+        resp = page.goto(base + path, wait_until="networkidle")
+        assert resp is not None and resp.status == 200, path
+        assert page.locator("main form").count() == 0, path
+    assert "只有总部管理员可以修改" in page.inner_text("main")
+    page.goto(f"{base}/hq/catalog/skus/{sku_id}", wait_until="networkidle")
+    assert "¥48.00" in page.inner_text("#prices") and "每箱 6 提" in page.inner_text("main")
+    page.screenshot(path=str(screenshots / "catalog_sku_analyst.png"), full_page=True)
+    assert not problems, problems
+    context.close()
