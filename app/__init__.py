@@ -128,6 +128,7 @@ def _register_routes(app: Flask) -> None:
     """Every route area, imported plainly (a missing one fails start-up): the mini-program API, the HQ API and
     console, and the app's own HTTP edges in app/web (health, metrics, landing and docs, public pages, WeChat Pay)."""
     from app.extensions import api
+    from app.hq import catalog_pages  # noqa: F401  (its routes join the console's blueprint at import)
     from app.hq.api import register as register_hq_api
     from app.hq.order_pages import register as register_console
     from app.web import docs, health, public, wechat_pay

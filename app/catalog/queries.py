@@ -12,6 +12,15 @@ def get_sku(sku_id: int) -> Sku | None:
     return db.session.get(Sku, sku_id)
 
 
+def get_product(product_id: int) -> Product | None:
+    return db.session.get(Product, product_id)
+
+
+def sku_counts() -> dict[int, int]:
+    """How many SKUs each product has, by product id."""
+    return dict(db.session.execute(sa.select(Sku.product_id, sa.func.count()).group_by(Sku.product_id)).all())
+
+
 def get_sku_by_gtin(gtin14: str) -> Sku | None:
     return db.session.scalar(sa.select(Sku).where(Sku.gtin == gtin14))
 
@@ -36,6 +45,11 @@ def catalog_for_tier(price_tier_id: int) -> list[dict]:
 
 def list_skus() -> sa.Select:
     return sa.select(Sku).order_by(Sku.id)
+
+
+def skus_by_id() -> dict[int, Sku]:
+    """Every SKU (active or not) by id, in id order."""
+    return {s.id: s for s in db.session.scalars(list_skus())}
 
 
 def list_products() -> sa.Select:

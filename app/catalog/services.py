@@ -43,6 +43,24 @@ def _create_product(*, name: str, brand: str, category: str) -> Product:
     return product
 
 
+def update_product(principal: Principal, product_id: int, *, name: str | None = None, brand: str | None = None,
+                   category: str | None = None) -> Product:
+    """Rename a product, or change its brand or category (HQ); a field not given stays as it is."""
+    authorize(principal, "hq.write")
+    if name is not None and not name.strip():
+        raise ValidationFailed("请填写产品名称", code="product_name_missing",
+                               details={"fields": {"name": ["请填写产品名称"]}})
+    with transaction():
+        product = db.session.get(Product, product_id)
+        if product is None:
+            raise NotFound("找不到这个产品", code="product_not_found")
+        for key, value in (("name", name), ("brand", brand), ("category", category)):
+            if value is not None:
+                setattr(product, key, value.strip())
+        db.session.flush()
+        return product
+
+
 def _gtin(value: str) -> str:
     try:
         return normalize_gtin(value)

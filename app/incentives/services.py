@@ -8,7 +8,7 @@ from app.catalog.models import Sku
 from app.core.clock import now_utc
 from app.core.security import Principal, authorize
 from app.core.tx import transaction
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.incentives.models import IncentiveRule
 
@@ -31,3 +31,20 @@ def set_rules(principal: Principal, rules: list[dict]) -> list[IncentiveRule]:
             out.append(rule)
         db.session.flush()
     return out
+
+
+def end_rule(principal: Principal, rule_id: int) -> IncentiveRule:
+    """Stop a rule (HQ): scans from now on earn nothing by it; credits already earned stay. Ending an ended rule is
+    409 `rule_already_ended` (a compare-and-set on `is_active`, so two clicks end it once)."""
+    authorize(principal, "hq.write")
+    with transaction():
+        done = db.session.execute(sa.update(IncentiveRule)
+                                  .where(IncentiveRule.id == rule_id, IncentiveRule.is_active.is_(True))
+                                  .values(is_active=False, updated_at=now_utc()))
+        rule = db.session.get(IncentiveRule, rule_id)
+        if rule is None:
+            raise NotFound("找不到这条激励规则", code="rule_not_found")
+        if done.rowcount != 1:
+            raise Conflict("这条规则已经停用了", code="rule_already_ended")
+        db.session.refresh(rule)
+        return rule

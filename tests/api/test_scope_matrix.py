@@ -234,6 +234,8 @@ ROUTES: list[Route] = [
           body=lambda ids, t: {"name": "山泉纯牛奶"}),
     Route("create product", "POST", "/api/hq/v1/products", hq("hq_admin"), ok=201,
           body=lambda ids, t: {"name": "矩阵产品"}),
+    Route("patch product", "PATCH", "/api/hq/v1/products/{product_id}", hq("hq_admin"),
+          fill=lambda ids, t: {"product_id": 1}, body=lambda ids, t: {"brand": "山泉"}),
     Route("create sku", "POST", "/api/hq/v1/skus", hq("hq_admin"), ok=201,
           body=lambda ids, t: {"product_id": 1, "code": f"M{next(_counter)}", "name": "矩阵 SKU",
                                "gtin": make_gtin(f"69088{next(_counter):07d}")}),

@@ -58,6 +58,12 @@ class ProductBody(Body):
     category = fields.String(load_default="", validate=validate.Length(max=64))
 
 
+class ProductPatch(Body):
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    brand = fields.String(validate=validate.Length(max=64))
+    category = fields.String(validate=validate.Length(max=64))
+
+
 class SkuBody(Body):
     product_id = Id(required=True)
     code = fields.String(required=True, validate=validate.Length(min=1, max=32))
@@ -107,6 +113,14 @@ def list_products(args):
     """Products."""
     require("hq.read")
     return paginate(queries.list_products(), **args)
+
+
+@blp.route("/products/<int:product_id>", methods=["PATCH"])
+@blp.arguments(ProductPatch)
+@blp.response(200, ProductOut)
+def patch_product(body, product_id):
+    """Change a product's name, brand or category."""
+    return services.update_product(require("hq.write"), product_id, **body)
 
 
 @blp.route("/skus", methods=["POST"])
