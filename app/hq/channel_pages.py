@@ -37,6 +37,9 @@ INVITE_STATUS_NAMES = {"open": "待使用", "redeemed": "已使用", "revoked": 
 INVITE_ROLES = {STORE_OWNER: ROLE_NAMES[STORE_OWNER], STORE_CLERK: ROLE_NAMES[STORE_CLERK]}
 SCAN_ACTIONS = {"receive": "收货", "sell": "售出", "return": "退货", "undo": "撤销"}
 TTL_DAYS = (1, 3, 7, 14, 30)
+# How the stores' industry codes read (a code not listed reads as typed).
+INDUSTRY_NAMES = {"convenience": "便利店", "supermarket": "超市", "restaurant": "餐饮", "catering": "餐饮",
+                  "school": "学校", "pharmacy": "药店", "hotel": "酒店", "office": "办公"}
 
 
 def _page_arg(name: str) -> int:
@@ -79,7 +82,7 @@ def partner(partner_id: int):
     now = now_utc()
     return render_template("hq/partner.html", p=p, staff=staff, territories=territories, stores=stores,
                            pages=_pages(stores["total"], STORE_PAGE_SIZE), sales=sales, month=month,
-                           children=children, kind_names=KIND_NAMES, now=now,
+                           children=children, kind_names=KIND_NAMES, now=now, industry_names=INDUSTRY_NAMES,
                            parent=channel_queries.get_partner(p.parent_id) if p.parent_id else None)
 
 
@@ -116,7 +119,8 @@ def stores():
     keep = [(k, v) for k, v in asked.items(multi=True) if k != "page"]
     return render_template("hq/stores.html", result=result, asked=dict(asked), keep=keep,
                            pages=_pages(result["total"], STORE_PAGE_SIZE), distributors=distributors,
-                           industries=channel_queries.store_industries(g.principal))
+                           industries=channel_queries.store_industries(g.principal),
+                           industry_names=INDUSTRY_NAMES)
 
 
 def _store_page(store_id: int, *, errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
@@ -140,7 +144,7 @@ def _store_page(store_id: int, *, errors: dict[str, str] | None = None, form: di
         invite_status=channel_queries.invite_status, invite_status_names=INVITE_STATUS_NAMES,
         invite_roles=INVITE_ROLES, role_names=ROLE_NAMES, ttl_days=TTL_DAYS, may_invite=may_invite,
         status_names=order_states.STATUS_NAMES, scan_actions=SCAN_ACTIONS, args=args,
-        errors=errors or {}, form=form or {}), status
+        errors=errors or {}, form=form or {}, industry_names=INDUSTRY_NAMES), status
 
 
 def store(store_id: int):
