@@ -401,7 +401,7 @@ def get_invite_for(principal: Principal, invite_id: int) -> dict:
     if may_hand_out and status == "open":
         import segno
 
-        svg = segno.make(invite.token, error="m").svg_inline(scale=8, border=2, title="邀请码")
+        svg = segno.make(invite.token, error="m").svg_inline(scale=9, border=2, title="邀请码")
     return {"invite": invite, "status": status, "store": db.session.get(Store, invite.store_id),
             "may_hand_out": may_hand_out, "qr_svg": svg}
 

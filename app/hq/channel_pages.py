@@ -37,6 +37,7 @@ INVITE_STATUS_NAMES = {"open": "待使用", "redeemed": "已使用", "revoked": 
 INVITE_ROLES = {STORE_OWNER: ROLE_NAMES[STORE_OWNER], STORE_CLERK: ROLE_NAMES[STORE_CLERK]}
 SCAN_ACTIONS = {"receive": "收货", "sell": "售出", "return": "退货", "undo": "撤销"}
 TTL_DAYS = (1, 3, 7, 14, 30)
+LEVEL_NAMES = {"standard": "标准", "silver": "银牌", "gold": "金牌", "platinum": "白金", "key": "重点"}
 # How the stores' industry codes read (a code not listed reads as typed).
 INDUSTRY_NAMES = {"convenience": "便利店", "supermarket": "超市", "restaurant": "餐饮", "catering": "餐饮",
                   "school": "学校", "pharmacy": "药店", "hotel": "酒店", "office": "办公"}
@@ -64,7 +65,8 @@ def partners():
     rows = channel_queries.partner_tree(g.principal)
     month = _this_month()
     sales = analytics_queries.sales_by_partner(g.principal, p=month, partners=[(r["id"], r["path"]) for r in rows])
-    return render_template("hq/partners.html", rows=rows, sales=sales, month=month, kind_names=KIND_NAMES)
+    return render_template("hq/partners.html", rows=rows, sales=sales, month=month, kind_names=KIND_NAMES,
+                           level_names=LEVEL_NAMES)
 
 
 def partner(partner_id: int):
@@ -82,7 +84,8 @@ def partner(partner_id: int):
     now = now_utc()
     return render_template("hq/partner.html", p=p, staff=staff, territories=territories, stores=stores,
                            pages=_pages(stores["total"], STORE_PAGE_SIZE), sales=sales, month=month,
-                           children=children, kind_names=KIND_NAMES, now=now, industry_names=INDUSTRY_NAMES,
+                           children=children, kind_names=KIND_NAMES, level_names=LEVEL_NAMES, now=now,
+                           industry_names=INDUSTRY_NAMES,
                            parent=channel_queries.get_partner(p.parent_id) if p.parent_id else None)
 
 
@@ -109,7 +112,8 @@ def stores():
     except ValidationError as err:
         raise ValidationFailed("筛选条件有误", code="bad_filters", details={"fields": err.messages}) from None
     if "\x00" in (f["q"] or ""):
-        raise ValidationFailed("搜索词里有不能用的字符", code="bad_filters", details={"fields": {"q": ["有不能用的字符"]}})
+        raise ValidationFailed("搜索词里有不能用的字符", code="bad_filters",
+                               details={"fields": {"q": ["有不能用的字符"]}})
     if f["region"] and not is_valid_region(f["region"]):
         raise ValidationFailed("没有这个地区", code="unknown_region", details={"fields": {"region": ["没有这个地区"]}})
     stmt = channel_queries.search_stores(g.principal, q=f["q"], region=f["region"],
