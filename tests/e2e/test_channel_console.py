@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from app.channel.models import Invite, Partner, Store
 from app.extensions import db
-from tests.e2e.test_console_orders import Watch, _login
+from tests.e2e.console_watch import Watch, login
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ def test_search_a_store_invite_a_clerk_print_the_qr_and_revoke_it(app, demo, bro
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
     watch = Watch(page)
-    _login(page, base, "admin")
+    login(page, base, "admin")
 
     # The partner tree: an agent folds its distributors away and shows them again.
     page.click("header nav >> text=伙伴")

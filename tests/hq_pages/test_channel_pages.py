@@ -20,7 +20,7 @@ from app.core.clock import now_utc
 from app.core.tx import transaction
 from app.extensions import db
 from app.hq import channel_pages
-from tests.hq_pages.test_order_pages import HUGE, field_error, login
+from tests.hq_pages.console_forms import HUGE, field_error, login
 
 
 def _store(code: str) -> Store:
