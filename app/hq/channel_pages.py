@@ -64,8 +64,12 @@ def partners():
     stores and this month's sell-through."""
     rows = channel_queries.partner_tree(g.principal)
     month = _this_month()
-    sales = analytics_queries.sales_by_partner(g.principal, p=month, partners=[(r["id"], r["path"]) for r in rows])
-    return render_template("hq/partners.html", rows=rows, sales=sales, month=month, kind_names=KIND_NAMES,
+    pairs = [(r["id"], r["path"]) for r in rows]
+    sales = analytics_queries.sales_by_partner(g.principal, p=month, partners=pairs)
+    last30 = analytics_queries.period(None, None, default_days=30)
+    recent = analytics_queries.sales_by_partner(g.principal, p=last30, partners=pairs)
+    return render_template("hq/partners.html", rows=rows, sales=sales, month=month, recent=recent, last30=last30,
+                           kind_names=KIND_NAMES,
                            level_names=LEVEL_NAMES)
 
 

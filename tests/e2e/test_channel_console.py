@@ -38,6 +38,10 @@ def test_search_a_store_invite_a_clerk_print_the_qr_and_revoke_it(app, demo, bro
     assert not d1_row.is_visible()
     page.click(f'tr[data-id="{east_id}"] button.tree-toggle')
     assert d1_row.is_visible()
+    page.click(f'tr[data-id="{d1_id}"] >> text=杭州西湖分销')
+    page.wait_for_url(f"{base}/hq/partners/{d1_id}")
+    assert "老王便利店" in page.inner_text("main")
+    page.screenshot(path=str(screenshots / "partners_partner_page.png"), full_page=True)
 
     # Find the store by a part of its name, open its page.
     page.click("header nav >> text=门店 >> nth=-1")

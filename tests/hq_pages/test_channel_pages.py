@@ -74,6 +74,18 @@ def test_partners_read_as_a_tree_with_their_figures(console):
     assert 'class="tree-toggle"' in html and "channel.js" in html
 
 
+def test_an_agents_and_hqs_sales_are_their_distributors_sum(console):
+    html = console.get("/hq/partners").get_data(as_text=True)
+
+    def last_30(code):
+        row = html.split(f'<tr data-id="{_partner(code).id}"', 1)[1].split("</tr>", 1)[0]
+        cell = re.findall(r'<td class="n">([^<]*)</td>', row)[-1]
+        return int(cell.replace("¥", "").replace(",", "").replace(".", ""))
+
+    assert last_30("A1") == last_30("D1") + last_30("D3") > 0
+    assert last_30("HQ") == last_30("A1") + last_30("A2") + last_30("D5")
+
+
 def test_a_partners_page_lists_its_stores_territories_staff_and_links(console):
     d1 = _partner("D1")
     html = console.get(f"/hq/partners/{d1.id}").get_data(as_text=True)
