@@ -373,3 +373,59 @@ def distributor_ranking(principal: Principal, *, p: Period, sku_id: int | None =
 def list_sku_names() -> list[tuple[int, str]]:
     """Every SKU's id and name in id order (the console's SKU filter and labels)."""
     return [(sku_id, name) for sku_id, name in db.session.execute(sa.select(Sku.id, Sku.name).order_by(Sku.id))]
+
+
+@rollups.folded
+def sales_by_partner(principal: Principal, *, p: Period, partners: list[tuple[int, str]]) -> dict[int, dict]:
+    """Units (per sellable unit) and fen sold in the period by the stores each partner serves: a distributor's
+    own, an agent's or HQ's the sum of the distributors under it (`partners`: (id, path) pairs; the caller's
+    scope applies)."""
+    table = DailySales.__table__
+    conds = _filters(principal, table, p, None, None)
+    amounts = dict(db.session.execute(
+        sa.select(table.c.distributor_id, sa.func.sum(table.c.amount_fen)).where(*conds)
+        .group_by(table.c.distributor_id)).all())
+    units: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for distributor_id, unit, n in db.session.execute(
+            sa.select(table.c.distributor_id, Sku.unit, sa.func.sum(table.c.units))
+            .join(Sku, Sku.id == table.c.sku_id).where(*conds).group_by(table.c.distributor_id, Sku.unit)):
+        units[distributor_id].append((unit, int(n or 0)))
+    paths = dict(db.session.execute(
+        sa.select(Partner.id, Partner.path).where(Partner.id.in_(list(amounts) or [0]))).all())
+    out = {}
+    for pid, path in partners:
+        under = [d for d, dpath in paths.items() if dpath.startswith(path)]
+        out[pid] = {"amount_fen": sum(int(amounts[d] or 0) for d in under),
+                    "units_by_unit": sum_by_unit(pair for d in under for pair in units.get(d, []))}
+    return out
+
+
+@rollups.folded
+def store_sales_by_sku(principal: Principal, store_id: int, *, windows: tuple[int, ...] = (30, 90)) -> list[dict]:
+    """A store's sell-through per SKU over the last `windows` complete business days (up to yesterday): units
+    and fen of each window, the SKU's unit beside them; a SKU sold in any window has a row, biggest first."""
+    from app.core.security import authorize_store
+
+    authorize_store(principal, "store.read", store_id)
+    end = today_business() - timedelta(days=1)
+    start = end - timedelta(days=max(windows) - 1)
+    t = DailySales.__table__
+    cols = []
+    for w in windows:
+        since = end - timedelta(days=w - 1)
+        cols += [sa.func.sum(sa.case((t.c.day >= since, t.c.units), else_=0)),
+                 sa.func.sum(sa.case((t.c.day >= since, t.c.amount_fen), else_=0))]
+    rows = db.session.execute(
+        sa.select(Sku.id, Sku.code, Sku.name, Sku.unit, *cols).join(Sku, Sku.id == t.c.sku_id)
+        .where(t.c.store_id == store_id, t.c.day >= start, t.c.day <= end)
+        .group_by(Sku.id, Sku.code, Sku.name, Sku.unit)).all()
+    out = []
+    for r in rows:
+        item = {"sku_id": r[0], "sku_code": r[1], "name": r[2], "unit": r[3]}
+        for i, w in enumerate(windows):
+            item[f"units_{w}"] = int(r[4 + 2 * i] or 0)
+            item[f"amount_{w}"] = int(r[5 + 2 * i] or 0)
+        out.append(item)
+    last = windows[-1]
+    out.sort(key=lambda x: (-x[f"units_{last}"], x["sku_code"]))
+    return out

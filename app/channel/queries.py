@@ -221,3 +221,192 @@ def get_territory(territory_id: int):
     from app.channel.models import Territory
 
     return db.session.get(Territory, territory_id)
+
+
+# --- the console's channel pages: the partner tree, the store finder, a store's people, invites --------------
+
+def _region_prefix_condition(code: str) -> sa.ColumnElement[bool]:
+    """Stores in a region (a province, a city or a district, by adcode) and everything inside it."""
+    code = code[:6]
+    if code.endswith("0000"):
+        return Store.province_code == code
+    if code.endswith("00"):
+        return Store.city_code == code
+    return Store.district_code == code
+
+
+def partner_tree(principal: Principal, *, at: datetime | None = None) -> list[dict]:
+    """The partners the caller may see in tree order (HQ, its agents, their distributors), each with its depth,
+    level, the regions it holds now, its territory count (valid now) and its store count (stores it serves or,
+    for an agent or HQ, that its distributors serve)."""
+    from app.channel.models import Territory
+    from app.core.clock import now_utc
+    from app.core.regions import region_name
+    from app.core.security import authorize_action
+
+    authorize_action(principal, "partner.read")
+    authorize_action(principal, "channel.read")
+    at = at or now_utc()
+    partners = list(db.session.scalars(list_partners(principal)))
+    ids = [p.id for p in partners]
+    if not ids:
+        return []
+    valid = sa.and_(Territory.valid_from <= at, sa.or_(Territory.valid_to.is_(None), Territory.valid_to > at))
+    regions_of: dict[int, list[str]] = {}
+    for partner_id, code in db.session.execute(
+            sa.select(Territory.partner_id, Territory.region_code)
+            .where(Territory.partner_id.in_(ids), valid).order_by(Territory.region_code)):
+        regions_of.setdefault(partner_id, []).append(code)
+    direct = dict(db.session.execute(
+        sa.select(Store.distributor_id, sa.func.count()).group_by(Store.distributor_id)).all())
+    by_id = {p.id: p for p in partners}
+    stores: dict[int, int] = dict.fromkeys(ids, 0)
+    for distributor_id, count in direct.items():
+        node = by_id.get(distributor_id)
+        for pid in (node.path.strip("/").split("/") if node is not None else ()):
+            if pid.isdigit() and int(pid) in stores:
+                stores[int(pid)] += count
+    children: dict[int, int] = {}
+    for p in partners:
+        if p.parent_id is not None:
+            children[p.parent_id] = children.get(p.parent_id, 0) + 1
+    top = min(p.path.count("/") for p in partners)
+    return [{"id": p.id, "code": p.code, "name": p.name, "kind": p.kind, "level": p.level, "path": p.path,
+             "parent_id": p.parent_id if p.parent_id in by_id else None, "depth": p.path.count("/") - top,
+             "regions": [region_name(c) for c in regions_of.get(p.id, [])],
+             "territory_count": len(regions_of.get(p.id, [])), "store_count": stores[p.id],
+             "child_count": children.get(p.id, 0)} for p in partners]
+
+
+def partner_staff(principal: Principal, partner_id: int) -> list[dict]:
+    """The people bound to a partner and their roles (no phone numbers), for a caller who may read the channel."""
+    from app.accounts.models import Membership, User
+    from app.accounts.roles import ROLE_NAMES
+    from app.core.security import authorize_action
+
+    authorize_action(principal, "channel.read")
+    get_partner_for(principal, partner_id)
+    rows = db.session.execute(
+        sa.select(Membership.user_id, User.display_name, User.username, Membership.role, Membership.created_at)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.partner_id == partner_id).order_by(Membership.id)).all()
+    return [{"user_id": r.user_id, "display_name": r.display_name or r.username or "", "role": r.role,
+             "role_name": ROLE_NAMES.get(r.role, r.role), "since": r.created_at} for r in rows]
+
+
+def search_stores(principal: Principal, *, q: str | None = None, region: str | None = None,
+                  distributor_id: int | None = None, under_partner_id: int | None = None,
+                  industry: str | None = None) -> sa.Select:
+    """Stores the caller may see (the channel's readers: HQ, analysts in their region, partners in their subtree),
+    found by name, code or phone (`q`, a part of any), in a region (and inside it), served by a distributor or by
+    any distributor under a partner, of an industry; in a stable order (by id). Rows: (Store, distributor name)."""
+    from app.core.security import authorize_action
+
+    authorize_action(principal, "channel.read")
+    stmt = (sa.select(Store, Partner.name.label("distributor_name"))
+            .join(Partner, Partner.id == Store.distributor_id)
+            .where(visible_stores_condition(principal, "channel.read")).order_by(Store.id))
+    if q:
+        like = f"%{like_text(q)}%"
+        stmt = stmt.where(sa.or_(Store.name.like(like, escape="\\"), Store.code.like(like, escape="\\"),
+                                 Store.phone.like(like, escape="\\")))
+    if region:
+        stmt = stmt.where(_region_prefix_condition(region))
+    if distributor_id is not None:
+        stmt = stmt.where(Store.distributor_id == distributor_id)
+    if under_partner_id is not None:
+        path = db.session.scalar(sa.select(Partner.path).where(Partner.id == under_partner_id))
+        stmt = stmt.where(Partner.path.startswith(path, autoescape=True) if path else sa.false())
+    if industry:
+        stmt = stmt.where(Store.industry == industry)
+    return stmt
+
+
+def like_text(text: str) -> str:
+    """Typed text for a LIKE pattern, its wildcards taken literally (escaped with a backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def store_industries(principal: Principal) -> list[str]:
+    """The industries of the stores the caller may see (for a filter)."""
+    from app.core.security import authorize_action
+
+    authorize_action(principal, "channel.read")
+    return list(db.session.scalars(
+        sa.select(Store.industry).join(Partner, Partner.id == Store.distributor_id)
+        .where(visible_stores_condition(principal, "channel.read"), Store.industry.is_not(None))
+        .distinct().order_by(Store.industry)))
+
+
+def store_people(principal: Principal, store_id: int) -> list[dict]:
+    """The owners and clerks bound to a store and their roles (no phone numbers), for a channel reader."""
+    from app.accounts.models import Membership, User
+    from app.accounts.roles import ROLE_NAMES
+
+    authorize_store(principal, "channel.read", store_id)
+    rows = db.session.execute(
+        sa.select(Membership.user_id, User.display_name, User.username, Membership.role, Membership.created_at)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.store_id == store_id).order_by(Membership.role, Membership.id)).all()
+    return [{"user_id": r.user_id, "display_name": r.display_name or r.username or "", "role": r.role,
+             "role_name": ROLE_NAMES.get(r.role, r.role), "since": r.created_at} for r in rows]
+
+
+def list_invites(principal: Principal, *, store_id: int | None = None, status: str | None = None) -> sa.Select:
+    """Store invites the caller may read (a channel reader, within the stores they may see), newest first, by
+    store and by status (`open`, `redeemed`, `revoked`, `expired`). Rows: (Invite, store code, store name)."""
+    from app.core.clock import now_utc
+    from app.core.security import authorize_action
+
+    authorize_action(principal, "channel.read")
+    if store_id is not None:
+        authorize_store(principal, "channel.read", store_id)
+    stmt = (sa.select(Invite, Store.code, Store.name).join(Store, Store.id == Invite.store_id)
+            .join(Partner, Partner.id == Store.distributor_id)
+            .where(visible_stores_condition(principal, "channel.read")).order_by(Invite.id.desc()))
+    if store_id is not None:
+        stmt = stmt.where(Invite.store_id == store_id)
+    now = now_utc()
+    if status == "redeemed":
+        stmt = stmt.where(Invite.redeemed_at.is_not(None))
+    elif status == "revoked":
+        stmt = stmt.where(Invite.redeemed_at.is_(None), Invite.revoked_at.is_not(None))
+    elif status == "expired":
+        stmt = stmt.where(Invite.redeemed_at.is_(None), Invite.revoked_at.is_(None), Invite.expires_at < now)
+    elif status == "open":
+        stmt = stmt.where(Invite.redeemed_at.is_(None), Invite.revoked_at.is_(None), Invite.expires_at >= now)
+    return stmt
+
+
+def get_invite_for(principal: Principal, invite_id: int) -> dict:
+    """A store invite for a channel reader (404 when unknown or not a store's), with whether the caller may hand
+    it out (show its QR, revoke it) and, if so and it is still open, its QR as inline SVG (the token, the scene
+    the mini-program redeems)."""
+    from app.channel.services import check_invite_target
+    from app.core.security import authorize_action
+    from app.errors import AppError
+
+    authorize_action(principal, "channel.read")
+    invite = db.session.get(Invite, invite_id)
+    if invite is None or invite.store_id is None:
+        raise NotFound("找不到这个邀请", code="invite_not_found")
+    authorize_store(principal, "channel.read", invite.store_id)
+    try:
+        check_invite_target(principal, invite.role, invite.store_id, invite.partner_id)
+        may_hand_out = True
+    except AppError:
+        may_hand_out = False
+    status = invite_status(invite)
+    svg = None
+    if may_hand_out and status == "open":
+        import segno
+
+        svg = segno.make(invite.token, error="m").svg_inline(scale=9, border=2, title="邀请码")
+    return {"invite": invite, "status": status, "store": db.session.get(Store, invite.store_id),
+            "may_hand_out": may_hand_out, "qr_svg": svg}
+
+
+def store_stock_page(principal: Principal, store_id: int, *, page: int, page_size: int) -> dict:
+    """One page of the store's stock per SKU, for a caller who may read it."""
+    authorize_store(principal, "stock.read", store_id)
+    return inventory_queries.page_location_stock(get_store_location(store_id), page=page, page_size=page_size)

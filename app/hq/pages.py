@@ -35,7 +35,7 @@ from app.core.regions import picker_choices, region_name
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
-from app.hq import charts, code_pages
+from app.hq import channel_pages, charts, code_pages
 from app.inventory.queries import list_warehouse_stock, list_warehouses
 from app.orders import consumer_orders, consumer_queries
 from app.scans import alerts as alert_services
@@ -824,6 +824,7 @@ def api_proxy(rest: str):
 
 
 code_pages.add_routes(bp, login_required)
+channel_pages.add_routes(bp, login_required)
 
 
 def _error_page(status: int, message: str, details: dict[str, Any]):

@@ -58,3 +58,18 @@ def list_warehouses() -> list[dict]:
     return [{"id": w.id, "code": w.code, "name": w.name, "kind": w.kind, "city_code": w.city_code,
              "location_id": w.location_id, "serves": [c.city_code for c in w.cities], "stock_units": int(n or 0)}
             for w, n in rows]
+
+
+def page_location_stock(location_id: int, *, page: int, page_size: int) -> dict:
+    """One page of `list_location_stock` (by SKU id, a stable order), with the whole count."""
+    base = sa.select(StockLevel.sku_id).where(StockLevel.location_id == location_id)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
+    rows = db.session.execute(
+        sa.select(Sku.id, Sku.code, Sku.name, Sku.unit, StockLevel.on_hand, StockLevel.reserved, StockLevel.updated_at)
+        .join(StockLevel, StockLevel.sku_id == Sku.id)
+        .where(StockLevel.location_id == location_id)
+        .order_by(Sku.id).limit(page_size).offset((page - 1) * page_size)
+    ).all()
+    items = [{"sku_id": r[0], "sku_code": r[1], "name": r[2], "unit": r[3], "on_hand": r[4], "reserved": r[5],
+              "available": r[4] - r[5], "updated_at": r[6]} for r in rows]
+    return {"items": items, "page": page, "page_size": page_size, "total": total}
