@@ -796,7 +796,10 @@ def consumer_order_route(order_id: int):
 def consumer_order_ship(order_id: int):
     warehouse = request.form.get("warehouse_id", "")
     warehouse_id = int(warehouse) if warehouse.isdigit() and 0 < int(warehouse) < 2**63 else None
-    if _write(lambda: consumer_orders.ship_consumer_order(g.principal, order_id, warehouse_id=warehouse_id)):
+    # Scanned case or unit codes, one a line (a handheld scanner ends each with Enter), for the coded goods.
+    codes = [c.strip() for c in request.form.get("codes", "")[:64_000].split() if c.strip()]
+    if _write(lambda: consumer_orders.ship_consumer_order(g.principal, order_id, warehouse_id=warehouse_id,
+                                                          codes=codes)):
         flash("已发货，库存已出库", "ok")
     return redirect(url_for("hq_pages.consumer_order", order_id=order_id))
 
