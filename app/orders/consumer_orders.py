@@ -413,9 +413,9 @@ def _ship_codes(order: ConsumerOrder, wh: Warehouse, codes: list[str], *, user_i
     from app.codes.services import ship_codes_to_consumer
 
     shipped = ship_codes_to_consumer(serials=codes, from_location_id=wh.location_id,
-                                     partner_id=order.serving_partner_id, region_code=order.city_code or order.region_code,
-                                     user_id=user_id)
-    for sku_id, units in sorted(shipped.items()):
+                                     partner_id=order.serving_partner_id,
+                                     region_code=order.city_code or order.region_code, user_id=user_id)
+    for sku_id in sorted(shipped):
         if sku_id not in serialized:
             raise Conflict("有码不属于这张订单的商品", code="codes_not_on_order", details={"sku_id": sku_id})
     for sku_id, line in sorted(serialized.items()):
