@@ -328,10 +328,7 @@ def sell_through():
         group_by = "city"
     p = queries.period(f["from"], f["to"])
     rows = queries.sell_through(g.principal, p=p, group_by=group_by, sku_id=f["sku_id"], region=f["region"])
-    if group_by == "day":
-        chart = _line(rows, t("sell_through"))
-    else:
-        chart = _bars(rows[:15], t("sell_through"), width=880)
+    chart = _line(rows, t("sell_through")) if group_by == "day" else _bars(rows[:15], t("sell_through"), width=880)
     query = {"from": p.start.isoformat(), "to": p.end.isoformat(), "group_by": group_by}
     if f["sku_id"]:
         query["sku_id"] = f["sku_id"]
