@@ -14,9 +14,15 @@ from app.catalog.models import Sku
 from app.extensions import db
 from app.inventory.models import StockLevel, Warehouse
 from tests.conftest import hq_login
-from tests.hq_pages.test_pages import login
 
 HQ = "/api/hq/v1"
+
+
+def login(client):
+    """Into the console as HQ's admin."""
+    html = client.get("/hq/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    return client.post("/hq/login", data={"username": "admin", "password": "admin", "csrf": csrf})
 
 
 def _units(app) -> dict[int, str]:
