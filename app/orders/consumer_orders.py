@@ -4,7 +4,8 @@ A partner (or HQ's own shop) takes a consumer's order for an address anywhere. I
 serves the address (`app.channel.routing`); that partner accepts within CONSUMER_ORDER_ACCEPT_MINUTES, or declines,
 or lets the time run out, and the order passes to the next candidate, then to HQ (`with_hq`). HQ ships from the
 warehouse serving the address's city (if it holds every line), else from the central one, through the stock
-ledger. The serving partner completes the order with the consumer's confirmation code, and the margin is booked
+ledger; one-item-one-code goods leave by their scanned codes, each unit marked sold to the consumer with its ship
+event in the same transaction (`app.codes.services.ship_codes_to_consumer`). The serving partner completes the order with the consumer's confirmation code, and the margin is booked
 to the partner who brought the order and the one who served it (`app.orders.commission`).
 
 Statuses: routed → accepted → shipped → completed; routed/accepted → with_hq (nobody holds the address, nobody
