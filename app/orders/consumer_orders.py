@@ -5,8 +5,9 @@ serves the address (`app.channel.routing`); that partner accepts within CONSUMER
 or lets the time run out, and the order passes to the next candidate, then to HQ (`with_hq`). HQ ships from the
 warehouse serving the address's city (if it holds every line), else from the central one, through the stock
 ledger; one-item-one-code goods leave by their scanned codes, each unit marked sold to the consumer with its ship
-event in the same transaction (`app.codes.services.ship_codes_to_consumer`). The serving partner completes the order with the consumer's confirmation code, and the margin is booked
-to the partner who brought the order and the one who served it (`app.orders.commission`).
+event in the same transaction (`app.codes.services.ship_codes_to_consumer`). The serving partner completes the
+order with the consumer's confirmation code, and the margin is booked to the partner who brought the order and
+the one who served it (`app.orders.commission`).
 
 Statuses: routed → accepted → shipped → completed; routed/accepted → with_hq (nobody holds the address, nobody
 accepted, or HQ took it); HQ routes a routed, accepted or with_hq order to a partner of its choice, with a reason;
