@@ -14,7 +14,7 @@ stock_cli = AppGroup("stock", help="Stock ledger tools.")
 @stock_cli.command("verify")
 def stock_verify() -> None:
     """Prove the books: every stock level equals its ledger, a serialized SKU's stock at a store (and on its way
-    there) is its unit codes, and no unit was sold twice; exit 1 when one does not hold."""
+    there) and in each warehouse is its unit codes, and no unit was sold twice; exit 1 when one does not hold."""
     from app.scans.books import verify_stock
 
     problems = verify_stock()
@@ -25,13 +25,20 @@ def stock_verify() -> None:
         elif p["kind"] == "unit_count":
             click.echo(f"UNIT COUNT location={p['location_id']} sku={p['sku_id']} on_hand={p['on_hand']} "
                        f"unit_codes={p['unit_codes']} uncoded_opening={p['uncoded_opening']}")
+        elif p["kind"] == "warehouse_unit_count":
+            click.echo(f"WAREHOUSE UNIT COUNT warehouse={p['warehouse_id']} ({p['warehouse']}) sku={p['sku_id']} "
+                       f"({p['sku']}) on_hand={p['on_hand']} in_warehouse_codes={p['unit_codes']} "
+                       f"uncoded_opening={p['uncoded_opening']}")
         else:
             click.echo(f"SOLD TWICE code={p['code_id']} serial={p['serial']} (sells minus returns reached "
                        f"{p['highest']}, lowest {p['lowest']})")
     if problems:
-        kinds = {k: sum(1 for p in problems if p["kind"] == k) for k in ("ledger", "unit_count", "sold_twice")}
+        kinds = {k: sum(1 for p in problems if p["kind"] == k) for k in ("ledger", "unit_count", "warehouse_unit_count",
+                                                                            "sold_twice")}
         click.echo(f"{len(problems)} problem(s): {kinds['ledger']} level(s) disagree with the ledger, "
-                   f"{kinds['unit_count']} serialized level(s) disagree with their unit codes, "
+                   f"{kinds['unit_count']} serialized store level(s) disagree with their unit codes, "
+                   f"{kinds['warehouse_unit_count']} serialized warehouse level(s) disagree with their codes "
+                   f"in the warehouse, "
                    f"{kinds['sold_twice']} unit(s) sold twice")
         sys.exit(1)
     click.echo("ok: every stock level equals the sum of its ledger, serialized stock equals its unit codes, "

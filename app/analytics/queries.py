@@ -154,13 +154,24 @@ def _change(now: int, before: int) -> float | None:
     return None if before == 0 else round((now - before) * 100.0 / before, 1)
 
 
+def _one_unit(*groups: list[dict]) -> bool:
+    """Whether these per-unit totals are all in one sellable unit (or none): only then may units be compared."""
+    return len({g["unit"] for gs in groups for g in gs}) <= 1
+
+
+def _row_change(u: int, pu: int, a: int, pa: int, units: list[dict], previous: list[dict]) -> float | None:
+    """A row's change on the previous period: in units when they are of one kind, else in fen."""
+    return _change(u, pu) if _one_unit(units, previous) else _change(a, pa)
+
+
 @rollups.folded
 def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_id: int | None = None,
                  region: str | None = None) -> list[dict[str, Any]]:
     """Units and fen sold per group in the period, with the previous period of the same length beside it.
 
-    `units` counts every sellable unit alike (the charts, the ranking and the change are read from it); each row's
-    quantity to show is `units_by_unit` (`[{"unit": "提", "quantity": 120}, …]`), as a 提 and a 袋 do not add up.
+    `units` counts every sellable unit alike (the ranking is read from it); each row's quantity to show is
+    `units_by_unit` (`[{"unit": "提", "quantity": 120}, …]`), as a 提 and a 袋 do not add up, and its change is
+    in units only where the row's units are of one kind, else in fen (`_row_change`).
     """
     if group_by not in GROUPS:
         raise ValidationFailed("分组方式不对", code="bad_group_by", details={"group_by": group_by})
@@ -178,9 +189,11 @@ def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_
             u, a = now.get(d, (0, 0))
             pd = prev_p.start + timedelta(days=i)
             pu, pa = before.get(pd, (0, 0))
+            nu, bu = now_units.get(d, []), before_units.get(pd, [])
             rows.append({"key": d.isoformat(), "label": d.isoformat(), "units": u, "amount_fen": a,
-                         "previous_units": pu, "previous_amount_fen": pa, "change_pct": _change(u, pu),
-                         "units_by_unit": now_units.get(d, []), "previous_units_by_unit": before_units.get(pd, [])})
+                         "previous_units": pu, "previous_amount_fen": pa,
+                         "change_pct": _row_change(u, pu, a, pa, nu, bu),
+                         "units_by_unit": nu, "previous_units_by_unit": bu})
         return rows
     before = _grouped(principal, t, p.previous(), group_by, sku_id, region)
     before_units = _grouped_by_unit(principal, p.previous(), group_by, sku_id, region)
@@ -188,9 +201,10 @@ def sell_through(principal: Principal, *, p: Period, group_by: str = "day", sku_
     for k in set(now) | set(before):
         u, a = now.get(k, (0, 0))
         pu, pa = before.get(k, (0, 0))
+        nu, bu = now_units.get(k, []), before_units.get(k, [])
         rows.append({"key": str(k), "label": names.get(k, str(k)), "units": u, "amount_fen": a,
-                     "previous_units": pu, "previous_amount_fen": pa, "change_pct": _change(u, pu),
-                     "units_by_unit": now_units.get(k, []), "previous_units_by_unit": before_units.get(k, [])})
+                     "previous_units": pu, "previous_amount_fen": pa, "change_pct": _row_change(u, pu, a, pa, nu, bu),
+                     "units_by_unit": nu, "previous_units_by_unit": bu})
     rows.sort(key=lambda r: (-r["units"], -r["amount_fen"], r["label"]))
     return rows
 
@@ -223,9 +237,12 @@ def totals(principal: Principal, *, p: Period, sku_id: int | None = None, region
 
     u, a, s = one(p)
     pu, pa, ps = one(p.previous())
+    now_units, before_units = per_unit(p), per_unit(p.previous())
     return {"units": u, "amount_fen": a, "stores": s, "previous_units": pu, "previous_amount_fen": pa,
-            "previous_stores": ps, "units_change_pct": _change(u, pu), "amount_change_pct": _change(a, pa),
-            "units_by_unit": per_unit(p), "previous_units_by_unit": per_unit(p.previous())}
+            "previous_stores": ps,
+            # A change in units only where they are of one kind; a 提 and a 袋 are compared in fen.
+            "units_change_pct": _change(u, pu) if _one_unit(now_units, before_units) else None,
+            "amount_change_pct": _change(a, pa), "units_by_unit": now_units, "previous_units_by_unit": before_units}
 
 
 @rollups.folded
@@ -276,7 +293,8 @@ def list_store_cover(principal: Principal, *, sku_id: int | None = None, region:
     """On hand per store and SKU with the smoothed daily rate and the days of cover it gives."""
     from app.channel.queries import visible_stores_condition
 
-    stmt = (sa.select(Store.id, Store.name, Store.city_code, Partner.name, Sku.id, Sku.name, StockLevel.on_hand)
+    stmt = (sa.select(Store.id, Store.name, Store.city_code, Partner.name, Sku.id, Sku.name, StockLevel.on_hand,
+                      Sku.unit)
             .join(Partner, Partner.id == Store.distributor_id)
             .join(StockLevel, StockLevel.location_id == Store.location_id)
             .join(Sku, Sku.id == StockLevel.sku_id)
@@ -290,11 +308,11 @@ def list_store_cover(principal: Principal, *, sku_id: int | None = None, region:
     rows = db.session.execute(stmt).all()
     rates = smoothed_rates(by="store", store_ids=list({r[0] for r in rows}) or [0])
     out = []
-    for store_id, store, city, dist, sid, sku, on_hand in rows:
+    for store_id, store, city, dist, sid, sku, on_hand, unit in rows:
         rate = rates.get((store_id, sid), 0.0)
         cover = cover_days(on_hand, rate)
         out.append({"store_id": store_id, "store_name": store, "city_code": city, "city_name": region_name(city),
-                    "distributor_name": dist, "sku_id": sid, "sku_name": sku, "on_hand": on_hand,
+                    "distributor_name": dist, "sku_id": sid, "sku_name": sku, "on_hand": on_hand, "unit": unit,
                     "daily_rate": round(rate, 2), "days_of_cover": None if cover is None else round(cover, 1)})
     return out
 
@@ -307,48 +325,91 @@ def sell_in_vs_through(principal: Principal, *, p: Period, group_by: str = "sku"
         raise ValidationFailed("分组方式不对", code="bad_group_by", details={"group_by": group_by})
     sold = _grouped(principal, sales_table(principal, group_by, region, sku_id), p, group_by, sku_id, region)
     shipped = _grouped(principal, DailySellIn.__table__, p, group_by, sku_id, region, with_amount=False)
+    sold_units = _grouped_by_unit(principal, p, group_by, sku_id, region)
+    si = DailySellIn.__table__
+    col = _group_column(si, group_by)
+    pairs: dict[Any, list[tuple[str, int]]] = defaultdict(list)
+    for key, unit, units in db.session.execute(
+            sa.select(col, Sku.unit, sa.func.sum(si.c.units)).join(Sku, Sku.id == si.c.sku_id)
+            .where(*_filters(principal, si, p, sku_id, region)).group_by(col, Sku.unit)):
+        pairs[key].append((unit, int(units or 0)))
+    shipped_units = {key: sum_by_unit(rows) for key, rows in pairs.items()}
     keys = set(sold) | set(shipped)
     names = labels(group_by, list(keys))
     rows = []
     for k in keys:
         s_in, s_out = shipped.get(k, (0, 0))[0], sold.get(k, (0, 0))[0]
+        in_by, out_by = shipped_units.get(k, []), sold_units.get(k, [])
+        sold_of = {g["unit"]: g["quantity"] for g in out_by}
+        # Per sellable unit: shipped in, sold through and the rate (a 提's rate and a 袋's are not added up).
+        by_unit = [{"unit": g["unit"], "sell_in": g["quantity"], "sell_through": sold_of.get(g["unit"], 0),
+                    "rate_pct": None if not g["quantity"] else round(sold_of.get(g["unit"], 0) * 100.0
+                                                                     / g["quantity"], 1)} for g in in_by]
+        by_unit += [{"unit": g["unit"], "sell_in": 0, "sell_through": g["quantity"], "rate_pct": None}
+                    for g in out_by if g["unit"] not in {b["unit"] for b in in_by}]
         rows.append({"key": str(k), "label": names.get(k, str(k)), "sell_in_units": s_in, "sell_through_units": s_out,
-                     "sell_through_rate_pct": None if s_in == 0 else round(s_out * 100.0 / s_in, 1)})
+                     "sell_in_by_unit": in_by, "sell_through_by_unit": out_by, "by_unit": by_unit,
+                     # One rate only where the group's units are of one kind; else see `by_unit`.
+                     "sell_through_rate_pct": None if s_in == 0 or not _one_unit(in_by, out_by)
+                     else round(s_out * 100.0 / s_in, 1)})
     rows.sort(key=lambda r: (r["key"] if group_by == "day" else "", -r["sell_in_units"] - r["sell_through_units"]))
     return rows
 
 
 @rollups.folded
 def slow_stores(principal: Principal, *, p: Period, region: str | None = None, limit: int = 50) -> list[dict]:
-    """Stores whose shelf stock sits longest at the period's selling pace (most days of cover first)."""
+    """Stores whose shelf stock sits longest at the period's selling pace (most days of cover first).
+
+    Each store's stock and sales are per sellable unit (`on_hand_by_unit`, `units_by_unit`: a 提 and a 袋 are not
+    added up; `on_hand` and `units` count every unit alike, for sorting only); its `days_of_cover` is that of its
+    slowest SKU on the shelf (None, endless, when one of them sold nothing in the period)."""
     from app.channel.queries import visible_stores_condition
 
     t = DailySales.__table__
-    sold = dict(db.session.execute(
-        sa.select(t.c.store_id, sa.func.sum(t.c.units)).where(*_filters(principal, t, p, None, region))
-        .group_by(t.c.store_id)).all())
+    # Per store and SKU: what was sold in the period and what is on the shelf. Nothing adds a 提 to a 袋: the
+    # quantities are per unit, and a store's days of cover is its slowest SKU's (the stock that sits longest).
+    sold = {(store, sku): int(n or 0) for store, sku, n in db.session.execute(
+        sa.select(t.c.store_id, t.c.sku_id, sa.func.sum(t.c.units)).where(*_filters(principal, t, p, None, region))
+        .group_by(t.c.store_id, t.c.sku_id))}
     last_sale = dict(db.session.execute(
         sa.select(t.c.store_id, sa.func.max(t.c.day)).where(t.c.units > 0, scope_condition(principal, t))
         .group_by(t.c.store_id)).all())
-    stmt = (sa.select(Store.id, Store.name, Store.city_code, Partner.name, sa.func.sum(StockLevel.on_hand))
+    stmt = (sa.select(Store.id, Store.name, Store.city_code, Partner.name, Sku.id, Sku.unit, StockLevel.on_hand)
             .join(Partner, Partner.id == Store.distributor_id)
             .join(StockLevel, StockLevel.location_id == Store.location_id)
-            .where(visible_stores_condition(principal, "hq.read"), Store.is_active.is_(True))
-            .group_by(Store.id, Store.name, Store.city_code, Partner.name)
-            .having(sa.func.sum(StockLevel.on_hand) > 0))
+            .join(Sku, Sku.id == StockLevel.sku_id)
+            .where(visible_stores_condition(principal, "hq.read"), Store.is_active.is_(True),
+                   StockLevel.on_hand > 0)
+            .order_by(Store.id, Sku.id))
     if region:
         code = region[:6]
         stmt = stmt.where(Store.province_code == code if code.endswith("0000") else
                           Store.city_code == code if code.endswith("00") else Store.district_code == code)
+    stores: dict[int, dict] = {}
+    for sid, name, city, dist, sku, unit, on_hand in db.session.execute(stmt):
+        r = stores.setdefault(sid, {"store_id": sid, "store_name": name, "city_code": city,
+                                    "city_name": region_name(city), "distributor_name": dist,
+                                    "_stock": [], "_covers": []})
+        units = sold.get((sid, sku), 0)
+        r["_stock"].append((unit, int(on_hand)))
+        r["_covers"].append(None if units == 0 else int(on_hand) * p.days / units)
+    # A store's sales are all it sold in the period, SKUs it no longer holds included.
+    units_of = dict(db.session.execute(sa.select(Sku.id, Sku.unit)).all())
+    sold_by_store: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for (store, sku), n in sold.items():
+        sold_by_store[store].append((units_of.get(sku, ""), n))
     rows = []
-    for sid, name, city, dist, on_hand in db.session.execute(stmt):
-        units = int(sold.get(sid) or 0)
-        per_day = units / p.days
+    for sid, r in stores.items():
+        stock_by, sold_by = sum_by_unit(r.pop("_stock")), sum_by_unit(sold_by_store.get(sid, []))
+        covers = r.pop("_covers")
         last = last_sale.get(sid)
-        rows.append({"store_id": sid, "store_name": name, "city_code": city, "city_name": region_name(city),
-                     "distributor_name": dist, "on_hand": int(on_hand), "units": units,
-                     "units_per_day": round(per_day, 2),
-                     "days_of_cover": None if per_day == 0 else round(int(on_hand) / per_day, 1),
+        rows.append({**r, "on_hand": sum(g["quantity"] for g in stock_by),
+                     "units": sum(g["quantity"] for g in sold_by),
+                     "on_hand_by_unit": stock_by, "units_by_unit": sold_by,
+                     "units_per_day_by_unit": [{"unit": g["unit"], "quantity": round(g["quantity"] / p.days, 2)}
+                                               for g in sold_by],
+                     "units_per_day": round(sum(g["quantity"] for g in sold_by) / p.days, 2),
+                     "days_of_cover": None if any(c is None for c in covers) else round(max(covers), 1),
                      "last_sale_day": last.isoformat() if last else None})
     # Slow-moving = stock that sits: most days of cover first (nothing sold at all counts as infinite).
     rows.sort(key=lambda r: (r["days_of_cover"] is not None, -(r["days_of_cover"] or 0), r["units_per_day"]))

@@ -60,6 +60,8 @@ class Code(db.Model):
     # Where it is: a warehouse or store location (null while issued, or sold and gone).
     location_id: Mapped[int | None] = mapped_column(sa.ForeignKey("locations.id"))
     # The store holding it (in_store, returned), the store that sold it (sold) or where it went missing (missing).
+    # A unit HQ shipped to a consumer (a consumer order) is `sold` at no store: its destination names the partner
+    # serving the consumer and the address's city.
     store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
     # Anti-diversion: where the shipment was meant to go. order_id has no foreign key so codes do not
     # depend on the orders module.

@@ -254,27 +254,59 @@ def ship_codes(*, serials: list[str], from_location_id: int, to_store_id: int, o
     store = db.session.get(Store, to_store_id)
     if store is None:
         raise NotFound("找不到这家门店", code="store_not_found")
+    return _ship(serials, from_location_id=from_location_id, user_id=user_id, event_store_id=store.id,
+                 event_order_id=order_id,
+                 values={"state": "in_transit", "location_id": None, "order_id": order_id,
+                         "destination_store_id": store.id, "destination_distributor_id": store.distributor_id,
+                         "destination_region": store.city_code})
+
+
+def ship_codes_to_consumer(*, serials: list[str], from_location_id: int, partner_id: int | None,
+                           region_code: str | None, user_id: int | None) -> dict[int, int]:
+    """Mark unit and case codes shipped to a consumer (a consumer order); units per sku_id.
+
+    The units leave the channel for the one who bought them: `sold` (at the shipment), at no store, with the
+    partner who serves the consumer and the address's region as their destination (a consumer's check far from
+    it raises the diversion alert as for any unit). The same checks and events as `ship_codes`, in the caller's
+    transaction, and no stock moved: the caller (`app.orders.consumer_orders.ship_consumer_order`) takes the
+    units out of the warehouse with `move_stock`.
+    """
+    require_transaction("ship_codes_to_consumer")
+    now = now_utc()
+    return _ship(serials, from_location_id=from_location_id, user_id=user_id, event_store_id=None,
+                 event_order_id=None, now=now,
+                 values={"state": "sold", "location_id": None, "store_id": None, "order_id": None, "sold_at": now,
+                         "destination_store_id": None, "destination_distributor_id": partner_id,
+                         "destination_region": region_code})
+
+
+def _ship(serials: list[str], *, from_location_id: int, user_id: int | None, values: dict,
+          event_store_id: int | None, event_order_id: int | None, now=None) -> dict[int, int]:
+    """The ship step of either kind of shipment: lock the codes (a case brings its units), refuse any unit not on
+    this warehouse's shelf, set `values` on the units and their cases, write each unit's ship event."""
     units, bad = _serials_to_units(serials)
     bad += [{"serial": u.serial, "reason": "not_in_this_warehouse" if u.state == "in_warehouse" else
              f"state_{u.state}"} for u in units if u.state != "in_warehouse" or u.location_id != from_location_id]
     if bad or not units:
         raise Conflict("有码不在这个仓库，不能发货", code="codes_not_in_warehouse",
                        details={"codes": bad[:100], "count": len(bad)})
-    now = now_utc()
+    now = now or now_utc()
     ids = [u.id for u in units]
     case_ids = list({u.case_id for u in units if u.case_id})
-    values = {"state": "in_transit", "location_id": None, "order_id": order_id,
-              "destination_store_id": store.id, "destination_distributor_id": store.distributor_id,
-              "destination_region": store.city_code, "updated_at": now}
+    values = {**values, "updated_at": now}
     for chunk in range(0, len(ids), 5000):
         db.session.execute(sa.update(Code).where(Code.id.in_(ids[chunk:chunk + 5000])).values(**values))
     if case_ids:
-        db.session.execute(sa.update(Code).where(Code.id.in_(case_ids)).values(**values))
+        # A case goes with its units once none of them is left on the shelf (loose units picked out of a case
+        # leave the case, and the rest of its units, where they are).
+        left = sa.select(Code.case_id).where(Code.case_id.in_(case_ids), Code.kind == "unit",
+                                              Code.state == "in_warehouse")
+        db.session.execute(sa.update(Code).where(Code.id.in_(case_ids), Code.id.not_in(left)).values(**values))
     step, disp = BIZ_STEPS["ship"]
     db.session.execute(sa.insert(ScanEvent), [
         {"code_id": u.id, "sku_id": u.sku_id, "quantity": 1, "action": "ship", "biz_step": step, "disposition": disp,
-         "location_id": from_location_id, "store_id": store.id, "event_time": now, "recorded_at": now,
-         "user_id": user_id, "order_id": order_id, "diverted": False} for u in units])
+         "location_id": from_location_id, "store_id": event_store_id, "event_time": now, "recorded_at": now,
+         "user_id": user_id, "order_id": event_order_id, "diverted": False} for u in units])
     per_sku: dict[int, int] = {}
     for u in units:
         per_sku[u.sku_id] = per_sku.get(u.sku_id, 0) + 1

@@ -53,10 +53,11 @@ def seed(ctx) -> None:
         if not sku.serialized:
             continue
         cases = _issue(sku, admin)
-        # The warehouses' opening stock already counts these units: put away without booking stock again.
-        codes.put_away(hq, serials=cases[:7], warehouse_id=hz.id)
-        codes.put_away(hq, serials=cases[7:11], warehouse_id=sz.id)
-        codes.put_away(hq, serials=cases[11:14], warehouse_id=ctx.warehouses["central"].id)
+        # Booked in as they are put away, on top of the warehouses' opening stock by count: a warehouse's stock
+        # of a coded SKU is its codes on the shelf plus that opening (what `flask stock verify` proves).
+        codes.put_away(hq, serials=cases[:7], warehouse_id=hz.id, add_stock=True)
+        codes.put_away(hq, serials=cases[7:11], warehouse_id=sz.id, add_stock=True)
+        codes.put_away(hq, serials=cases[11:14], warehouse_id=ctx.warehouses["central"].id, add_stock=True)
         _ship(cases[:5], hz, s1, admin, sku)
         _ship(cases[7:10], sz, s2, admin, sku)
         for store, batch in ((s1, cases[:3]), (s2, cases[7:10])):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from app.accounts.models import Membership, User
 from app.accounts.roles import DISTRIBUTOR_STAFF, HQ_ADMIN
 from app.catalog import services as catalog
+from app.codes import services as codes
 from app.core.security import Binding, Principal
 from app.core.tx import transaction
 from app.extensions import db
@@ -41,7 +42,10 @@ def seed(ctx) -> None:
         lines=[{"sku_id": milk, "quantity": 2}, {"sku_id": tea, "quantity": 1}], needs_service=True)
     order_id = done["order"].id
     consumer_orders.accept_consumer_order(server, order_id)
-    consumer_orders.ship_consumer_order(admin, order_id)
+    # HQ picks its units off the central warehouse's shelf (Chengdu has no sub-warehouse), by their codes.
+    consumer_orders.ship_consumer_order(admin, order_id, codes=[
+        serial for sku_id, n in ((milk, 2), (tea, 1))
+        for serial in codes.warehouse_codes_available(ctx.warehouses["central"].location_id, sku_id, n)])
     consumer_orders.complete_consumer_order(server, order_id, confirmation_code=done["confirmation_code"])
     # 2. Waiting for the Shenzhen distributor to accept.
     consumer_orders.create_consumer_order(

@@ -57,7 +57,7 @@ T: dict[str, dict[str, str]] = {
     "store_stock": {"zh": "门店库存", "en": "Store stock"}, "alerts": {"zh": "窜货预警", "en": "Diversion alerts"},
     "plans": {"zh": "调拨计划", "en": "Allocation plans"}, "batches": {"zh": "码批次", "en": "Code batches"},
     "production": {"zh": "生产建议", "en": "Production"}, "transfers": {"zh": "调拨单", "en": "Transfers"},
-    "units": {"zh": "销量（件）", "en": "Units"}, "amount": {"zh": "销售额", "en": "Sales"},
+    "units": {"zh": "销量", "en": "Units"}, "amount": {"zh": "销售额", "en": "Sales"},
     "units_sold": {"zh": "销量", "en": "Units sold"},
     "previous": {"zh": "上期", "en": "Previous period"}, "change": {"zh": "环比", "en": "Change"},
     "stores_selling": {"zh": "动销门店", "en": "Selling stores"}, "trend": {"zh": "每日销量趋势", "en": "Daily units"},
@@ -266,6 +266,38 @@ def _skus():
     return queries.list_sku_names()
 
 
+def _chart_unit(rows: list[dict]) -> str | None:
+    """The one sellable unit every row's units are in (提), or None when they mix (a 提 and a 袋 do not add up:
+    the chart then draws the amount in yuan)."""
+    units = {g["unit"] for r in rows for key in ("units_by_unit", "previous_units_by_unit") for g in r.get(key, [])}
+    return next(iter(units), "") if len(units) <= 1 else None
+
+
+def _line(rows: list[dict], title: str):
+    """This period against the previous one, day by day: in units when they are of one kind, else in yuan."""
+    unit = _chart_unit(rows)
+    if unit is None:
+        series = [(f"{t('this_period')}（元）", [r["amount_fen"] / 100 for r in rows]),
+                  (f"{t('previous')}（元）", [r["previous_amount_fen"] / 100 for r in rows])]
+        title = f"{title}（{t('amount')}，元）"
+    else:
+        label = f"（{unit}）" if unit else ""
+        series = [(t("this_period") + label, [r["units"] for r in rows]),
+                  (t("previous") + label, [r["previous_units"] for r in rows])]
+    return charts.line_chart([r["key"][5:] for r in rows], series, title=title)
+
+
+def _bars(rows: list[dict], title: str, width: int = 420):
+    """The rows as bars with their text: units when they are of one kind, else the amount in yuan."""
+    unit = _chart_unit(rows)
+    if unit is None:
+        return charts.bar_chart([(r["label"], r["amount_fen"] / 100) for r in rows], width=width,
+                                title=f"{title}（{t('amount')}，元）" if title else f"{t('amount')}（元）",
+                                value_text=[yuan(r["amount_fen"]) for r in rows])
+    return charts.bar_chart([(r["label"], r["units"]) for r in rows], width=width, title=title,
+                            value_text=[f"{num(r['units'])} {unit}".strip() for r in rows])
+
+
 @bp.get("/")
 @login_required
 def overview():
@@ -274,12 +306,10 @@ def overview():
     p = queries.period(f["from"], f["to"])
     data = queries.overview(g.principal, p=p, sku_id=f["sku_id"], region=f["region"])
     trend = data["trend"]
-    chart = charts.line_chart([r["key"][5:] for r in trend],
-                              [(t("this_period"), [r["units"] for r in trend]),
-                               (t("previous"), [r["previous_units"] for r in trend])], title=t("trend"))
+    chart = _line(trend, t("trend"))
 
     def bars(rows):
-        return charts.bar_chart([(r["label"], r["units"]) for r in rows[:8]], title="")
+        return _bars(rows[:8], "")
 
     today = queries.period(queries.today_business(), queries.today_business())
     today_totals = queries.totals(g.principal, p=today, sku_id=f["sku_id"], region=f["region"])
@@ -298,13 +328,7 @@ def sell_through():
         group_by = "city"
     p = queries.period(f["from"], f["to"])
     rows = queries.sell_through(g.principal, p=p, group_by=group_by, sku_id=f["sku_id"], region=f["region"])
-    if group_by == "day":
-        chart = charts.line_chart([r["key"][5:] for r in rows], [(t("this_period"), [r["units"] for r in rows]),
-                                                                  (t("previous"), [r["previous_units"] for r in rows])],
-                                  title=t("sell_through"))
-    else:
-        top = rows[:15]
-        chart = charts.bar_chart([(r["label"], r["units"]) for r in top], width=880, title=t("sell_through"))
+    chart = _line(rows, t("sell_through")) if group_by == "day" else _bars(rows[:15], t("sell_through"), width=880)
     query = {"from": p.start.isoformat(), "to": p.end.isoformat(), "group_by": group_by}
     if f["sku_id"]:
         query["sku_id"] = f["sku_id"]
@@ -796,7 +820,10 @@ def consumer_order_route(order_id: int):
 def consumer_order_ship(order_id: int):
     warehouse = request.form.get("warehouse_id", "")
     warehouse_id = int(warehouse) if warehouse.isdigit() and 0 < int(warehouse) < 2**63 else None
-    if _write(lambda: consumer_orders.ship_consumer_order(g.principal, order_id, warehouse_id=warehouse_id)):
+    # Scanned case or unit codes, one a line (a handheld scanner ends each with Enter), for the coded goods.
+    codes = [c.strip() for c in request.form.get("codes", "")[:64_000].split() if c.strip()]
+    if _write(lambda: consumer_orders.ship_consumer_order(g.principal, order_id, warehouse_id=warehouse_id,
+                                                          codes=codes)):
         flash("已发货，库存已出库", "ok")
     return redirect(url_for("hq_pages.consumer_order", order_id=order_id))
 

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from app.catalog.models import Sku
+from app.catalog.units import sum_by_unit
 from app.errors import Conflict
 from app.extensions import db
 from app.inventory.models import StockLevel, StockMovement, Warehouse
@@ -49,14 +50,23 @@ def list_warehouse_stock() -> list[dict]:
 
 
 def list_warehouses() -> list[dict]:
-    """Every warehouse, the cities it serves and the units on hand at its location: one query for the list and one
-    for all their cities (none per warehouse)."""
+    """Every warehouse, the cities it serves and its stock per sellable unit (`stock_by_unit`: 120 提 · 30 袋, as
+    a 提 and a 袋 are not added up; `stock_units` counts every unit alike): one query for the list, one for all
+    their cities and one for all their stock (none per warehouse)."""
     units = (sa.select(sa.func.coalesce(sa.func.sum(StockLevel.on_hand), 0))
              .where(StockLevel.location_id == Warehouse.location_id).scalar_subquery())
     rows = db.session.execute(sa.select(Warehouse, units.label("stock_units")).order_by(Warehouse.id)
                               .options(selectinload(Warehouse.cities))).all()
+    per_unit: dict[int, list[tuple[str, int]]] = {}
+    for loc, unit, n in db.session.execute(
+            sa.select(StockLevel.location_id, Sku.unit, sa.func.sum(StockLevel.on_hand))
+            .join(Sku, Sku.id == StockLevel.sku_id)
+            .where(StockLevel.location_id.in_(sa.select(Warehouse.location_id)))
+            .group_by(StockLevel.location_id, Sku.unit)):
+        per_unit.setdefault(loc, []).append((unit, int(n or 0)))
     return [{"id": w.id, "code": w.code, "name": w.name, "kind": w.kind, "city_code": w.city_code,
-             "location_id": w.location_id, "serves": [c.city_code for c in w.cities], "stock_units": int(n or 0)}
+             "location_id": w.location_id, "serves": [c.city_code for c in w.cities], "stock_units": int(n or 0),
+             "stock_by_unit": [g for g in sum_by_unit(per_unit.get(w.location_id, [])) if g["quantity"]]}
             for w, n in rows]
 
 

@@ -4,8 +4,10 @@ A partner (or HQ's own shop) takes a consumer's order for an address anywhere. I
 serves the address (`app.channel.routing`); that partner accepts within CONSUMER_ORDER_ACCEPT_MINUTES, or declines,
 or lets the time run out, and the order passes to the next candidate, then to HQ (`with_hq`). HQ ships from the
 warehouse serving the address's city (if it holds every line), else from the central one, through the stock
-ledger. The serving partner completes the order with the consumer's confirmation code, and the margin is booked
-to the partner who brought the order and the one who served it (`app.orders.commission`).
+ledger; one-item-one-code goods leave by their scanned codes, each unit marked sold to the consumer with its ship
+event in the same transaction (`app.codes.services.ship_codes_to_consumer`). The serving partner completes the
+order with the consumer's confirmation code, and the margin is booked to the partner who brought the order and
+the one who served it (`app.orders.commission`).
 
 Statuses: routed → accepted → shipped → completed; routed/accepted → with_hq (nobody holds the address, nobody
 accepted, or HQ took it); HQ routes a routed, accepted or with_hq order to a partner of its choice, with a reason;
@@ -41,6 +43,7 @@ from flask import current_app
 from app.accounts.models import Membership, User
 from app.accounts.roles import HQ_ADMIN
 from app.catalog.models import PriceTier, SkuPrice
+from app.catalog.units import quantity_text
 from app.channel import routing
 from app.channel.models import Partner
 from app.core import regions
@@ -64,6 +67,7 @@ log = logging.getLogger(__name__)
 CONSUMER_TIER = "consumer"
 MAX_LINES = 50
 MAX_QUANTITY = 10_000
+MAX_SHIP_CODES = 2000
 STATUS_NAMES = {"routed": "待接单", "accepted": "已接单", "shipped": "已发货", "completed": "已完成",
                 "with_hq": "总部处理", "cancelled": "已取消"}
 HQ_REASONS = {"no_territory": "地址不在任何伙伴的服务区域", "nobody_accepted": "没有伙伴接单",
@@ -357,9 +361,16 @@ def _pass_on(order: ConsumerOrder, *, action: str, user_id: int | None, note: st
 
 
 @retried
-def ship_consumer_order(principal: Principal, order_id: int, *, warehouse_id: int | None = None) -> ConsumerOrder:
+def ship_consumer_order(principal: Principal, order_id: int, *, warehouse_id: int | None = None,
+                        codes: list[str] | None = None) -> ConsumerOrder:
     """HQ ships the goods: from the warehouse serving the address's city if it holds every line, else from the
-    central one (or the warehouse given); stock leaves the warehouse with its ledger rows, in this transaction."""
+    central one (or the warehouse given); stock leaves the warehouse with its ledger rows, in this transaction.
+
+    One-item-one-code goods leave by their codes (`codes`: case or unit codes, as a store shipment's): the step
+    `app.codes.services.ship_codes_to_consumer` checks every unit is on this warehouse's shelf and marks it sold
+    to this consumer with its ship event; the units the codes hold must be exactly each such line's quantity,
+    and no code may be of a SKU the order does not have or does not track by code. Other goods leave by count.
+    """
     with transaction():
         order = _lock(order_id)
         authorize(principal, "warehouse.operate", store=_region_scope(order))
@@ -367,6 +378,12 @@ def ship_consumer_order(principal: Principal, order_id: int, *, warehouse_id: in
             raise _cannot(order, "发货", "consumer_order_cannot_ship")
         wh = _warehouse_for(order, warehouse_id)
         authorize(principal, "warehouse.operate", warehouse_id=wh.id)
+        # Short of stock says so first (the guard itself is `move_stock` below, with the levels locked).
+        for line in order.lines:
+            if get_level(location_id=wh.location_id, sku_id=line.sku_id).available < line.quantity:
+                raise InsufficientStock(f"{wh.name}库存不够，不能发这张订单", code="insufficient_stock",
+                                        details={"sku_id": line.sku_id, "warehouse_id": wh.id})
+        _ship_codes(order, wh, codes or [], user_id=principal.user_id)
         lock_levels([(wh.location_id, line.sku_id) for line in order.lines])
         for line in sorted(order.lines, key=lambda ln: ln.sku_id):
             try:
@@ -381,6 +398,35 @@ def ship_consumer_order(principal: Principal, order_id: int, *, warehouse_id: in
         _event(order, from_status=before, action="ship", user_id=principal.user_id, note=wh.name)
         db.session.flush()
         return order
+
+
+def _ship_codes(order: ConsumerOrder, wh: Warehouse, codes: list[str], *, user_id: int | None) -> None:
+    """The codes of the order's one-item-one-code lines leave `wh` for the consumer; their units must match the
+    lines exactly (a line without codes, or codes for more or fewer units, is refused and nothing changes)."""
+    serialized = {line.sku_id: line for line in order.lines if line.sku.serialized}
+    if not codes:
+        if serialized:
+            line = min(serialized.values(), key=lambda ln: ln.sku_id)
+            raise ValidationFailed(f"{line.sku.name}有码，请扫箱码或单品码发货", code="serialized_needs_codes",
+                                   details={"sku_id": line.sku_id, "quantity": line.quantity})
+        return
+    if len(codes) > MAX_SHIP_CODES:
+        raise ValidationFailed(f"一次最多扫 {MAX_SHIP_CODES} 个码", code="too_many_codes")
+    from app.codes.services import ship_codes_to_consumer
+
+    shipped = ship_codes_to_consumer(serials=codes, from_location_id=wh.location_id,
+                                     partner_id=order.serving_partner_id,
+                                     region_code=order.city_code or order.region_code, user_id=user_id)
+    for sku_id in sorted(shipped):
+        if sku_id not in serialized:
+            raise Conflict("有码不属于这张订单的商品", code="codes_not_on_order", details={"sku_id": sku_id})
+    for sku_id, line in sorted(serialized.items()):
+        units = shipped.get(sku_id, 0)
+        if units != line.quantity:
+            raise Conflict(f"{line.sku.name}订了 {quantity_text(line.quantity, line.sku.unit)}，扫到的码是 "
+                           f"{quantity_text(units, line.sku.unit)}，数量不符，不能发货",
+                           code="codes_quantity_mismatch",
+                           details={"sku_id": sku_id, "ordered": line.quantity, "scanned": units})
 
 
 def _warehouse_for(order: ConsumerOrder, warehouse_id: int | None) -> Warehouse:

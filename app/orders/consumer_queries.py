@@ -104,6 +104,7 @@ def order_dicts(orders: list[ConsumerOrder], *, events: bool = False) -> list[di
             "address": o.address, "region_code": o.region_code, "region_name": _place(o),
             "needs_service": o.needs_service, "total_fen": o.total_fen,
             "lines": [{"sku_id": ln.sku_id, "sku_name": ln.sku.name if ln.sku else "", "quantity": ln.quantity,
+                       "unit": ln.sku.unit if ln.sku else "", "serialized": bool(ln.sku and ln.sku.serialized),
                        "unit_price_fen": ln.unit_price_fen, "amount_fen": ln.amount_fen} for ln in o.lines],
             "brought_by": _party(o.brought_by_partner_id, o.brought_by_agent_id, names),
             "serving": _party(o.serving_partner_id, o.serving_agent_id, names),

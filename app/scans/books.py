@@ -1,5 +1,6 @@
 """The books as a whole: `flask stock verify`. Every stock level equals its ledger (`app.inventory`), and for
-one-item-one-code SKUs the stock equals the unit codes where it is and no unit was sold twice (codes and scans):
+one-item-one-code SKUs the stock equals the unit codes where it is (a store's shelf, on its way to a store, a
+warehouse's shelf) and no unit was sold twice (codes and scans):
 it reads all three, so it lives above them."""
 
 from __future__ import annotations
@@ -21,10 +22,52 @@ def verify_stock() -> list[dict]:
     - `unit_count`: for a serialized SKU, a store's on hand is not the number of its unit codes on its shelf
       (in_store, returned) plus the opening stock booked there by count, or the stock on its way to a store is
       not the number of unit codes in transit to it;
+    - `warehouse_unit_count`: for a serialized SKU, a warehouse's on hand is not the number of its unit codes
+      `in_warehouse` there plus the opening stock booked there by count (named by warehouse and SKU): goods that
+      left, or came in, by count only, their codes left behind;
     - `sold_twice`: a unit code was sold again without a return or an undo in between (or returned unsold).
-    A level can equal its ledger while one serial is sold eight times; the last two catch that.
+    A level can equal its ledger while one serial is sold eight times; the last three catch that.
     """
-    return ([{"kind": "ledger", **p} for p in verify_ledger()] + _verify_unit_counts() + _verify_sells())
+    return ([{"kind": "ledger", **p} for p in verify_ledger()] + _verify_unit_counts()
+            + _verify_warehouse_units() + _verify_sells())
+
+
+def _opening_by_count(serialized) -> dict[tuple[int, int], int]:
+    """Opening stock booked by count (the demo's shelves and warehouses) has no codes: the one part a level may
+    hold beyond its unit codes. By (location, SKU)."""
+    return {(loc, sku): int(n) for loc, sku, n in db.session.execute(
+        sa.select(StockMovement.location_id, StockMovement.sku_id, sa.func.sum(StockMovement.delta_on_hand))
+        .where(StockMovement.kind == "seed", StockMovement.sku_id.in_(serialized))
+        .group_by(StockMovement.location_id, StockMovement.sku_id))}
+
+
+def _verify_warehouse_units() -> list[dict]:
+    from app.catalog.models import Sku
+    from app.codes.models import Code
+    from app.inventory.models import Warehouse
+
+    serialized = sa.select(Sku.id).where(Sku.serialized.is_(True))
+    warehouses = {loc: (wid, name) for wid, loc, name in db.session.execute(
+        sa.select(Warehouse.id, Warehouse.location_id, Warehouse.name))}
+    locations = sa.select(Warehouse.location_id)
+    shelved = {(loc, sku): n for loc, sku, n in db.session.execute(
+        sa.select(Code.location_id, Code.sku_id, sa.func.count())
+        .where(Code.kind == "unit", Code.state == "in_warehouse", Code.location_id.in_(locations))
+        .group_by(Code.location_id, Code.sku_id))}
+    levels = {(loc, sku): n for loc, sku, n in db.session.execute(
+        sa.select(StockLevel.location_id, StockLevel.sku_id, StockLevel.on_hand)
+        .where(StockLevel.sku_id.in_(serialized), StockLevel.location_id.in_(locations)))}
+    opening = _opening_by_count(serialized)
+    codes_of = dict(db.session.execute(sa.select(Sku.id, Sku.code).where(Sku.serialized.is_(True))).all())
+    problems = []
+    for loc, sku in sorted(set(levels) | set(shelved)):
+        on_hand, units, seeded = levels.get((loc, sku), 0), shelved.get((loc, sku), 0), opening.get((loc, sku), 0)
+        if on_hand != units + seeded:
+            wid, name = warehouses[loc]
+            problems.append({"kind": "warehouse_unit_count", "warehouse_id": wid, "warehouse": name,
+                             "location_id": loc, "sku_id": sku, "sku": codes_of.get(sku), "on_hand": on_hand,
+                             "unit_codes": units, "uncoded_opening": seeded})
+    return problems
 
 
 def _verify_unit_counts() -> list[dict]:
@@ -51,12 +94,7 @@ def _verify_unit_counts() -> list[dict]:
         sa.select(StockLevel.location_id, StockLevel.sku_id, StockLevel.on_hand).where(
             StockLevel.sku_id.in_(serialized),
             sa.or_(StockLevel.location_id.in_(store_locations), StockLevel.location_id.in_(to_stores))))}
-    # Opening stock booked by count (the demo's shelves) has no codes: it is the one part a level may hold
-    # beyond its unit codes.
-    uncoded = {(loc, sku): int(n) for loc, sku, n in db.session.execute(
-        sa.select(StockMovement.location_id, StockMovement.sku_id, sa.func.sum(StockMovement.delta_on_hand))
-        .where(StockMovement.kind == "seed", StockMovement.sku_id.in_(serialized))
-        .group_by(StockMovement.location_id, StockMovement.sku_id))}
+    uncoded = _opening_by_count(serialized)
     shelves = set(db.session.scalars(store_locations)) | set(db.session.scalars(to_stores))
     problems = []
     for key in sorted(set(levels) | {k for k in counted if k[0] in shelves}):

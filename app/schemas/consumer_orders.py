@@ -39,6 +39,8 @@ class ConsumerLineOut(Schema):
     sku_id = fields.Integer()
     sku_name = fields.String()
     quantity = fields.Integer()
+    unit = fields.String(metadata={"description": "the SKU's sellable unit (提, 瓶…)"})
+    serialized = fields.Boolean(metadata={"description": "one item one code: ships by its codes"})
     unit_price_fen = fields.Integer()
     amount_fen = fields.Integer()
 
@@ -129,3 +131,7 @@ class ConsumerRouteBody(Body):
 class ConsumerShipBody(Body):
     warehouse_id = Id(load_default=None, metadata={"description": "default: the address's city warehouse, "
                                                                   "else central"})
+    codes = fields.List(fields.String(validate=validate.Length(min=1, max=128)), load_default=list,
+                        validate=validate.Length(max=2000),
+                        metadata={"description": "case or unit codes of the one-item-one-code lines, scanned; "
+                                                 "their units must be each such line's quantity"})

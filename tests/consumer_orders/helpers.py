@@ -43,3 +43,22 @@ def admin() -> Principal:
 
     uid = db.session.scalar(sa.select(User.id).where(User.username == "admin"))
     return Principal(uid, "hq", (Binding(HQ_ADMIN),))
+
+
+def ship_codes_for(app, world, order: dict, warehouse: str = "WH-CENTRAL") -> list[str]:
+    """Codes on `warehouse`'s shelf for the order's coded lines, exactly their quantities (cases first)."""
+    from app.codes.services import warehouse_codes_available
+    from app.inventory.models import Warehouse
+
+    with app.app_context():
+        wh = db.session.get(Warehouse, world["warehouses"][warehouse])
+        out = [serial for line in order["lines"] if line["serialized"]
+               for serial in warehouse_codes_available(wh.location_id, line["sku_id"], line["quantity"])]
+        db.session.remove()
+    return out
+
+
+def ship(client, headers, app, world, order: dict, warehouse: str = "WH-CENTRAL", **body):
+    """HQ ships the order from `warehouse`'s shelf, naming the codes of its coded lines."""
+    return client.post(f"{HQ}/consumer-orders/{order['id']}/ship",
+                       json={"codes": ship_codes_for(app, world, order, warehouse), **body}, headers=headers)

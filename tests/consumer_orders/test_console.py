@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.conftest import mp_login
-from tests.consumer_orders.helpers import MP, take
+from tests.consumer_orders.helpers import MP, ship_codes_for, take
 
 
 def _console(app, username="admin"):
@@ -40,7 +40,13 @@ def test_list_order_route_and_ship_in_the_console(app, client, world):
                  data={"partner_id": world["partners"]["HQ"], "reason": "顾客要求总部直发", "csrf": csrf})
     html = console.get(f"/hq/consumer-orders/{order['id']}").get_data(as_text=True)
     assert "总部改派" in html and "顾客要求总部直发" in html and "总部处理" in html
+    assert 'name="codes"' in html  # milk and tea are coded: the form asks for their codes
     console.post(f"/hq/consumer-orders/{order['id']}/ship", data={"warehouse_id": "", "csrf": csrf})
+    html = console.get(f"/hq/consumer-orders/{order['id']}").get_data(as_text=True)
+    assert "有码，请扫箱码或单品码发货" in html and "已发货" not in html
+    codes = ship_codes_for(app, world, order)
+    console.post(f"/hq/consumer-orders/{order['id']}/ship",
+                 data={"warehouse_id": "", "codes": "\n".join(codes), "csrf": csrf})
     html = console.get(f"/hq/consumer-orders/{order['id']}").get_data(as_text=True)
     assert "已发货" in html and "中央仓" in html
     # Without the CSRF token nothing happens.

@@ -20,7 +20,7 @@ from app.orders import consumer_orders
 from app.orders.models import CommissionEntry, ConsumerOrder, ConsumerOrderEvent
 from app.scans.books import verify_stock
 from tests.conftest import hq_login, mp_login
-from tests.consumer_orders.helpers import HQ, MP, take
+from tests.consumer_orders.helpers import HQ, MP, ship, take
 from tests.helpers import table_counts
 
 
@@ -60,7 +60,7 @@ def test_acceptance_walk_across_regions_with_the_split(app, client, world, fake_
     assert resp.status_code == 200 and resp.get_json()["status"] == "accepted"
     with app.app_context():
         central_milk = _stock(world, "WH-CENTRAL", "MILK250")
-    resp = client.post(f"{HQ}/consumer-orders/{order['id']}/ship", json={}, headers=hq)
+    resp = ship(client, hq, app, world, order)
     assert resp.status_code == 200, resp.get_json()
     shipped = resp.get_json()
     # No sub-warehouse serves Chengdu: the central warehouse ships.
@@ -126,7 +126,7 @@ def test_an_address_outside_every_territory_goes_to_hq_and_says_so(app, client, 
                for m in _messages(fake_wechat))
     # HQ ships it and completes it itself; with one partner in it (the bringer) the margin is that partner's.
     hq = hq_login(client)
-    assert client.post(f"{HQ}/consumer-orders/{body['id']}/ship", json={}, headers=hq).status_code == 200
+    assert ship(client, hq, app, world, body).status_code == 200
     resp = client.post(f"{MP}/consumer-orders/{body['id']}/complete",
                        json={"confirmation_code": body["confirmation_code"]}, headers=hq)
     assert resp.status_code == 200, resp.get_json()
@@ -162,7 +162,7 @@ def test_a_wrong_confirmation_code_is_refused_and_limited(app, client, world):
     d1, d5, hq = mp_login(client, "demo_distributor"), mp_login(client, "demo_distributor_5"), hq_login(client)
     order = take(client, d1, world).get_json()
     client.post(f"{MP}/consumer-orders/{order['id']}/accept", headers=d5)
-    client.post(f"{HQ}/consumer-orders/{order['id']}/ship", json={}, headers=hq)
+    ship(client, hq, app, world, order)
     wrong = "000000" if order["confirmation_code"] != "000000" else "111111"
     for left in (4, 3, 2, 1):
         resp = client.post(f"{MP}/consumer-orders/{order['id']}/complete", json={"confirmation_code": wrong},
@@ -311,10 +311,10 @@ def test_shipping_prefers_the_city_warehouse_and_refuses_what_is_not_there(app, 
     hq = hq_login(client)
     order = take(client, mp_login(client, "demo_distributor_2"), world, region_code="330106").get_json()
     client.post(f"{MP}/consumer-orders/{order['id']}/accept", headers=mp_login(client, "demo_distributor"))
-    resp = client.post(f"{HQ}/consumer-orders/{order['id']}/ship", json={}, headers=hq)
+    resp = ship(client, hq, app, world, order, "WH-HZ")
     assert resp.status_code == 200 and resp.get_json()["warehouse_id"] == world["warehouses"]["WH-HZ"]
     # Shipping twice is refused; so is a routed order.
-    resp = client.post(f"{HQ}/consumer-orders/{order['id']}/ship", json={}, headers=hq)
+    resp = ship(client, hq, app, world, order, "WH-HZ")
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "consumer_order_cannot_ship"
     big = take(client, mp_login(client, "demo_distributor"), world, region_code="110105",
                lines=[{"sku_id": world["skus"]["MILK250"], "quantity": 9999}]).get_json()

@@ -110,8 +110,12 @@ def _table(name: str, rows: list[dict], args: dict, extra: dict | None = None):
 
 def _for_sheet(rows: list[dict]):
     for r in rows:
-        if "units_by_unit" in r:
-            r = {**r, "units_text": by_unit_text(r["units_by_unit"])}
+        # Each per-unit total (`units_by_unit`, `on_hand_by_unit`…) as its text beside it (`units_text`).
+        r = {**r, **{f"{key[:-len('_by_unit')]}_text": by_unit_text(value) for key, value in r.items()
+                     if key.endswith("_by_unit") and isinstance(value, list)}}
+        if "by_unit" in r:  # sell-in: a rate per unit
+            r = {**r, "rates_text": " · ".join(
+                f"{g['unit']} {'—' if g['rate_pct'] is None else g['rate_pct']}%" for g in r["by_unit"])}
         if "amount_fen" in r:
             r = {**r, "amount_yuan": exports.fen_to_yuan(r["amount_fen"]),
                  "previous_amount_yuan": exports.fen_to_yuan(r.get("previous_amount_fen"))}

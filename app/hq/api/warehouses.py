@@ -30,7 +30,9 @@ class WarehouseOut(Schema):
     city_name = fields.Method("get_city_name")
     location_id = fields.Integer()
     serves = fields.Method("get_serves")
-    stock_units = fields.Method("get_units")
+    stock_units = fields.Method("get_units", metadata={"description": "every unit alike; show `stock_by_unit`"})
+    stock_by_unit = fields.Method("get_by_unit", metadata={"description": "[{unit, quantity}]: the stock per "
+                                                                          "sellable unit (提, 袋 never added up)"})
 
     # A warehouse just made (a model) or one row of `queries.list_warehouses` (a dict, with its stock).
     def get_city_name(self, w):
@@ -41,6 +43,9 @@ class WarehouseOut(Schema):
 
     def get_units(self, w):
         return 0 if isinstance(w, Warehouse) else w["stock_units"]  # a warehouse just made holds nothing yet
+
+    def get_by_unit(self, w):
+        return [] if isinstance(w, Warehouse) else w["stock_by_unit"]
 
 
 @blp.route("/warehouses", methods=["POST"])
