@@ -75,7 +75,7 @@ class Replica:
         self.engine = sa.create_engine(url, **engine_options)
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
-        self._state: ReadSource = PRIMARY
+        self._state: ReadSource | None = None  # not checked yet
 
     def measure(self) -> tuple[bool, float | None]:
         """(in recovery, lag in seconds or None) read from the replica now; raises when it does not answer."""
@@ -88,10 +88,10 @@ class Replica:
         now = time.monotonic()
         with self._lock:
             state, checked = self._state, self._checked_at
-            fresh = now - checked < (self.check_seconds if state.replica else self.retry_seconds)
-            if fresh:
-                return state
-            self._checked_at = now  # one thread checks; the others use the last state meanwhile
+            if state is not None:
+                if now - checked < (self.check_seconds if state.replica else self.retry_seconds):
+                    return state
+                self._checked_at = now  # one thread checks again; the others use the last state meanwhile
         state = self._check()
         with self._lock:
             self._state, self._checked_at = state, time.monotonic()
@@ -106,7 +106,7 @@ class Replica:
             return self._unusable("not_standby")
         if lag is None or lag > self.max_lag:
             return self._unusable("lag", lag_seconds=lag)
-        if not self._state.replica and self._state.fallback:
+        if self._state is not None and not self._state.replica:
             log.info("the read replica serves reads again", extra={"event": "replica_back", "lag_seconds": lag})
         return ReadSource(replica=True, lag_seconds=lag)
 
@@ -119,7 +119,7 @@ class Replica:
         """Check again at the next block (tests, and after a configuration change)."""
         with self._lock:
             self._checked_at = float("-inf")
-            self._state = PRIMARY
+            self._state = None
 
 
 def _say_source(response):
@@ -176,8 +176,8 @@ class replica_reads(contextlib.ContextDecorator):  # noqa: N801  (used as a cont
             source = ReadSource(replica=False, fallback="transaction")
         else:
             source = replica.state()
-            if not source.replica:
-                metrics.replica_fallback(source.fallback or "down")
+            if source.fallback:
+                metrics.replica_fallback(source.fallback)
         self._token = _replica_engine.set(replica.engine if source.replica and replica else None)
         self._session = db.session() if source.replica else None
         if has_request_context():
