@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from flask import current_app, g, has_request_context
 
 from app.core import metrics
+from app.errors import is_database_unavailable
 from app.extensions import replica_engine as _replica_engine
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,12 @@ class Replica:
                     extra={"event": "replica_fallback", "reason": reason, **details})
         return ReadSource(replica=False, fallback=reason)
 
+    def lost(self, exc: BaseException) -> None:
+        """A block's read found the replica gone: the next blocks read the primary without waiting for a check."""
+        state = self._unusable("down", error=type(exc).__name__)
+        with self._lock:
+            self._state, self._checked_at = state, time.monotonic()
+
     def forget(self) -> None:
         """Check again at the next block (tests, and after a configuration change)."""
         with self._lock:
@@ -179,13 +186,16 @@ class replica_reads(contextlib.ContextDecorator):  # noqa: N801  (used as a cont
             if source.fallback:
                 metrics.replica_fallback(source.fallback)
         self._token = _replica_engine.set(replica.engine if source.replica and replica else None)
+        self._replica = replica if source.replica else None
         self._session = db.session() if source.replica else None
         if has_request_context():
             g.read_source = source
         return source
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         _replica_engine.reset(self._token)
+        if exc is not None and self._replica is not None and is_database_unavailable(exc):
+            self._replica.lost(exc)  # this request fails (503), the next ones read the primary
         session = self._session
         if session is not None and not (session.new or session.dirty or session.deleted):
             session.rollback()  # its replica connection back to the pool (reads only: nothing is lost)

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.accounts.models import User
-from app.core.replica import replica_of, replica_reads
+from app.core.replica import ReadSource, replica_of, replica_reads
 from app.core.tx import transaction
 from app.extensions import db
 from app.logging_setup import JsonFormatter
@@ -80,8 +80,8 @@ def replica_app(make_app):
     built = []
 
     def _make(url: str, **settings):
-        other = make_app(DATABASE_REPLICA_URL=url, DATABASE_REPLICA_CHECK_SECONDS=0,
-                         DATABASE_REPLICA_RETRY_SECONDS=0, **settings)
+        other = make_app(**{"DATABASE_REPLICA_URL": url, "DATABASE_REPLICA_CHECK_SECONDS": 0,
+                            "DATABASE_REPLICA_RETRY_SECONDS": 0, **settings})
         built.append(other)
         return other
 
@@ -192,6 +192,26 @@ def test_a_dead_replica_falls_back_to_the_primary_and_says_so(replica_app, repli
     samples = parse(client.get("/metrics").get_data(as_text=True))
     assert value(samples, "metrics_source_up", source="replica") == 0
     assert not [k for k in samples if k[0] == "db_replica_lag_seconds"]
+
+
+def test_a_replica_lost_mid_read_fails_that_read_and_the_next_go_to_the_primary(replica_app, replica_url, seeded):
+    rapp = replica_app(replica_url, DATABASE_REPLICA_CHECK_SECONDS=60, DATABASE_REPLICA_RETRY_SECONDS=60)
+    with rapp.app_context():
+        with replica_reads() as source:
+            assert source.replica
+            pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        killer = sa.create_engine(replica_url, poolclass=sa.pool.NullPool)
+        with killer.connect() as other:  # the standby's server ends that pooled connection
+            assert other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        killer.dispose()
+        with pytest.raises(sa.exc.OperationalError), replica_reads():
+            for _ in range(50):  # the pool may hand out another, live connection first
+                db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+                db.session.rollback()
+        db.session.rollback()
+        with replica_reads() as after:
+            assert after == ReadSource(replica=False, fallback="down")
+            assert not db.session.execute(sa.text(WHERE)).one().standby
 
 
 def test_a_replica_too_far_behind_is_not_read(replica_app, replica_url, seeded):
