@@ -198,9 +198,9 @@ class replica_reads(contextlib.ContextDecorator):  # noqa: N801  (used as a cont
             self._replica.lost(exc)  # this request fails (503), the next ones read the primary
         session = self._session
         if session is not None and not (session.new or session.dirty or session.deleted):
-            session.rollback()  # its replica connection back to the pool (reads only: nothing is lost)
-
-
-def reading_replica() -> bool:
-    """Whether statements of this context would go to the replica now (for tests and logs)."""
-    return _replica_engine.get() is not None
+            try:
+                session.rollback()  # its replica connection back to the pool (reads only: nothing is lost)
+            except Exception:  # a connection already gone: the error on its way out says what happened
+                if exc is None:
+                    raise
+                log.debug("rollback after a failed replica read failed", exc_info=True)
