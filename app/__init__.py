@@ -95,6 +95,9 @@ def _init_extensions(app: Flask) -> None:
     if app.config.get("DB_PGBOUNCER") and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         _through_pgbouncer(app)
     db.init_app(app)
+    from app.core import replica
+
+    replica.init_app(app)  # after the PgBouncer options: the replica's engine takes the same ones
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _sqlite_pragmas(app)
     migrate.init_app(app, db, directory=str(__import__("pathlib").Path(__file__).parent.parent / "migrations"))

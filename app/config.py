@@ -146,9 +146,16 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
         # PostgreSQL is reached through PgBouncer in transaction pooling mode (scripts/pgbouncer): no statement is
         # prepared on a server connection (PgBouncer before 1.21 cannot carry one to the next transaction).
         "DB_PGBOUNCER": _bool(env.get("DB_PGBOUNCER")),
-        # A read replica, when there is one: /metrics then reports its replay lag.
+        # A read replica (a streaming standby, scripts/replica): dashboards, exports and console reports read it
+        # (app/core/replica.py) while it is in recovery and at most DATABASE_REPLICA_MAX_LAG_SECONDS behind,
+        # else the primary; checked at most every DATABASE_REPLICA_CHECK_SECONDS, and not asked again for
+        # DATABASE_REPLICA_RETRY_SECONDS once found unusable. /metrics reports its replay lag.
         "DATABASE_REPLICA_URL": database_url({"DATABASE_URL": env["DATABASE_REPLICA_URL"]})
         if env.get("DATABASE_REPLICA_URL") else None,
+        "DATABASE_REPLICA_MAX_LAG_SECONDS": float(env.get("DATABASE_REPLICA_MAX_LAG_SECONDS") or 30),
+        "DATABASE_REPLICA_CHECK_SECONDS": float(env.get("DATABASE_REPLICA_CHECK_SECONDS") or 2),
+        "DATABASE_REPLICA_RETRY_SECONDS": float(env.get("DATABASE_REPLICA_RETRY_SECONDS") or 10),
+        "DATABASE_REPLICA_CONNECT_TIMEOUT": _int(env, "DATABASE_REPLICA_CONNECT_TIMEOUT", 2),
     }
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {
@@ -194,6 +201,10 @@ def check_production(cfg: dict[str, Any]) -> None:
             problems.append(f"{key} points at a local fake WeChat: unset it to use WeChat itself")
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         problems.append("DATABASE_URL is SQLite: production needs PostgreSQL (postgresql+psycopg://...)")
+    replica = cfg.get("DATABASE_REPLICA_URL")
+    if replica and not replica.startswith("postgresql"):
+        problems.append("DATABASE_REPLICA_URL is not PostgreSQL: the read replica is a PostgreSQL standby "
+                        "(postgresql+psycopg://...), or unset it")
     if not cfg.get("SESSION_COOKIE_SECURE"):
         problems.append("SESSION_COOKIE_SECURE is off: the console's cookie must only travel over HTTPS "
                         "(unset SESSION_COOKIE_SECURE)")

@@ -70,6 +70,7 @@ def test_complete_production_config_starts_without_network(env):
     ({"METRICS_TOKEN": None}, "METRICS_TOKEN"),
     ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
     ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ({"DATABASE_REPLICA_URL": "sqlite:////srv/replica.db"}, "DATABASE_REPLICA_URL"),
 ])
 def test_production_refuses_unsafe_settings(env, change, named):
     env(**{**PRODUCTION, **change})
@@ -92,6 +93,18 @@ def test_development_logs_text_and_metrics_from_loopback(env):
     cfg = load_config()
     assert cfg["LOG_FORMAT"] == "text" and cfg["METRICS_ALLOW_LOOPBACK"] is True and cfg["METRICS_TOKEN"] is None
     assert cfg["DATABASE_REPLICA_URL"] is None
+
+
+def test_a_replica_url_is_postgresql_and_gets_its_own_engine(env):
+    """DATABASE_REPLICA_URL (postgres:// accepted) becomes the replica's engine beside the primary's."""
+    from app.core.replica import replica_of
+
+    env(DATABASE_URL="postgresql://u@127.0.0.1:5432/db", DATABASE_REPLICA_URL="postgres://u@127.0.0.1:5433/db")
+    app = create_app()
+    replica = replica_of(app)
+    assert app.config["DATABASE_REPLICA_URL"] == "postgresql+psycopg://u@127.0.0.1:5433/db"
+    assert replica.engine.url.port == 5433 and replica.max_lag == 30
+    replica.engine.dispose()
 
 
 def test_through_pgbouncer_psycopg_prepares_nothing(env, tmp_path):

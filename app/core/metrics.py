@@ -29,7 +29,7 @@ from prometheus_client import (
 )
 
 __all__ = ["CONTENT_TYPE_LATEST", "call_refused", "count_scan", "exposition", "job_failed", "multiprocess",
-           "observe_request", "timed_call"]
+           "observe_request", "replica_fallback", "timed_call"]
 
 # Request latency: most answers take milliseconds; exports and WeChat calls take up to seconds.
 HTTP_DURATION = Histogram(
@@ -45,6 +45,9 @@ WECHAT_DURATION = Histogram(
 WECHAT_ERRORS = Counter(
     "wechat_call_errors", "Calls to WeChat and WeChat Pay that failed, by API and kind (timeout, or the error code).",
     ("api", "kind"))
+REPLICA_FALLBACK = Counter(
+    "replica_fallback", "Blocks of replica reads (dashboards, exports, reports) served by the primary instead, "
+    "by reason: down (it does not answer), lag (too far behind), not_standby (not in recovery).", ("reason",))
 JOBS_FAILED = Counter(
     "jobs_failed", "Background jobs that failed in this server's processes (inline, thread, or an RQ fallback).",
     ("mode",))
@@ -85,6 +88,10 @@ def timed_call(api: str, kind_of: Any = None) -> Iterator[None]:
 def call_refused(api: str, kind: str) -> None:
     """A call that never went out (no free slot): an error of its API, with no duration."""
     WECHAT_ERRORS.labels(api=api, kind=kind).inc()
+
+
+def replica_fallback(reason: str) -> None:
+    REPLICA_FALLBACK.labels(reason=reason if reason in ("down", "lag", "not_standby") else "other").inc()
 
 
 def job_failed(mode: str) -> None:

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from app.core.db import begin_write, on_sqlite
-from app.extensions import db
+from app.extensions import USE_CASE_KEY, db
 
 log = logging.getLogger(__name__)
 
-_AFTER_COMMIT = "tx_after_commit"  # session.info: the open transaction() blocks' work, innermost last
+_AFTER_COMMIT = USE_CASE_KEY  # session.info: the open transaction() blocks' work, innermost last
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from app.core.clock import BUSINESS_TZ, as_utc, now_utc
 from app.core.pagination import paginate
 from app.core.regions import is_valid as is_valid_region
 from app.core.regions import picker_choices, region_name
+from app.core.replica import replica_reads
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
@@ -106,6 +107,10 @@ T: dict[str, dict[str, str]] = {
     "all_cities": {"zh": "全部城市", "en": "All cities"},
     "all_districts": {"zh": "全部区县", "en": "All districts"}, "details": {"zh": "详情", "en": "Details"},
     "error": {"zh": "出错了", "en": "Something went wrong"}, "back_home": {"zh": "返回总览", "en": "Back to overview"},
+    "fresh_live": {"zh": "数据：实时", "en": "Data: live"},
+    "fresh_replica": {"zh": "数据：截至约 {n} 秒前（只读副本）", "en": "Data: as of about {n} s ago (read replica)"},
+    "fresh_fallback": {"zh": "数据：实时（只读副本暂不可用，已改读主库）",
+                       "en": "Data: live (the read replica is unavailable, read from the primary)"},
 }
 
 
@@ -153,6 +158,17 @@ def by_unit(groups: list[dict], per: int | None = None) -> str:
     return " · ".join(f"{num(g['quantity'])} {g['unit']}" for g in groups) or "0"
 
 
+def freshness() -> str:
+    """How fresh the page's figures are, for a page whose reads may come from the read replica (empty on
+    others): its replay lag when the replica served them, else "实时" (and why not the replica, if one is set)."""
+    source = g.get("read_source")
+    if source is None:
+        return ""
+    if source.replica:
+        return t("fresh_replica").format(n=max(1, round(source.lag_seconds or 0)))
+    return t("fresh_fallback") if source.fallback in ("down", "lag", "not_standby") else t("fresh_live")
+
+
 def cover(value) -> str:
     return "∞" if value is None else f"{value:.1f}"
 
@@ -190,6 +206,7 @@ def login_required(view):
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {"t": t, "lang": lang(), "yuan": yuan, "pct": pct, "num": num, "cover": cover, "by_unit": by_unit,
+            "freshness": freshness,
             "pack": lambda row: pack_text(row["case_pack"], row["unit"], row["case_unit"]),
             "local_dt": local_dt, "region_name": region_name, "region_choices": picker_choices,
             "grouped": grouped, "csrf": session.get("csrf", ""),
@@ -300,6 +317,7 @@ def _bars(rows: list[dict], title: str, width: int = 420):
 
 @bp.get("/")
 @login_required
+@replica_reads()
 def overview():
     """Key figures, the trend chart and the top lists."""
     f = _filters()
@@ -320,6 +338,7 @@ def overview():
 
 @bp.get("/sell-through")
 @login_required
+@replica_reads()
 def sell_through():
     """The explorer: grouping, filters, previous period, a chart and export links."""
     f = _filters()
@@ -346,6 +365,7 @@ def sell_through():
 
 @bp.get("/store-stock")
 @login_required
+@replica_reads()
 def store_stock():
     """Store stock with days of cover, and the slow-moving stores."""
     f = _filters()
@@ -676,6 +696,7 @@ def _targets_page(form: dict[str, str] | None = None, error: str | None = None, 
 
 @bp.get("/targets")
 @login_required
+@replica_reads()
 def targets_report():
     """Targets and actuals of a month per partner and metric (variance, attainment); set a target."""
     return _targets_page()

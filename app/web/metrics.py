@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from app.analytics.rollups import fold_lag_seconds
 from app.core import metrics
+from app.core.replica import replica_of
 from app.errors import NotFound
 from app.extensions import limiter
 from app.integrations.jobs import queue_stats
@@ -79,35 +80,20 @@ class ScrapeTime:
                     failed.add_metric([name], failures)
                 yield depth
                 yield failed
-        if current_app.config.get("DATABASE_REPLICA_URL"):
+        replica = replica_of(current_app)
+        if replica is not None:
             try:
-                lag = _replica_lag_seconds(current_app.config["DATABASE_REPLICA_URL"])
+                standby, lag = replica.measure()
             except Exception as exc:
                 log.warning("metrics: cannot read the replica's lag (%s)", exc.__class__.__name__)
                 up.add_metric(["replica"], 0)
             else:
                 up.add_metric(["replica"], 1)
-                yield GaugeMetricFamily("db_replica_lag_seconds",
-                                        "How far the read replica's replay is behind (0 when it has caught up).",
-                                        value=lag)
+                if standby and lag is not None:
+                    yield GaugeMetricFamily("db_replica_lag_seconds",
+                                            "How far the read replica's replay is behind (0 when it has caught up).",
+                                            value=lag)
         yield up
-
-
-_replica_engines: dict[str, object] = {}
-
-
-def _replica_lag_seconds(url: str) -> float:
-    """The replica's replay lag: the age of its last replayed transaction, 0 when it has received nothing newer."""
-    import sqlalchemy as sa
-
-    engine = _replica_engines.get(url)
-    if engine is None:
-        engine = _replica_engines[url] = sa.create_engine(
-            url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 2})
-    with engine.connect() as conn:
-        return float(conn.execute(sa.text(
-            "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
-            " ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END")).scalar_one())
 
 
 @bp.get("/metrics")

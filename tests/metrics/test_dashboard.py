@@ -18,7 +18,7 @@ _FUNCTIONS = {"sum", "rate", "increase", "max", "min", "by", "le", "histogram_qu
 
 def _exposed() -> set[str]:
     kept = {metrics.HTTP_DURATION, metrics.SCANS, metrics.WECHAT_DURATION, metrics.WECHAT_ERRORS,
-            metrics.JOBS_FAILED}
+            metrics.JOBS_FAILED, metrics.REPLICA_FALLBACK}
     names = set()
     for metric in kept:  # the series names each family has once it has a child
         for family in metric.describe():
@@ -48,5 +48,5 @@ def test_every_metric_in_the_dashboard_is_exposed():
 def test_every_metric_has_a_panel():
     referenced = {re.sub(r"_(bucket|count|sum)$", "", name) for name in _referenced()}
     families = {"http_request_duration_seconds", "scans_total", "wechat_call_duration_seconds",
-                "wechat_call_errors_total", "jobs_failed_total", *SCRAPE_TIME}
+                "wechat_call_errors_total", "jobs_failed_total", "replica_fallback_total", *SCRAPE_TIME}
     assert families <= referenced, sorted(families - referenced)

@@ -323,7 +323,7 @@ def test_a_redis_that_does_not_answer_leaves_the_queue_out(make_app):
 
 
 def test_no_replica_no_replica_gauge(client):
-    """The read replica is not built yet: without DATABASE_REPLICA_URL there is no lag to report."""
+    """Without DATABASE_REPLICA_URL there is no lag to report (tests/replica has the standby's)."""
     assert not [k for k in scrape(client) if k[0] == "db_replica_lag_seconds"]
 
 

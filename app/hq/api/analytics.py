@@ -12,6 +12,7 @@ from app.analytics import exports, production, queries, services
 from app.analytics.reports import TABLE_COLUMNS, list_plans, list_transfers, plan_detail, transfer_detail
 from app.catalog.units import by_unit_text
 from app.core.pagination import PageArgs
+from app.core.replica import replica_reads
 from app.core.schemas import Body, Bool, Day, Id, Int
 from app.core.security import current_principal, require
 
@@ -130,6 +131,7 @@ def _period(args):
 @blp.arguments(SellThroughArgs, location="query")
 @blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
+@replica_reads()
 def sell_through(args):
     """Units and fen sold, grouped by day, SKU, province, city, distributor or store, with the previous period."""
     principal = require("hq.read")
@@ -149,6 +151,7 @@ def _period_info(p):
 @blp.arguments(DashboardArgs, location="query")
 @blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
+@replica_reads()
 def store_stock(args):
     """On hand per store and SKU with the smoothed daily rate and days of cover (null when nothing sells)."""
     principal = require("hq.read")
@@ -160,6 +163,7 @@ def store_stock(args):
 @blp.arguments(SellInArgs, location="query")
 @blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
+@replica_reads()
 def sell_in(args):
     """Units shipped to stores (sell-in) beside units they sold (sell-through), per group."""
     principal = require("hq.read")
@@ -173,6 +177,7 @@ def sell_in(args):
 @blp.arguments(DashboardArgs, location="query")
 @blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
+@replica_reads()
 def slow_stores(args):
     """Stores holding stock that sold least in the period."""
     principal = require("hq.read")
@@ -185,6 +190,7 @@ def slow_stores(args):
 @blp.arguments(DashboardArgs, location="query")
 @blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
+@replica_reads()
 def distributor_ranking(args):
     """Distributors ranked by units their stores sold, with the previous period."""
     principal = require("hq.read")
@@ -197,6 +203,7 @@ def distributor_ranking(args):
 @blp.arguments(DashboardArgs, location="query")
 @blp.response(200, DashboardOverviewOut)
 @blp.doc(security=[{"bearer": []}])
+@replica_reads()
 def overview(args):
     """Key figures this period vs the previous one, the daily trend, top SKUs, provinces and cities."""
     principal = require("hq.read")
@@ -299,6 +306,7 @@ def receive_transfer(transfer_id):
 @blp.arguments(ProductionArgs, location="query")
 @blp.response(200, DashboardTableOut)
 @blp.doc(security=[{"bearer": []}])
+@replica_reads()
 def production_suggestions(args):
     """Per SKU: forecast over the horizon plus safety stock minus the network's stock, each line explained."""
     require("hq.read")

@@ -15,6 +15,7 @@ from app.codes import epcis, labels, queries, services
 from app.codes.models import CODE_STATES
 from app.core.clock import BUSINESS_TZ, as_utc
 from app.core.pagination import PageArgs, page_schema, paginate
+from app.core.replica import replica_reads
 from app.core.schemas import AwareDateTime, Body, Id, Int
 from app.core.security import current_principal, require
 from app.errors import NotFound
@@ -350,8 +351,9 @@ def list_alerts(args):
     filters = {"sku_id": args["sku_id"], "store_id": args["store_id"], "region": args["region"],
                "distributor_id": args["distributor_id"], "since": args["from_"], "until": args["to"],
                "source": args["source"], "status": args["status"]}
-    if args["format"] != "json":
-        return _alerts_file(list_alert_rows(principal, limit=ALERT_EXPORT_MAX, **filters), args["format"])
+    if args["format"] != "json":  # the export is a report: it may be served by the read replica
+        with replica_reads():
+            return _alerts_file(list_alert_rows(principal, limit=ALERT_EXPORT_MAX, **filters), args["format"])
     page, size = args["page"], args["page_size"]
     return {"items": list_alert_rows(principal, limit=size, offset=(page - 1) * size, **filters),
             "page": page, "page_size": size, "total": count_alerts(principal, **filters)}

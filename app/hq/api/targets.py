@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.analytics import exports, targets
+from app.core.replica import replica_reads
 from app.core.schemas import Body, Id
 from app.core.security import current_principal
 from app.schemas.targets import METRICS, PERIOD, TargetList, TargetVersionOut
@@ -145,6 +146,7 @@ def list_templates():
 @blp.arguments(TargetArgs, location="query")
 @blp.response(200, TargetList)
 @blp.doc(security=[{"bearer": []}])
+@replica_reads()
 def list_targets(args):
     """The month's live targets of every partner (or one) with actuals, variance and attainment; `format=xlsx`
     answers the same rows as an .xlsx file."""
