@@ -7,15 +7,25 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.accounts.roles import HQ_ADMIN
 from app.analytics import targets
 from app.analytics.target_models import PartnerTarget
 from app.catalog.models import Sku
+from app.channel.models import Partner
+from app.core.clock import now_utc
+from app.core.security import Binding, Principal
 from app.core.tx import transaction
 from app.extensions import db
 from app.orders.models import Order, OrderLine
 from tests.helpers import assert_db_unchanged, assert_error
 from tests.scans.helpers import body, codes_in
-from tests.targets.test_targets import PERIOD, SYSTEM, _partner
+
+SYSTEM = Principal(user_id=None, kind="hq", bindings=(Binding(HQ_ADMIN),))  # type: ignore[arg-type]
+PERIOD = now_utc().astimezone(targets.BUSINESS_TZ).strftime("%Y-%m")
+
+
+def _partner(code: str) -> Partner:
+    return db.session.scalar(sa.select(Partner).where(Partner.code == code))
 
 
 def _shares(draw_parts: list[int]) -> list[int]:
