@@ -75,9 +75,9 @@ def seats(*, user_ids: set[int] | None = None, partner_ids: set[int] | None = No
         stmt = stmt.where(Membership.partner_id.in_(partner_ids))
     rows = db.session.execute(stmt).all()
     store_ids = {r.store_id for r in rows if r.store_id is not None}
+    place = sa.func.coalesce(Store.district_code, Store.city_code).label("region_code")
     stores = {s.id: (s.distributor_id, s.region_code) for s in db.session.execute(
-        sa.select(Store.id, Store.distributor_id, sa.func.coalesce(Store.district_code, Store.city_code).label("region_code")).where(Store.id.in_(store_ids)))} \
-        if store_ids else {}
+        sa.select(Store.id, Store.distributor_id, place).where(Store.id.in_(store_ids)))} if store_ids else {}
     pids = {r.partner_id for r in rows if r.partner_id is not None} | {d for d, _ in stores.values() if d}
     levels = dict(db.session.execute(sa.select(Partner.id, Partner.level).where(Partner.id.in_(pids))).all()) \
         if pids else {}

@@ -36,10 +36,11 @@ def _claim(kind: str, course_id: int, subject_id: int, user_ids: set[int]) -> li
     """Write the notice rows; answer the users whose row is new (so who gets a message now)."""
     fresh = []
     for user_id in sorted(user_ids):
-        result = db.session.execute(dialect_insert()(TrainingNotice).values(
+        new_id = db.session.scalar(dialect_insert()(TrainingNotice).values(
             kind=kind, user_id=user_id, course_id=course_id, subject_id=subject_id, created_at=now_utc())
-            .on_conflict_do_nothing(index_elements=["kind", "user_id", "course_id", "subject_id"]))
-        if result.rowcount == 1:
+            .on_conflict_do_nothing(index_elements=["kind", "user_id", "course_id", "subject_id"])
+            .returning(TrainingNotice.id))
+        if new_id is not None:
             fresh.append(user_id)
     return fresh
 
