@@ -106,6 +106,8 @@ def load_config(env: dict[str, str] | None = None, **overrides: Any) -> dict[str
             "consumer_order_reminder": env.get("WECHAT_TEMPLATE_CONSUMER_ORDER_REMINDER",
                                                "tmpl_consumer_order_reminder"),
             "consumer_order_with_hq": env.get("WECHAT_TEMPLATE_CONSUMER_ORDER_WITH_HQ", "tmpl_consumer_order_hq"),
+            "training_live_soon": env.get("WECHAT_TEMPLATE_TRAINING_LIVE_SOON", "tmpl_training_live_soon"),
+            "training_due_soon": env.get("WECHAT_TEMPLATE_TRAINING_DUE_SOON", "tmpl_training_due_soon"),
         },
         "WECHATPAY_MCHID": env.get("WECHATPAY_MCHID", "1900000109"),
         "WECHATPAY_PRIVATE_KEY": env.get("WECHATPAY_PRIVATE_KEY"),

@@ -24,6 +24,9 @@ SCHEDULE = {
     "app.channel.registrations.expire_registrations": 3600,
     "app.channel.registrations.remind_expiring": 3600,
     "app.channel.registrations.mark_dormant": 86400,
+    # Training: a live session about to start, a required course nearly due (each message once per user).
+    "app.training.notices.remind_live_sessions": 300,
+    "app.training.notices.remind_due_courses": 3600,
 }
 
 for path, seconds in SCHEDULE.items():

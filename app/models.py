@@ -44,4 +44,12 @@ from app.orders.models import (  # noqa: F401
 )
 from app.ratings.models import StoreRating  # noqa: F401
 from app.scans.models import DiversionAlert, DiversionAlertEvent, ScanPolicy, ScanRequest  # noqa: F401
+from app.training.models import (  # noqa: F401
+    Course,
+    CourseCompletion,
+    Lesson,
+    LessonProgress,
+    QuizAttempt,
+    TrainingNotice,
+)
 from app.verification.models import ConsumerSettings, VerifyViewer  # noqa: F401

@@ -17,8 +17,9 @@ def register(api: Api) -> None:
     from miniprogram_api.staff.views import blp as staff
     from miniprogram_api.stock.views import blp as stock
     from miniprogram_api.targets.views import blp as targets
+    from miniprogram_api.training.views import blp as training
     from miniprogram_api.workspace.views import blp as workspace
 
     for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff, registrations, consumer_orders,
-                workspace, ratings, targets):
+                workspace, ratings, targets, training):
         api.register_blueprint(blp, url_prefix="/api/mp/v1")

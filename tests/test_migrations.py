@@ -90,6 +90,8 @@ RELEASED = {
         "a5a5ee9f452483913a7a01ea3b937c6356c8f04e01a4fadd9b644b65a2127d8f",
     "migrations/versions/5d2b8e1f0a37_sku_groups_and_target_templates.py":
         "cff06cd329b85634905dd582929b8cdb6a0be9c38a6cf07ac9c9389494e77d1a",
+    "migrations/versions/b8d4e2f6a1c3_training.py":
+        "e036b5d9e44f863d19801dcbcbb246febb6ed3a462b3438307b36d816e4dce4d",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",

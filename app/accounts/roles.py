@@ -35,10 +35,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # rating.write: rate the distributor serving one's store (owners only; nobody rates for someone else).
     STORE_OWNER: frozenset(_STORE_READ | {"scan", "stock.adjust", "order.create", "order.confirm", "order.pay",
                                           "order.cancel", "order.receive", "invite.create",
-                                          "member.manage", "rating.write"}),
-    STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive"}),
-    DISTRIBUTOR_STAFF: frozenset(_PARTNER),
-    AGENT_STAFF: frozenset(_PARTNER),
+                                          "member.manage", "rating.write", "course.take"}),
+    STORE_CLERK: frozenset(_STORE_READ | {"scan", "order.receive", "course.take"}),
+    # course.take: read the courses one is in the audience of, report lesson progress, answer their quiz.
+    DISTRIBUTOR_STAFF: frozenset(_PARTNER | {"course.take"}),
+    AGENT_STAFF: frozenset(_PARTNER | {"course.take"}),
     # alert.handle: move a diversion alert through its statuses and add notes to it (in the caller's region).
     HQ_ANALYST: frozenset(_STORE_READ | {"partner.read", "channel.read", "hq.read", "consumer_order.read",
                                          "alert.handle"}),

@@ -26,11 +26,13 @@ from app.demo import history as demo_history
 from app.demo import orders as demo_orders
 from app.demo import registrations as demo_registrations
 from app.demo import targets as demo_targets
+from app.demo import training as demo_training
 from app.extensions import db
 from app.inventory import services as inventory
 
 # The modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
-EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations, demo_consumer_orders, demo_targets)
+EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations, demo_consumer_orders, demo_targets,
+               demo_training)
 
 HQ_CODE = "HQ"
 

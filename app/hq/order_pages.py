@@ -20,7 +20,7 @@ from app.core.clock import BUSINESS_TZ
 from app.core.pagination import paginate
 from app.core.schemas import Day, Id, Int
 from app.errors import AppError, ValidationFailed
-from app.hq import pages
+from app.hq import pages, training_pages  # noqa: F401 - training_pages adds its routes to the console
 from app.hq.pages import bp, login_required
 from app.hq.pages import yuan as _yuan
 from app.inventory.queries import list_warehouses

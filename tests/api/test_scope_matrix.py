@@ -178,6 +178,34 @@ def _visible_registrations(actor: str, body) -> None:
         assert partners <= allowed, (actor, partners)
 
 
+_COURSE_TITLE = "矩阵课程"
+
+
+def _course(client, ids: dict, headers: dict) -> None:
+    """One course for distributor staff in Hangzhou (so D1's staff only), with one document and one question;
+    D1's staff has opened the document, so the quiz is open to them."""
+    if "course" in ids:
+        return
+    resp = client.post("/api/hq/v1/courses", json={
+        "title": _COURSE_TITLE, "audience_roles": ["distributor_staff"], "audience_regions": ["330100"],
+        "lessons": [{"kind": "document", "title": "手册", "url": "https://example.com/m.pdf"}],
+        "quiz": [{"text": "题", "kind": "single", "options": [{"text": "对", "correct": True}, {"text": "错"}]}],
+        "pass_mark": 100, "max_attempts": 50}, headers=headers["hq_admin"])
+    assert resp.status_code == 201, resp.get_json()
+    ids["course"], ids["lesson"] = resp.get_json()["id"], resp.get_json()["lessons"][0]["id"]
+    resp = client.post(f"/api/mp/v1/courses/{ids['course']}/progress",
+                       json={"lesson_id": ids["lesson"], "event": "opened"}, headers=headers["staff_d1"])
+    assert resp.status_code == 200, resp.get_json()
+
+
+def _visible_courses(actor: str, body: Any) -> None:
+    titles = {c["title"] for c in body["items"]}
+    assert (_COURSE_TITLE in titles) == (actor == "staff_d1"), (actor, titles)
+
+
+LEARNERS = ("owner_s1", "clerk_s1", "owner_s2", "staff_d1", "staff_d2", "staff_a1")
+_COURSE_FILL = {"setup": _course, "fill": lambda ids, t: {"course_id": ids["course"]}}
+
 ROUTES: list[Route] = [
     Route("mp stock", "GET", "/api/mp/v1/stock?store_id={store}", stores(*STORE_READERS), ("S1", "S2", "S5")),
     Route("mp catalog", "GET", "/api/mp/v1/catalog?store_id={store}", stores(*STORE_READERS), ("S1", "S2", "S5")),
@@ -296,6 +324,21 @@ ROUTES: list[Route] = [
     Route("registration policy", "GET", "/api/hq/v1/registration-policy", hq(*HQ_STAFF)),
     Route("set registration policy", "PUT", "/api/hq/v1/registration-policy", hq("hq_admin"),
           body=lambda ids, t: {"max_extensions": 10}),
+    # Training: learners (partner staff, store users) list the courses of their audience; a course, its progress
+    # events and its quiz are for its audience only (here D1's staff); HQ admins write courses, HQ staff read
+    # their progress.
+    Route("mp courses", "GET", "/api/mp/v1/courses", hq(*LEARNERS), setup=_course, check=_visible_courses),
+    Route("mp course", "GET", "/api/mp/v1/courses/{course_id}", hq("staff_d1"), **_COURSE_FILL),
+    Route("mp course progress", "POST", "/api/mp/v1/courses/{course_id}/progress", hq("staff_d1"),
+          body=lambda ids, t: {"lesson_id": ids["lesson"], "event": "opened"}, **_COURSE_FILL),
+    Route("mp quiz attempt", "POST", "/api/mp/v1/courses/{course_id}/quiz-attempts", hq("staff_d1"), ok=201,
+          body=lambda ids, t: {"answers": [{"question_id": 1, "option_ids": [2]}]}, **_COURSE_FILL),
+    Route("hq create course", "POST", "/api/hq/v1/courses", hq("hq_admin"), ok=201,
+          body=lambda ids, t: {"title": f"矩阵新课{next(_counter)}", "lessons": [
+              {"kind": "document", "title": "d", "url": "https://example.com/d.pdf"}]}),
+    Route("hq patch course", "PATCH", "/api/hq/v1/courses/{course_id}", hq("hq_admin"),
+          body=lambda ids, t: {"description": f"改 {next(_counter)}"}, **_COURSE_FILL),
+    Route("hq course progress", "GET", "/api/hq/v1/courses/{course_id}/progress", hq(*HQ_STAFF), **_COURSE_FILL),
 ]
 
 
@@ -365,7 +408,8 @@ def test_scope_matrix(client, world, route):
 CHECKED_BLUEPRINTS = {"mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_orders", "mp_scans", "mp_incentives",
                       "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_orders",
                       "hq_codes", "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs",
-                      "mp_registrations", "hq_registrations", "mp_workspace", "mp_ratings"}
+                      "mp_registrations", "hq_registrations", "mp_workspace", "mp_ratings", "mp_training",
+                      "hq_training"}
 NOT_OBJECT_ROUTES = {
     ("POST", "/api/mp/v1/sessions"), ("POST", "/api/hq/v1/sessions"),  # login
     ("DELETE", "/api/mp/v1/sessions"), ("DELETE", "/api/hq/v1/sessions"),  # logout: the caller themself

@@ -15,9 +15,10 @@ def register(api: Api) -> None:
     from app.hq.api.sessions import blp as sessions
     from app.hq.api.targets import blp as targets
     from app.hq.api.territories import blp as territories
+    from app.hq.api.training import blp as training
     from app.hq.api.users import blp as users
     from app.hq.api.warehouses import blp as warehouses
 
     for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users, registrations,
-                consumer_orders, targets):
+                consumer_orders, targets, training):
         api.register_blueprint(blp, url_prefix="/api/hq/v1")

@@ -1,0 +1,1 @@
+"""Training courses for partner staff and store users (CHANNEL.md §7)."""
