@@ -24,6 +24,9 @@ SCHEDULE = {
     "app.channel.registrations.expire_registrations": 3600,
     "app.channel.registrations.remind_expiring": 3600,
     "app.channel.registrations.mark_dormant": 86400,
+    # PostgreSQL: this month's and the next three months' partitions of scan_events and stock_movements (idempotent;
+    # rows of a new month that fell into the DEFAULT partition are moved into it). Nothing on SQLite.
+    "app.core.partitions.create_coming_partitions": 86400,
 }
 
 for path, seconds in SCHEDULE.items():
