@@ -168,14 +168,21 @@ def ensure_month(conn: sa.Connection, table: str, year: int, month: int) -> str:
 
 def ensure_months(conn: sa.Connection, *, ahead: int = MONTHS_AHEAD,
                   first: tuple[int, int] | None = None) -> dict[str, str]:
-    """This month's and the next `ahead` months' partitions of every partitioned table (idempotent)."""
+    """This month's and the next `ahead` months' partitions of every partitioned table, and those of any month
+    whose rows sit in DEFAULT (back-dated rows, a month the job missed), which are moved out (idempotent)."""
     if conn.dialect.name != "postgresql":
         return {}
     done = {}
     for table in PARTITIONED:
         if not is_partitioned(conn, table):
             continue
-        for year, month in months_from(first or current_month(), ahead + 1):
+        stranded = conn.exec_driver_sql(
+            f"SELECT DISTINCT extract(year FROM m)::int, extract(month FROM m)::int FROM (SELECT"
+            f" date_trunc('month', {PARTITIONED[table]} AT TIME ZONE %(tz)s) AS m FROM {table}_default) s",
+            {"tz": str(BUSINESS_TZ)}).all() if conn.exec_driver_sql(
+                "SELECT to_regclass(%(n)s)", {"n": f"{table}_default"}).scalar() else []
+        coming = months_from(first or current_month(), ahead + 1)
+        for year, month in sorted(set(coming) | {(y, m) for y, m in stranded}):
             done[partition_name(table, year, month)] = ensure_month(conn, table, year, month)
     return done
 

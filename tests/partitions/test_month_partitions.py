@@ -142,3 +142,15 @@ def test_archive_writes_the_old_month_checks_it_and_drops_it(pg, tmp_path, app):
     assert "scan_events_default" in listed.output and "scan_events_p2025_03" not in listed.output
     bad = app.test_cli_runner().invoke(args=["partitions", "archive", "--before", "2025-13"])
     assert bad.exit_code != 0
+
+
+def test_verify_reports_a_reference_to_a_missing_event(pg):
+    from app.scans.books import verify_event_references
+
+    with db.engine.begin() as conn:
+        ids = _ids(conn)
+        first = _event(conn, ids, _at(*partitions.current_month()))
+        conn.exec_driver_sql("UPDATE scan_events SET parent_event_id = %(p)s WHERE id = %(i)s",
+                             {"p": first + 1000, "i": first})
+    assert verify_event_references() == [{"kind": "dangling_event", "table": "scan_events",
+                                          "column": "parent_event_id", "event_id": first + 1000, "rows": 1}]
