@@ -154,3 +154,13 @@ def test_verify_reports_a_reference_to_a_missing_event(pg):
                              {"p": first + 1000, "i": first})
     assert verify_event_references() == [{"kind": "dangling_event", "table": "scan_events",
                                           "column": "parent_event_id", "event_id": first + 1000, "rows": 1}]
+
+
+def test_on_sqlite_the_tables_stay_plain_and_the_job_and_commands_do_nothing(app, clean_db):
+    with db.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            pytest.skip("SQLite only")
+    assert partitions.create_coming_partitions() == {}
+    runner = app.test_cli_runner()
+    assert "SQLite keeps plain tables" in runner.invoke(args=["partitions", "list"]).output
+    assert "SQLite keeps plain tables" in runner.invoke(args=["partitions", "archive", "--before", "2025-01"]).output
