@@ -27,6 +27,9 @@ SCHEDULE = {
     # Training: a live session about to start, a required course nearly due (each message once per user).
     "app.training.notices.remind_live_sessions": 300,
     "app.training.notices.remind_due_courses": 3600,
+    # PostgreSQL: this month's and the next three months' partitions of scan_events and stock_movements (idempotent;
+    # rows of a new month that fell into the DEFAULT partition are moved into it). Nothing on SQLite.
+    "app.core.partitions.create_coming_partitions": 86400,
 }
 
 for path, seconds in SCHEDULE.items():

@@ -92,6 +92,10 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "postgresql" and "include_object" not in conf_args:
+            # What month partitioning adds or takes away there is not the models' (app/core/partitions.py).
+            from app.core.partitions import include_object
+            conf_args["include_object"] = include_object
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

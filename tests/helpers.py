@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from app.core import partitions
 from app.extensions import db
 
 
@@ -16,6 +17,7 @@ def clear_tables() -> None:
     tables = [t.name for t in db.metadata.sorted_tables]
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            tables += partitions.side_tables(conn)  # the unique keys of partitioned scan_events
             conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
         else:
             conn.execute(sa.text("PRAGMA foreign_keys=OFF"))

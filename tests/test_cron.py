@@ -19,7 +19,8 @@ def test_rq_cron_schedules_the_periodic_jobs():
     jobs = {job.name: job for job in scheduler.get_jobs()}
     assert set(jobs) == {"fold", "reconcile_payments", "expire_unconfirmed", "sweep_pending_batches",
                          "expire_registrations", "remind_expiring", "mark_dormant",
-                         "sweep_consumer_orders", "remind_live_sessions", "remind_due_courses"}
+                         "sweep_consumer_orders", "remind_live_sessions", "remind_due_courses",
+                         "create_coming_partitions"}
     assert jobs["fold"].interval <= 10  # dashboards fold on read too, but the inbox must not pile up
     for job in jobs.values():
         assert job.func is run_job_in_worker

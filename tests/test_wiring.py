@@ -33,6 +33,7 @@ COMMANDS = {
     "demo": {"pay", "cases"},
     "seed-demo": set(),
     "create-hq-user": set(),
+    "partitions": {"list", "ensure", "archive"},
     # from Flask-Migrate and flask-smorest
     "db": None,
     "openapi": None,

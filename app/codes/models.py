@@ -10,6 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core import partitions
 from app.core.clock import now_utc
 from app.core.types import BigId, UTCDateTime
 from app.extensions import db
@@ -135,3 +136,9 @@ class ScanEvent(db.Model):
     # parent agent (none when it hangs under HQ). Later moves of the store or its partner leave it as it was.
     partner_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     agent_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+# On PostgreSQL `scan_events` and `stock_movements` are partitioned by month (app/core/partitions.py); create_all
+# builds them so, as the migrations do.
+sa.event.listen(db.metadata, "after_create", partitions.convert_after_create_all)
+sa.event.listen(db.metadata, "before_drop", partitions.drop_side_tables_before_drop_all)
