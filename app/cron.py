@@ -24,6 +24,8 @@ SCHEDULE = {
     "app.channel.registrations.expire_registrations": 3600,
     "app.channel.registrations.remind_expiring": 3600,
     "app.channel.registrations.mark_dormant": 86400,
+    # Referral rewards past their freeze become available (a unit no longer sold is cancelled instead).
+    "app.referrals.services.release_due": 600,
 }
 
 for path, seconds in SCHEDULE.items():

@@ -24,6 +24,17 @@ from app.channel.registration_models import (  # noqa: F401
 )
 from app.codes.models import Code, CodeBatch, ScanEvent  # noqa: F401
 from app.incentives.models import IncentiveCredit, IncentiveRule  # noqa: F401
+from app.referrals.models import (  # noqa: F401
+    ConsumerVerification,
+    ReferralAccount,
+    ReferralBinding,
+    ReferralDailyTotal,
+    ReferralLedger,
+    ReferralLink,
+    ReferralPayout,
+    ReferralPolicy,
+    ReferralReward,
+)
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401
 from app.orders.models import (  # noqa: F401
     CommissionEntry,

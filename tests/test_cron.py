@@ -19,7 +19,7 @@ def test_rq_cron_schedules_the_periodic_jobs():
     jobs = {job.name: job for job in scheduler.get_jobs()}
     assert set(jobs) == {"fold", "reconcile_payments", "expire_unconfirmed", "sweep_pending_batches",
                          "expire_registrations", "remind_expiring", "mark_dormant",
-                         "sweep_consumer_orders"}
+                         "sweep_consumer_orders", "release_due"}
     assert jobs["fold"].interval <= 10  # dashboards fold on read too, but the inbox must not pile up
     for job in jobs.values():
         assert job.func is run_job_in_worker

@@ -88,6 +88,8 @@ RELEASED = {
         "9548d181a2af487eb3849d9eb9ab7b9834a5721d210b9ff22addca9f3890fc60",
     "migrations/versions/a7e3c9d1f2b4_partner_targets.py":
         "a5a5ee9f452483913a7a01ea3b937c6356c8f04e01a4fadd9b644b65a2127d8f",
+    "migrations/versions/b5d2e8f1a9c3_referral_rewards.py":
+        "21f0caf09d927dad8c13164a40588597d293df8e56ca77a1170fb4a240b2ca21",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",
