@@ -24,17 +24,6 @@ from app.channel.registration_models import (  # noqa: F401
 )
 from app.codes.models import Code, CodeBatch, ScanEvent  # noqa: F401
 from app.incentives.models import IncentiveCredit, IncentiveRule  # noqa: F401
-from app.referrals.models import (  # noqa: F401
-    ConsumerVerification,
-    ReferralAccount,
-    ReferralBinding,
-    ReferralDailyTotal,
-    ReferralLedger,
-    ReferralLink,
-    ReferralPayout,
-    ReferralPolicy,
-    ReferralReward,
-)
 from app.inventory.models import Location, StockLevel, StockMovement, Warehouse, WarehouseCity  # noqa: F401
 from app.orders.models import (  # noqa: F401
     CommissionEntry,
@@ -54,5 +43,16 @@ from app.orders.models import (  # noqa: F401
     ShipmentLine,
 )
 from app.ratings.models import StoreRating  # noqa: F401
+from app.referrals.models import (  # noqa: F401
+    ConsumerVerification,
+    ReferralAccount,
+    ReferralBinding,
+    ReferralDailyTotal,
+    ReferralLedger,
+    ReferralLink,
+    ReferralPayout,
+    ReferralPolicy,
+    ReferralReward,
+)
 from app.scans.models import DiversionAlert, DiversionAlertEvent, ScanPolicy, ScanRequest  # noqa: F401
 from app.verification.models import ConsumerSettings, VerifyViewer  # noqa: F401

@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.codes.models import Code
 from app.core.clock import business_day, business_day_start, now_utc
 from app.core.db import dialect_insert, on_postgres
 from app.core.security import Principal, authorize_action
@@ -53,9 +54,7 @@ BOUNDS = {"binding_days": (1, 365), "purchase_window_days": (1, 90), "reward_fen
 PAYOUT_METHODS = ("offline", "wechat_transfer")
 STATUSES = ("pending", "available", "cancelled", "reversed")
 
-# The codes table as the reward rule reads it (a unit's state and when a store sold it).
-_codes = sa.table("codes", sa.column("id"), sa.column("state"), sa.column("sold_at"), sa.column("serial"),
-                  sa.column("kind"))
+_codes = Code.__table__  # a unit's state and when a store sold it
 
 R, B, A = ReferralReward.__table__, ReferralBinding.__table__, ReferralAccount.__table__
 
@@ -156,7 +155,7 @@ def bind(principal: Principal, token: str, *, now: datetime | None = None) -> di
     with transaction():
         now = now or now_utc()
         policy = _live_policy(lock=True)  # bindings one at a time (PostgreSQL), so two cannot close a loop
-        link = db.session.scalar(sa.select(ReferralLink).where(ReferralLink.token == token))
+        link = db.session.scalar(sa.select(ReferralLink).where(ReferralLink.token == token[:32]))
         if link is None:
             raise NotFound("找不到这个推荐链接", code="referral_link_not_found")
         referrer = link.user_id
