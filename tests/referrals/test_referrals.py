@@ -71,7 +71,7 @@ def test_a_link_needs_a_genuine_check_recorded_against_the_consumer(client, demo
 def test_binding_first_touch_wins_never_self_and_lasts_the_set_days(client, demo, admin):
     policy(client, admin, binding_days=10)
     a, _, token_a = sharer(client, "shopper_a")
-    c, _, token_c = sharer(client, "shopper_c")
+    _c, _, token_c = sharer(client, "shopper_c")
     b, b_id = consumer(client, "shopper_b")
     resp = bind(client, a, token_a)
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "self_referral"
@@ -133,7 +133,7 @@ def test_a_bound_consumers_purchase_earns_a_frozen_reward_once_then_available(cl
 
 def test_a_unit_sold_before_the_purchase_window_earns_nothing(client, demo, admin, owner):
     policy(client, admin, purchase_window_days=3)
-    a, a_id, token_a = sharer(client, "shopper_a")
+    _a, a_id, token_a = sharer(client, "shopper_a")
     b, _ = consumer(client, "shopper_b")
     bind(client, b, token_a)
     serial = sold_unit(client, owner)
@@ -145,7 +145,7 @@ def test_a_unit_sold_before_the_purchase_window_earns_nothing(client, demo, admi
 
 def test_two_levels_the_referrers_referrer_earns_the_second_levels_reward(client, demo, admin, owner):
     policy(client, admin, levels=2, reward_fen=500, level2_reward_fen=200)
-    a, a_id, token_a = sharer(client, "shopper_a")
+    _a, a_id, token_a = sharer(client, "shopper_a")
     b, b_id, token_b = sharer(client, "shopper_b")
     c, _, token_c = sharer(client, "shopper_c")
     d, _ = consumer(client, "shopper_d")
@@ -163,7 +163,7 @@ def test_two_levels_the_referrers_referrer_earns_the_second_levels_reward(client
 
 def test_a_return_cancels_a_frozen_reward(client, demo, admin, owner):
     policy(client, admin)
-    a, a_id, token_a = sharer(client, "shopper_a")
+    _a, a_id, token_a = sharer(client, "shopper_a")
     b, _ = consumer(client, "shopper_b")
     bind(client, b, token_a)
     serial = sold_unit(client, owner)
@@ -181,7 +181,7 @@ def test_a_return_cancels_a_frozen_reward(client, demo, admin, owner):
 
 def test_an_undone_sale_cancels_its_frozen_reward(client, demo, admin, owner):
     policy(client, admin)
-    a, a_id, token_a = sharer(client, "shopper_a")
+    _a, a_id, token_a = sharer(client, "shopper_a")
     b, _ = consumer(client, "shopper_b")
     bind(client, b, token_a)
     serial = unused_units("S1")[0].serial
@@ -194,7 +194,7 @@ def test_an_undone_sale_cancels_its_frozen_reward(client, demo, admin, owner):
 
 def test_a_return_after_payout_reverses_without_a_negative_balance(client, demo, admin, owner):
     policy(client, admin)
-    a, a_id, token_a = sharer(client, "shopper_a")
+    _a, a_id, token_a = sharer(client, "shopper_a")
     b, _ = consumer(client, "shopper_b")
     bind(client, b, token_a)
     serial = sold_unit(client, owner)
@@ -239,7 +239,7 @@ def test_policy_and_payout_bad_input(client, demo, admin):
 
 def test_hq_ledger_filters_and_totals(client, demo, admin, owner):
     policy(client, admin, daily_cap_fen=500)
-    a, a_id, token_a = sharer(client, "shopper_a")
+    _a, a_id, token_a = sharer(client, "shopper_a")
     b, _ = consumer(client, "shopper_b")
     bind(client, b, token_a)
     verify(client, b, sold_unit(client, owner))
