@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EDGES = ("app/hq/pages.py", "app/hq/order_pages.py", "app/hq/code_pages.py", "app/hq/api/analytics.py")
+EDGES = ("app/hq/pages.py", "app/hq/order_pages.py", "app/hq/code_pages.py", "app/hq/referral_pages.py",
+         "app/hq/api/analytics.py")
 
 
 def _imports_and_names(path: str) -> tuple[set[str], set[str]]:
