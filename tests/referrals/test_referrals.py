@@ -254,3 +254,14 @@ def test_hq_ledger_filters_and_totals(client, demo, admin, owner):
     assert none["total"] == 0
     policy(client, admin, enabled=False)  # what is owed stays visible to HQ
     assert client.get("/api/hq/v1/referral-rewards", headers=admin).get_json()["total"] == 2
+
+
+def test_the_demo_saves_the_policy_switched_off_and_seeding_again_changes_nothing(client, demo, admin):
+    from app.demo.seed import seed
+    from app.referrals.models import ReferralPolicy
+
+    row = db.session.get(ReferralPolicy, 1)
+    assert row is not None and row.enabled is False and row.reward_fen > 0
+    before = client.get("/api/hq/v1/referral-policy", headers=admin).get_json()
+    assert seed() == "demo data already present: nothing changed"
+    assert client.get("/api/hq/v1/referral-policy", headers=admin).get_json() == before
