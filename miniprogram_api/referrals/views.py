@@ -113,6 +113,7 @@ def bind(link):
 @blp.route("/referral-rewards", methods=["GET"])
 @blp.arguments(MyReferralRewardArgs, location="query")
 @blp.response(200, MyReferralRewardList)
+@blp.alt_response(409, "CONFLICT")  # `referral_off`: HQ has not switched referral rewards on
 @blp.doc(security=[{"bearer": []}])
 def my_rewards(args):
     """The caller's rewards as a referrer (newest first) and their balances. 409 `referral_off`."""
