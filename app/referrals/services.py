@@ -337,7 +337,10 @@ def record_payout(principal: Principal, *, user_id: int, amount_fen: int, method
         payout = ReferralPayout(user_id=user_id, amount_fen=amount_fen, method=method, reference=reference,
                                 note=(note or "")[:200], recorded_by_id=principal.user_id, created_at=now)
         db.session.add(payout)
-        db.session.flush()
+        try:
+            db.session.flush()
+        except sa.exc.IntegrityError:  # the same reference recorded at this very moment by someone else
+            raise Conflict("这笔付款已经登记过了", code="payout_duplicate") from None
         _ledger(user_id, "paid_out", now, payout_id=payout.id, available=-amount_fen)
         return {"id": payout.id, "user_id": user_id, "amount_fen": amount_fen, "method": method,
                 "reference": reference, "created_at": now}
