@@ -30,6 +30,8 @@ SCHEDULE = {
     # PostgreSQL: this month's and the next three months' partitions of scan_events and stock_movements (idempotent;
     # rows of a new month that fell into the DEFAULT partition are moved into it). Nothing on SQLite.
     "app.core.partitions.create_coming_partitions": 86400,
+    # Referral rewards past their freeze become available (a unit no longer sold is cancelled instead).
+    "app.referrals.services.release_due": 600,
 }
 
 for path, seconds in SCHEDULE.items():

@@ -43,6 +43,17 @@ from app.orders.models import (  # noqa: F401
     ShipmentLine,
 )
 from app.ratings.models import StoreRating  # noqa: F401
+from app.referrals.models import (  # noqa: F401
+    ConsumerVerification,
+    ReferralAccount,
+    ReferralBinding,
+    ReferralDailyTotal,
+    ReferralLedger,
+    ReferralLink,
+    ReferralPayout,
+    ReferralPolicy,
+    ReferralReward,
+)
 from app.scans.models import DiversionAlert, DiversionAlertEvent, ScanPolicy, ScanRequest  # noqa: F401
 from app.training.models import (  # noqa: F401
     Course,

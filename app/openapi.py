@@ -18,7 +18,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 WRITES = ("post", "put", "patch", "delete")
 API_PREFIXES = ("/api/mp/", "/api/hq/", "/api/public/")
 # Operations anyone may call (everything else under the APIs needs a bearer token).
-ANONYMOUS = {("post", "/api/mp/v1/sessions"), ("post", "/api/hq/v1/sessions")}
+ANONYMOUS = {("post", "/api/mp/v1/sessions"), ("post", "/api/mp/v1/consumer-sessions"), ("post", "/api/hq/v1/sessions")}
 ANONYMOUS_PREFIXES = ("/api/public/",)
 
 

@@ -11,6 +11,7 @@ def register(api: Api) -> None:
     from miniprogram_api.invites.views import blp as invites
     from miniprogram_api.orders.views import blp as orders
     from miniprogram_api.ratings.views import blp as ratings
+    from miniprogram_api.referrals.views import blp as referrals
     from miniprogram_api.registrations.views import blp as registrations
     from miniprogram_api.scans.views import blp as scans
     from miniprogram_api.sessions.views import blp as sessions
@@ -21,5 +22,5 @@ def register(api: Api) -> None:
     from miniprogram_api.workspace.views import blp as workspace
 
     for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff, registrations, consumer_orders,
-                workspace, ratings, targets, training):
+                workspace, ratings, targets, training, referrals):
         api.register_blueprint(blp, url_prefix="/api/mp/v1")

@@ -20,7 +20,7 @@ def test_rq_cron_schedules_the_periodic_jobs():
     assert set(jobs) == {"fold", "reconcile_payments", "expire_unconfirmed", "sweep_pending_batches",
                          "expire_registrations", "remind_expiring", "mark_dormant",
                          "sweep_consumer_orders", "remind_live_sessions", "remind_due_courses",
-                         "create_coming_partitions"}
+                         "create_coming_partitions", "release_due"}
     assert jobs["fold"].interval <= 10  # dashboards fold on read too, but the inbox must not pile up
     for job in jobs.values():
         assert job.func is run_job_in_worker

@@ -7,6 +7,9 @@ AGENT_STAFF = "agent_staff"
 HQ_ADMIN = "hq_admin"
 HQ_ANALYST = "hq_analyst"
 WAREHOUSE_OPERATOR = "warehouse_operator"
+# A shopper logged in to the mini-program with WeChat: verifies units and takes part in referral rewards (no
+# store, partner or region; never given through an invite, so not in ALL_ROLES).
+CONSUMER = "consumer"
 
 ALL_ROLES = (STORE_OWNER, STORE_CLERK, DISTRIBUTOR_STAFF, AGENT_STAFF, HQ_ADMIN, HQ_ANALYST, WAREHOUSE_OPERATOR)
 STORE_ROLES = (STORE_OWNER, STORE_CLERK)
@@ -21,6 +24,7 @@ ROLE_NAMES = {
     HQ_ADMIN: "总部管理员",
     HQ_ANALYST: "总部分析员",
     WAREHOUSE_OPERATOR: "仓库操作员",
+    CONSUMER: "消费者",
 }
 
 _STORE_READ = {"store.read", "stock.read", "catalog.read", "order.read", "incentive.read"}
@@ -45,6 +49,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
                                          "alert.handle"}),
     WAREHOUSE_OPERATOR: frozenset({"hq.read", "order.read", "store.read", "warehouse.operate",
                                    "consumer_order.read"}),
+    # consumer.verify: check a unit in the mini-program, recorded against the consumer; referral.use: share a
+    # link, be bound through one, read one's own rewards.
+    CONSUMER: frozenset({"consumer.verify", "referral.use"}),
     HQ_ADMIN: frozenset(_PARTNER | {"hq.read", "hq.write", "warehouse.operate", "stock.adjust", "order.pay",
                                     "order.offline_pay", "scan.admin", "user.manage",
                                     "alert.handle"}),

@@ -11,7 +11,7 @@ from flask import current_app
 
 from app.accounts import revocation
 from app.accounts.models import Membership, User
-from app.accounts.roles import HQ_ROLES
+from app.accounts.roles import CONSUMER, HQ_ROLES
 from app.core.clock import now_utc
 from app.errors import AppError, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
@@ -79,6 +79,16 @@ def login_mini_program(*, openid: str, session_key: str, unionid: str | None = N
     user.last_login_at = now_utc()
     db.session.flush()
     return user
+
+
+def grant_consumer(user: User) -> None:
+    """Give a mini-program user the consumer role (once; a user who already holds it keeps the one row)."""
+    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())  # one grant at a time
+    held = db.session.scalar(sa.select(Membership.id).where(Membership.user_id == user.id,
+                                                            Membership.role == CONSUMER).with_for_update())
+    if held is None:
+        db.session.add(Membership(user_id=user.id, role=CONSUMER))
+        db.session.flush()
 
 
 def set_phone(*, user_id: int, phone: str) -> User:

@@ -24,6 +24,7 @@ from app.demo import codes as demo_codes
 from app.demo import consumer_orders as demo_consumer_orders
 from app.demo import history as demo_history
 from app.demo import orders as demo_orders
+from app.demo import referrals as demo_referrals
 from app.demo import registrations as demo_registrations
 from app.demo import targets as demo_targets
 from app.demo import training as demo_training
@@ -32,7 +33,7 @@ from app.inventory import services as inventory
 
 # The modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
 EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations, demo_consumer_orders, demo_targets,
-               demo_training)
+               demo_training, demo_referrals)
 
 HQ_CODE = "HQ"
 

@@ -36,7 +36,7 @@ from app.core.replica import replica_reads
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
-from app.hq import channel_pages, charts, code_pages
+from app.hq import channel_pages, charts, code_pages, referral_pages
 from app.inventory.queries import list_warehouse_stock, list_warehouses
 from app.orders import consumer_orders, consumer_queries
 from app.scans import alerts as alert_services
@@ -99,6 +99,7 @@ T: dict[str, dict[str, str]] = {
     "targets": {"zh": "目标与达成", "en": "Targets"},
     "registrations": {"zh": "客户报备", "en": "Registrations"},
     "consumer_orders": {"zh": "顾客订单", "en": "Consumer orders"},
+    "referrals": {"zh": "推荐奖励", "en": "Referral rewards"},
     "source": {"zh": "来源", "en": "Source"}, "handled_by": {"zh": "处理人", "en": "Handled by"},
     "handled_at": {"zh": "处理时间", "en": "Handled at"}, "history": {"zh": "处理记录", "en": "History"},
     "note": {"zh": "说明", "en": "Note"}, "add_note": {"zh": "添加备注", "en": "Add a note"},
@@ -873,6 +874,7 @@ def api_proxy(rest: str):
 
 code_pages.add_routes(bp, login_required)
 channel_pages.add_routes(bp, login_required)
+referral_pages.add_routes(bp, login_required)
 
 
 def _error_page(status: int, message: str, details: dict[str, Any]):

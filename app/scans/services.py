@@ -38,6 +38,7 @@ from app.errors import AppError, Forbidden, NotFound
 from app.extensions import db
 from app.incentives.models import IncentiveCredit, IncentiveRule
 from app.inventory.services import InsufficientStock, lock_levels, move_stock, transit_location_id
+from app.referrals.services import sale_reversed
 from app.scans import hot, messages
 from app.scans.answers import build_answer, build_undo_answer, sku_ref
 from app.scans.inbox import note_sale
@@ -782,6 +783,7 @@ def _return(ctx: _Ctx, scanned: Scanned) -> dict[str, Any]:
     if code.store_id != ctx.store_id:
         raise _Refused("sold_elsewhere", code_state=code.state, **base)
     _move_code(code, state="returned", location_id=code.store_location_id, updated_at=ctx.now)
+    sale_reversed([code.id], now=ctx.now)  # a referral reward this sale earned: cancelled (or reversed)
     level = move_stock(location_id=code.store_location_id, sku_id=code.sku_id, on_hand=1, kind="return",
                        ref_type="code", ref_id=code.id, user_id=ctx.user_id)
     event_id = _add_event(ctx, action="return", sku_id=code.sku_id, code_id=code.id,
@@ -1027,6 +1029,7 @@ def undo_scan(principal: Principal, event_id: int) -> dict[str, Any]:
         loc = store.location_id
         if ev.action == "sell":
             _set_codes(units, expect=("sold", ev.store_id), state="in_store", location_id=loc, now=now)
+            sale_reversed(units, now=now)  # an undone sale earns no referral reward
             level = move_stock(location_id=loc, sku_id=ev.sku_id, on_hand=n, kind="undo", ref_type="scan_event",
                                ref_id=ev.id, user_id=principal.user_id, reason="撤销售出")
             note_sale(store_id=ev.store_id, sku_id=ev.sku_id, quantity=-n, at=ev.event_time,

@@ -58,6 +58,17 @@ def login_with_wechat(js_code: str) -> dict[str, Any]:
     return session_answer(user, "mp")
 
 
+def login_as_consumer(js_code: str) -> dict[str, Any]:
+    """Mini-program login of a shopper: WeChat's code → our user, who holds the consumer role from now on (to
+    verify units and take part in referral rewards), and a bearer token for their roles."""
+    session = get_wechat().code_to_session(js_code)
+    with transaction():
+        user = services.login_mini_program(openid=session["openid"], session_key=session["session_key"],
+                                           unionid=session.get("unionid"))
+        services.grant_consumer(user)
+    return session_answer(user, "mp")
+
+
 def login_console(username: str, password: str) -> dict[str, Any]:
     """HQ console login with a password."""
     failure: AppError | None = None

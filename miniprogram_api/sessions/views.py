@@ -20,6 +20,16 @@ def create_session(body):
     return flows.login_with_wechat(body["code"])
 
 
+@blp.route("/consumer-sessions", methods=["POST"])
+@limiter.limit("30/minute")
+@blp.arguments(LoginBody)
+@blp.response(201, SessionOut)
+def create_consumer_session(body):
+    """A shopper logs in with the code from `wx.login`: the same user as `/sessions`, holding the `consumer` role
+    from now on (verify units, referral rewards)."""
+    return flows.login_as_consumer(body["code"])
+
+
 @blp.route("/sessions", methods=["DELETE"])
 @blp.response(204)
 @blp.doc(security=[{"bearer": []}])

@@ -76,7 +76,8 @@ def test_error_answers_are_documented_with_the_error_schema(client):
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
             documented = op["responses"]
-            anonymous = path.startswith("/api/public/") or path in ("/api/mp/v1/sessions", "/api/hq/v1/sessions")
+            anonymous = path.startswith("/api/public/") or path in ("/api/mp/v1/sessions", "/api/hq/v1/sessions",
+                                                                          "/api/mp/v1/consumer-sessions")
             assert anonymous or op.get("security") == [{"bearer": []}], (method, path)
             expected = {"400", "503"}
             if op.get("security"):

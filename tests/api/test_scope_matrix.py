@@ -339,6 +339,20 @@ ROUTES: list[Route] = [
     Route("hq patch course", "PATCH", "/api/hq/v1/courses/{course_id}", hq("hq_admin"),
           body=lambda ids, t: {"description": f"改 {next(_counter)}"}, **_COURSE_FILL),
     Route("hq course progress", "GET", "/api/hq/v1/courses/{course_id}/progress", hq(*HQ_STAFF), **_COURSE_FILL),
+    # Referral rewards: the mini-program's routes are for the consumer role only (no actor here holds it, so all are
+    # refused: tests/referrals/ has the consumer's side); HQ staff read the policy and the ledger, the admin writes.
+    Route("consumer verification", "POST", "/api/mp/v1/consumer-verifications", hq(),
+          body=lambda ids, t: {"code": "x"}),
+    Route("referral link", "POST", "/api/mp/v1/referral-links", hq(), ok=201),
+    Route("referral bind", "POST", "/api/mp/v1/referrals/{link}/bind", hq(), fill=lambda ids, t: {"link": "x"}),
+    Route("my referral rewards", "GET", "/api/mp/v1/referral-rewards", hq()),
+    Route("referral policy", "GET", "/api/hq/v1/referral-policy", hq(*HQ_STAFF)),
+    Route("set referral policy", "PUT", "/api/hq/v1/referral-policy", hq("hq_admin"),
+          body=lambda ids, t: {"binding_days": 30}),
+    Route("hq referral rewards", "GET", "/api/hq/v1/referral-rewards", hq(*HQ_STAFF)),
+    # The admin gets past authorization to the balance check (nobody has a balance in the demo).
+    Route("record referral payout", "POST", "/api/hq/v1/referral-payouts", hq("hq_admin"), ok=409,
+          body=lambda ids, t: {"user_id": 1, "amount_fen": 100, "method": "offline", "reference": "m1"}),
 ]
 
 
@@ -409,9 +423,10 @@ CHECKED_BLUEPRINTS = {"mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp
                       "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_orders",
                       "hq_codes", "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs",
                       "mp_registrations", "hq_registrations", "mp_workspace", "mp_ratings", "mp_training",
-                      "hq_training"}
+                      "hq_training", "mp_referrals", "hq_referrals"}
 NOT_OBJECT_ROUTES = {
     ("POST", "/api/mp/v1/sessions"), ("POST", "/api/hq/v1/sessions"),  # login
+    ("POST", "/api/mp/v1/consumer-sessions"),                          # a shopper's login
     ("DELETE", "/api/mp/v1/sessions"), ("DELETE", "/api/hq/v1/sessions"),  # logout: the caller themself
     ("GET", "/api/mp/v1/me"), ("POST", "/api/mp/v1/me/phone"),        # the caller themself
     ("POST", "/api/mp/v1/invites/{token}/redeem"),                     # anyone holding the invite

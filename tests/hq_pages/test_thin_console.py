@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGES = ("app/hq/pages.py", "app/hq/order_pages.py", "app/hq/code_pages.py", "app/hq/catalog_pages.py",
-         "app/hq/channel_pages.py", "app/hq/api/analytics.py", "app/hq/training_pages.py", "app/hq/api/training.py")
+         "app/hq/channel_pages.py", "app/hq/api/analytics.py", "app/hq/training_pages.py", "app/hq/api/training.py",
+         "app/hq/referral_pages.py")
 
 
 def _imports_and_names(path: str) -> tuple[set[str], set[str]]:

@@ -11,6 +11,7 @@ def register(api: Api) -> None:
     from app.hq.api.codes import blp as codes
     from app.hq.api.consumer_orders import blp as consumer_orders
     from app.hq.api.orders import blp as orders
+    from app.hq.api.referrals import blp as referrals
     from app.hq.api.registrations import blp as registrations
     from app.hq.api.sessions import blp as sessions
     from app.hq.api.targets import blp as targets
@@ -20,5 +21,5 @@ def register(api: Api) -> None:
     from app.hq.api.warehouses import blp as warehouses
 
     for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users, registrations,
-                consumer_orders, targets, training):
+                consumer_orders, targets, training, referrals):
         api.register_blueprint(blp, url_prefix="/api/hq/v1")

@@ -1,0 +1,1 @@
+"""Consumer referral rewards and the consumer's own verification (mini-program)."""
