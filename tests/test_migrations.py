@@ -88,6 +88,8 @@ RELEASED = {
         "9548d181a2af487eb3849d9eb9ab7b9834a5721d210b9ff22addca9f3890fc60",
     "migrations/versions/a7e3c9d1f2b4_partner_targets.py":
         "a5a5ee9f452483913a7a01ea3b937c6356c8f04e01a4fadd9b644b65a2127d8f",
+    "migrations/versions/4d5c0c8cb67d_assessment.py":
+        "626170d263930b4fcf76c52d52c8ef62cca17e95b4cbf5b2f71b706fc3b321b8",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",
