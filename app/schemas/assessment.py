@@ -7,13 +7,13 @@ from marshmallow import Schema, fields
 from app.core.schemas import AwareDateTime
 
 
-class Tier(Schema):
+class RebateTier(Schema):
     name = fields.String()
     min_score = fields.Integer(metadata={"description": "whole points; the first tier starts at 0"})
     rebate_bp = fields.Integer(metadata={"description": "rebate in basis points of the base"})
 
 
-class Weights(Schema):
+class SchemeWeights(Schema):
     attainment = fields.Integer()
     rating = fields.Integer()
     training = fields.Integer()
@@ -23,8 +23,8 @@ class Weights(Schema):
 
 class SchemeOut(Schema):
     period = fields.String()
-    weights = fields.Nested(Weights)
-    tiers = fields.List(fields.Nested(Tier))
+    weights = fields.Nested(SchemeWeights)
+    tiers = fields.List(fields.Nested(RebateTier))
     base = fields.String(metadata={"enum": ["sell_in"]})
     updated_at = AwareDateTime(allow_none=True)
 
@@ -79,13 +79,13 @@ class RebateEntryOut(Schema):
     created_at = AwareDateTime()
 
 
-class Line(Schema):
+class StatementLine(Schema):
     item = fields.String()
     value = fields.String()
     how = fields.String()
 
 
-class HistoryOut(Schema):
+class TierHistoryOut(Schema):
     period = fields.String()
     tier_name = fields.String()
     score_x100 = fields.Integer()
@@ -98,9 +98,9 @@ class StatementOut(AssessmentOut):
     inputs = fields.Dict()
     parts = fields.Dict()
     scheme = fields.Nested(SchemeOut)
-    lines = fields.List(fields.Nested(Line))
+    lines = fields.List(fields.Nested(StatementLine))
     entries = fields.List(fields.Nested(RebateEntryOut))
-    history = fields.List(fields.Nested(HistoryOut))
+    history = fields.List(fields.Nested(TierHistoryOut))
     close_version = fields.Integer()
 
 

@@ -12,12 +12,12 @@ blp = Blueprint("mp_assessment", __name__, description="The caller's partner's a
 SECURITY = [{"bearer": []}]
 
 
-class PeriodArgs(Schema):
+class OwnAssessmentArgs(Schema):
     period = fields.String(required=True, validate=PERIOD)
 
 
 @blp.route("/assessments", methods=["GET"])
-@blp.arguments(PeriodArgs, location="query")
+@blp.arguments(OwnAssessmentArgs, location="query")
 @blp.response(200, OwnAssessmentList)
 @blp.doc(security=SECURITY)
 def assessments(args):
@@ -27,7 +27,7 @@ def assessments(args):
 
 
 @blp.route("/rebates", methods=["GET"])
-@blp.arguments(PeriodArgs, location="query")
+@blp.arguments(OwnAssessmentArgs, location="query")
 @blp.response(200, RebateList)
 @blp.doc(security=SECURITY)
 def rebates(args):

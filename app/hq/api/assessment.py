@@ -20,7 +20,7 @@ SECURITY = [{"bearer": []}]
 _POINTS = validate.Range(min=0, max=100, error="要是 0 到 100 的整数")
 
 
-class WeightsBody(Body):
+class SchemeWeightsBody(Body):
     attainment = fields.Integer(required=True, strict=True, validate=_POINTS)
     rating = fields.Integer(required=True, strict=True, validate=_POINTS)
     training = fields.Integer(required=True, strict=True, validate=_POINTS)
@@ -29,7 +29,7 @@ class WeightsBody(Body):
     diversion_penalty = fields.Integer(load_default=0, strict=True, validate=_POINTS)
 
 
-class TierBody(Body):
+class RebateTierBody(Body):
     name = fields.String(required=True, validate=validate.Length(min=1, max=40, error="等级名称 1 到 40 个字"))
     min_score = fields.Integer(required=True, strict=True, validate=validate.Range(
         min=0, max=1000, error="起始分要是 0 到 1000 的整数"))
@@ -39,18 +39,18 @@ class TierBody(Body):
 
 class SchemeBody(Body):
     period = fields.String(required=True, validate=PERIOD)
-    weights = fields.Nested(WeightsBody, required=True)
-    tiers = fields.List(fields.Nested(TierBody), required=True, validate=validate.Length(
+    weights = fields.Nested(SchemeWeightsBody, required=True)
+    tiers = fields.List(fields.Nested(RebateTierBody), required=True, validate=validate.Length(
         min=1, max=20, error="等级要有 1 到 20 个"))
     base = fields.String(required=True, validate=validate.OneOf(
         ["sell_in", "sell_through"], error="返点基数只能是进货金额（sell_in）"))
 
 
-class PeriodArgs(Schema):
+class AssessmentPeriodArgs(Schema):
     period = fields.String(required=True, validate=PERIOD)
 
 
-class PeriodPath(Schema):
+class ClosePeriodPath(Schema):
     period = fields.String(required=True, validate=PERIOD)
 
 
@@ -59,7 +59,7 @@ class RecomputeBody(Body):
         min=1, max=200, error="请写明重算原因（最多 200 字）"))
 
 
-class StatementArgs(Schema):
+class RebateStatementArgs(Schema):
     period = fields.String(required=True, validate=PERIOD)
     partner_id = Id(load_default=None)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "xlsx"]))
@@ -80,7 +80,7 @@ def put_scheme(body):
 
 
 @blp.route("/assessment-scheme", methods=["GET"])
-@blp.arguments(PeriodArgs, location="query")
+@blp.arguments(AssessmentPeriodArgs, location="query")
 @blp.response(200, SchemeOut)
 @blp.doc(security=SECURITY)
 def get_scheme(args):
@@ -89,7 +89,7 @@ def get_scheme(args):
 
 
 @blp.route("/periods/<period>/close", methods=["POST"])
-@blp.arguments(PeriodPath, location="path", as_kwargs=True)
+@blp.arguments(ClosePeriodPath, location="path", as_kwargs=True)
 @blp.response(201, CloseOut)
 @blp.doc(security=SECURITY)
 def close_period(period):
@@ -101,7 +101,7 @@ def close_period(period):
 
 
 @blp.route("/periods/<period>/recompute", methods=["POST"])
-@blp.arguments(PeriodPath, location="path", as_kwargs=True)
+@blp.arguments(ClosePeriodPath, location="path", as_kwargs=True)
 @blp.arguments(RecomputeBody)
 @blp.response(200, RecomputeOut)
 @blp.doc(security=SECURITY)
@@ -113,7 +113,7 @@ def recompute_period(body, period):
 
 
 @blp.route("/assessments", methods=["GET"])
-@blp.arguments(PeriodArgs, location="query")
+@blp.arguments(AssessmentPeriodArgs, location="query")
 @blp.response(200, AssessmentList)
 @blp.doc(security=SECURITY)
 def list_assessments(args):
@@ -158,7 +158,7 @@ def _xlsx(rows: list[dict], period: str) -> bytes:
 
 
 @blp.route("/rebate-statements", methods=["GET"])
-@blp.arguments(StatementArgs, location="query")
+@blp.arguments(RebateStatementArgs, location="query")
 @blp.response(200, StatementList)
 @blp.doc(security=SECURITY)
 def rebate_statements(args):
