@@ -34,7 +34,8 @@ SYSTEM = Principal(user_id=None, kind="hq", bindings=(Binding(HQ_ADMIN),))  # ty
 P1, P2 = "2024-03", "2024-04"
 SCHEME = {"weights": {"attainment": 50, "rating": 30, "training": 20, "attainment_cap_bp": 12000,
                       "diversion_penalty": 5},
-          "tiers": [{"name": "铜牌", "min_score": 0, "rebate_bp": 50}, {"name": "银牌", "min_score": 60, "rebate_bp": 150},
+          "tiers": [{"name": "铜牌", "min_score": 0, "rebate_bp": 50},
+                    {"name": "银牌", "min_score": 60, "rebate_bp": 150},
                     {"name": "金牌", "min_score": 90, "rebate_bp": 300}],
           "base": "sell_in"}
 TABLES = (PeriodClose, PartnerAssessment, RebateEntry)
@@ -164,7 +165,7 @@ def test_two_hq_users_closing_at_once_one_closes_the_other_gets_period_closed(ap
             try:
                 barrier.wait()
                 results[i] = services.close_period(principals[i], P1).id
-            except Exception as exc:  # noqa: BLE001 - the answer is what the test checks
+            except Exception as exc:
                 results[i] = exc
             finally:
                 db.session.remove()
@@ -245,7 +246,8 @@ def test_statements_json_and_xlsx_have_the_same_figures_and_the_page_lists_them(
     services.close_period(SYSTEM, P1)
     body = client.get(f"/api/hq/v1/rebate-statements?period={P1}", headers=admin).get_json()
     d1 = next(i for i in body["items"] if i["partner_id"] == ids["D1"])
-    assert {line["item"] for line in d1["lines"]} >= {"目标达成", "门店评分", "培训完成率", "窜货扣分", "总分", "返点（分）"}
+    assert {line["item"] for line in d1["lines"]} >= {"目标达成", "门店评分", "培训完成率", "窜货扣分", "总分",
+                                                      "返点（分）"}
     resp = client.get(f"/api/hq/v1/rebate-statements?period={P1}&format=xlsx", headers=admin)
     assert resp.status_code == 200 and resp.mimetype.endswith("spreadsheetml.sheet")
     wb = openpyxl.load_workbook(io.BytesIO(resp.data))
