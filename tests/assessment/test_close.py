@@ -123,6 +123,7 @@ def test_closing_twice_changes_nothing_and_answers_the_existing_close(client, ad
 
 
 def test_only_an_ended_month_with_a_scheme_can_be_closed(client, admin, demo):
+    before = _counts()
     this_month = now_utc().astimezone(targets.BUSINESS_TZ).strftime("%Y-%m")
     services.put_scheme(SYSTEM, period=this_month, **SCHEME)
     assert_error(client.post(f"/api/hq/v1/periods/{this_month}/close", headers=admin), 422, "period_not_ended")
@@ -130,11 +131,12 @@ def test_only_an_ended_month_with_a_scheme_can_be_closed(client, admin, demo):
     assert_error(client.post("/api/hq/v1/periods/2023-13/close", headers=admin), 422)
     assert_error(client.post("/api/hq/v1/periods/2023-02/recompute", json={"reason": "x"}, headers=admin),
                  404, "period_not_closed")
-    assert _counts() == (0, 0, 0)
+    assert _counts() == before
 
 
 def test_a_fault_in_the_middle_of_the_close_leaves_nothing(demo, monkeypatch):
     _world()
+    before = _counts()
     real = services._rows
 
     def half_then_crash(*args, **kwargs):
@@ -145,7 +147,7 @@ def test_a_fault_in_the_middle_of_the_close_leaves_nothing(demo, monkeypatch):
     with pytest.raises(RuntimeError):
         services.close_period(SYSTEM, P1)
     db.session.remove()
-    assert _counts() == (0, 0, 0)
+    assert _counts() == before
     monkeypatch.setattr(services, "_rows", real)
     assert services.close_period(SYSTEM, P1).version == 1
 
@@ -178,8 +180,10 @@ def test_two_hq_users_closing_at_once_one_closes_the_other_gets_period_closed(ap
     won = [r for r in results if isinstance(r, int)]
     lost = [r for r in results if isinstance(r, Conflict)]
     assert len(won) == 1 and len(lost) == 1 and lost[0].code == "period_closed", results
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(PeriodClose)) == 1
-    assert db.session.scalar(sa.select(sa.func.count(sa.distinct(RebateEntry.version)))) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PeriodClose)
+                             .where(PeriodClose.period == P1)) == 1
+    assert db.session.scalar(sa.select(sa.func.count(sa.distinct(RebateEntry.version)))
+                             .where(RebateEntry.period == P1)) == 1
     latest = _latest(P1)
     assert _ledger(P1) == {pid: a.rebate_fen for pid, a in latest.items()}
 
@@ -203,14 +207,15 @@ def test_a_late_refund_after_close_is_written_by_recompute_as_exactly_the_differ
     assert d1.version == 2 and d1.base_fen == 8_000
     expected_d1 = (8_000 * d1.rebate_bp + 5000) // 10000
     assert d1.rebate_fen == expected_d1
-    adjust = db.session.scalars(sa.select(RebateEntry).where(RebateEntry.kind == "adjust")).all()
+    adjust = db.session.scalars(sa.select(RebateEntry).where(RebateEntry.kind == "adjust",
+                                                             RebateEntry.period == P1)).all()
     by = {e.partner_id: e for e in adjust}
     assert by[ids["D1"]].amount_fen == expected_d1 - before_rebate and by[ids["D1"]].reason == "3 月订单退款"
     assert ids["A1"] in by and ids["D2"] not in by              # the agent moved too; D2 did not
     assert resp.get_json() == {"period": P1, "version": 2, "changed": 2,
                                "difference_fen": sum(e.amount_fen for e in adjust)}
     assert _ledger(P1) == {pid: a.rebate_fen for pid, a in after.items()}
-    close = db.session.scalar(sa.select(PeriodClose))
+    close = db.session.scalar(sa.select(PeriodClose).where(PeriodClose.period == P1))
     assert close.version == 2 and close.rebate_fen == sum(a.rebate_fen for a in after.values())
     # Nothing moved since: nothing written, no version.
     counts = _counts()
@@ -226,9 +231,17 @@ def test_a_late_refund_after_close_is_written_by_recompute_as_exactly_the_differ
 def test_tier_history_promoted_kept_demoted_against_the_previous_close(demo):
     ids = _world(P1)
     services.close_period(SYSTEM, P1)
-    # In P2: no ratings, no alerts, no orders; D1's target unmet (0 of 10,000) → demoted; others kept or new.
+    # In P2: no ratings, no alerts; D1's target unmet (0 of 10,000) → demoted; D3 (no target) kept.
     targets.set_target(SYSTEM, partner_id=ids["D1"], period=P2, metric="sell_in_fen", value=10_000)
     targets.set_target(SYSTEM, partner_id=ids["D2"], period=P2, metric="sell_in_fen", value=10_000)
+    # D4 beats its target in P2 (attainment capped at 120%): above 100 points, the new top tier → promoted.
+    targets.set_target(SYSTEM, partner_id=ids["D4"], period=P2, metric="sell_in_fen", value=100)
+    oid = db.session.scalars(sa.select(Order.id).order_by(Order.id).offset(2).limit(1)).one()  # D2's P1 order, moved
+    with transaction():
+        db.session.execute(sa.update(Order).where(Order.id == oid).values(
+            paid_at=_month(P2), paid_fen=500, refunded_fen=0, routed_partner_id=ids["D4"],
+            routed_agent_id=db.session.get(Partner, ids["D4"]).parent_id))
+    db.session.remove()
     services.put_scheme(SYSTEM, period=P2, **{**SCHEME, "tiers": [
         {"name": "铜牌", "min_score": 0, "rebate_bp": 50}, {"name": "银牌", "min_score": 45, "rebate_bp": 150},
         {"name": "金牌", "min_score": 90, "rebate_bp": 300}, {"name": "钻石", "min_score": 101, "rebate_bp": 400}]})
@@ -238,7 +251,8 @@ def test_tier_history_promoted_kept_demoted_against_the_previous_close(demo):
     assert p2[ids["D1"]].movement == "demoted" and p2[ids["D1"]].previous_tier == "金牌"
     assert p2[ids["D3"]].movement == "kept"
     from app.assessment.queries import tier_history
-    assert [h["period"] for h in tier_history(ids["D1"])] == [P2, P1]
+    assert [h["period"] for h in tier_history(ids["D1"])][-2:] == [P2, P1]
+    assert p2[ids["D4"]].movement == "promoted" and p2[ids["D4"]].tier_name == "钻石"
 
 
 def test_statements_json_and_xlsx_have_the_same_figures_and_the_page_lists_them(client, admin, demo):
@@ -295,3 +309,15 @@ def test_bad_schemes_are_a_422_and_change_nothing(client, admin, demo, change, c
     payload = {"period": P1, **SCHEME} | change
     assert_error(client.put("/api/hq/v1/assessment-scheme", json=payload, headers=admin), 422, code)
     assert_error(client.get(f"/api/hq/v1/assessment-scheme?period={P1}", headers=admin), 404, "scheme_not_found")
+
+
+def test_the_demo_has_schemes_for_last_and_this_month_and_last_month_closed(client, admin, demo):
+    from app.demo.targets import periods
+
+    this, last = periods()
+    closed = client.get(f"/api/hq/v1/assessments?period={last}", headers=admin).get_json()
+    assert closed["close"]["version"] == 1 and len(closed["items"]) == 7
+    assert {i["partner_code"] for i in closed["items"]} == {"A1", "A2", "D1", "D2", "D3", "D4", "D5"}
+    assert closed["rebate_fen"] == sum(_ledger(last).values())
+    assert client.get(f"/api/hq/v1/assessment-scheme?period={this}", headers=admin).status_code == 200
+    assert client.get(f"/api/hq/v1/assessments?period={this}", headers=admin).get_json()["close"] is None

@@ -39,7 +39,8 @@ def test_close_needs_the_typed_month_then_lists_partners_and_explains_a_statemen
     page = console.post("/hq/assessments/2024-05/close", data={"confirm": "", "csrf": csrf},
                         follow_redirects=True).get_data(as_text=True)
     assert "请在确认框里输入 2024-05" in page
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(PeriodClose)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PeriodClose)
+                             .where(PeriodClose.period == "2024-05")) == 0
     page = console.post("/hq/assessments/2024-05/close", data={"confirm": "2024-05", "csrf": csrf},
                         follow_redirects=True).get_data(as_text=True)
     assert "2024-05 已结算" in page and "华东区域代理" in page and "首次评定" in page
@@ -51,7 +52,7 @@ def test_close_needs_the_typed_month_then_lists_partners_and_explains_a_statemen
                         follow_redirects=True).get_data(as_text=True)
     assert "没有变化" in page
     assert db.session.scalar(sa.select(sa.func.count()).select_from(RebateEntry)
-                             .where(RebateEntry.kind == "adjust")) == 0
+                             .where(RebateEntry.kind == "adjust", RebateEntry.period == "2024-05")) == 0
     again = console.post("/hq/assessments/2024-05/close", data={"confirm": "2024-05", "csrf": csrf},
                          follow_redirects=True).get_data(as_text=True)
     assert "已经结算过了" in again
