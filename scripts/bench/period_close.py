@@ -46,6 +46,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--orders-per-distributor", type=int, default=10)
     ap.add_argument("--keep", action="store_true", help="reuse the generated data; only time the close again")
+    ap.add_argument("--grow-to", type=int, default=0,
+                    help="first copy the month's sell events inside PostgreSQL (INSERT ... SELECT, shifted by a "
+                         "few seconds) until the table holds this many: faster than generating them in Python")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
 
@@ -70,6 +73,22 @@ def main() -> None:
             sys.exit("this benchmark fills the database with COPY: point DATABASE_URL at PostgreSQL")
         if not args.keep:
             _generate(args, rng, db, sa, start, end, period, system)
+        while args.grow_to and db.session.scalar(sa.text("SELECT count(*) FROM scan_events")) < args.grow_to:
+            t = time.perf_counter()
+            have = db.session.scalar(sa.text("SELECT count(*) FROM scan_events"))
+            db.session.execute(sa.text(
+                "INSERT INTO scan_events (sku_id, quantity, action, biz_step, disposition, store_id, location_id, "
+                "event_time, recorded_at, diverted, partner_id, agent_id) "
+                "SELECT sku_id, quantity, action, biz_step, disposition, store_id, location_id, "
+                "least(event_time + interval '1 second', :last), recorded_at, diverted, partner_id, agent_id "
+                "FROM scan_events WHERE event_time >= :start AND event_time < :end AND code_id IS NULL "
+                "ORDER BY id LIMIT :n"), {"start": start, "end": end, "n": args.grow_to - have,
+                                          "last": end - timedelta(seconds=1)})
+            db.session.commit()
+            print(f"  grew scan_events from {have:,} rows ({time.perf_counter() - t:.1f}s)")
+        if args.grow_to:
+            db.session.execute(sa.text("ANALYZE scan_events"))
+            db.session.commit()
         for t in (RebateEntry, PartnerAssessment, PeriodClose):
             db.session.execute(sa.delete(t).where(t.period == period))
         db.session.commit()
