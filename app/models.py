@@ -13,6 +13,7 @@ from app.analytics.models import (  # noqa: F401
     TransferOrder,
 )
 from app.analytics.target_models import PartnerTarget  # noqa: F401
+from app.assessment.models import AssessmentScheme, PartnerAssessment, PeriodClose, RebateEntry  # noqa: F401
 from app.catalog.models import PriceTier, Product, Sku, SkuPrice  # noqa: F401
 from app.channel.models import Invite, Partner, Store, Territory  # noqa: F401
 from app.channel.registration_models import (  # noqa: F401

@@ -5,6 +5,7 @@ from flask_smorest import Api
 
 def register(api: Api) -> None:
     """Register every mini-program blueprint; each area is imported plainly, so a missing one fails start-up."""
+    from miniprogram_api.assessment.views import blp as assessment
     from miniprogram_api.catalog.views import blp as catalog
     from miniprogram_api.consumer_orders.views import blp as consumer_orders
     from miniprogram_api.incentives.views import blp as incentives
@@ -22,5 +23,5 @@ def register(api: Api) -> None:
     from miniprogram_api.workspace.views import blp as workspace
 
     for blp in (sessions, invites, catalog, stock, scans, orders, incentives, staff, registrations, consumer_orders,
-                workspace, ratings, targets, training, referrals):
+                workspace, ratings, targets, training, referrals, assessment):
         api.register_blueprint(blp, url_prefix="/api/mp/v1")

@@ -97,6 +97,8 @@ RELEASED = {
         "6ca66381526952510ffc52a58daf1c8d314e1aa28ff5804a349aa5aaeaa7015b",
     "migrations/versions/b5d2e8f1a9c3_referral_rewards.py":
         "256d907dd895b9875b181cf222a335d2c4f23a374e6e2b4139bb8ce33d7da846",
+    "migrations/versions/4d5c0c8cb67d_assessment.py":
+        "43508ea50057c3806cc43e0b632999f1def29827d305b8da80d2f5920d4bedb1",
     # The v1 functions as a3c9e1f04b21 first built them after 840769526a57 (9aa0e7e); later edited in place.
     "app/scans/sql/scan_sell_one_v1.sql": "a5361974e706283f91b3109990278308b5fb47e4597ee55313c7836e97243e78",
     "app/scans/sql/scan_sell_many_v1.sql": "9434ffd30e6b817edbcb17da8eba6e5fd209d198d77073a197baa0c49cc7a69e",

@@ -247,7 +247,13 @@ def actuals(partner_ids: list[int], period: str, sku_group_id: int | None = None
     if sku_group_id is not None:
         members = sa.select(SkuGroupMember.sku_id).where(SkuGroupMember.group_id == sku_group_id).scalar_subquery()
     facts = _sell_through_facts(start, end, members)
-    att = _by_partner(facts, partner_ids, "units", "store_id", "live_sell")
+    # One pass over the month's facts down to (distributor, agent, store) first (a CTE, computed once), so the
+    # attribution below (each row once under its distributor, once under its agent) runs over a few rows per
+    # store, not over every event twice.
+    per_store = (sa.select(facts.c.partner_id, facts.c.agent_id, facts.c.store_id,
+                           sa.func.sum(facts.c.units).label("units"), sa.func.max(facts.c.live_sell).label("live_sell"))
+                 .group_by(facts.c.partner_id, facts.c.agent_id, facts.c.store_id).cte("per_store"))
+    att = _by_partner(per_store, partner_ids, "units", "store_id", "live_sell")
     for pid, units, stores in db.session.execute(
             sa.select(att.c.pid, sa.func.coalesce(sa.func.sum(att.c.units), 0),
                       sa.func.count(sa.distinct(sa.case((att.c.live_sell == 1, att.c.store_id)))))

@@ -20,6 +20,7 @@ from app.channel import services as channel
 from app.channel.models import Partner
 from app.core.security import Binding, Principal
 from app.core.tx import transaction
+from app.demo import assessment as demo_assessment
 from app.demo import codes as demo_codes
 from app.demo import consumer_orders as demo_consumer_orders
 from app.demo import history as demo_history
@@ -33,7 +34,7 @@ from app.inventory import services as inventory
 
 # The modules that seed their area's part of the demo, in order; each has `seed(ctx: DemoContext)`.
 EXTRA_SEEDS = (demo_codes, demo_history, demo_orders, demo_registrations, demo_consumer_orders, demo_targets,
-               demo_training, demo_referrals)
+               demo_training, demo_referrals, demo_assessment)
 
 HQ_CODE = "HQ"
 

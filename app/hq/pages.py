@@ -36,7 +36,7 @@ from app.core.replica import replica_reads
 from app.core.schemas import Day, Id
 from app.core.security import read_token, require
 from app.errors import AppError, NotFound, ValidationFailed, register_error_page
-from app.hq import channel_pages, charts, code_pages, referral_pages
+from app.hq import assessment_pages, channel_pages, charts, code_pages, referral_pages
 from app.inventory.queries import list_warehouse_stock, list_warehouses
 from app.orders import consumer_orders, consumer_queries
 from app.scans import alerts as alert_services
@@ -97,6 +97,7 @@ T: dict[str, dict[str, str]] = {
     "sub_stock": {"zh": "分仓库存", "en": "Sub-warehouse stock"},
     "territories": {"zh": "区域分配", "en": "Territories"},
     "targets": {"zh": "目标与达成", "en": "Targets"},
+    "assessments": {"zh": "考核与返点", "en": "Assessment & rebates"},
     "registrations": {"zh": "客户报备", "en": "Registrations"},
     "consumer_orders": {"zh": "顾客订单", "en": "Consumer orders"},
     "referrals": {"zh": "推荐奖励", "en": "Referral rewards"},
@@ -875,6 +876,7 @@ def api_proxy(rest: str):
 code_pages.add_routes(bp, login_required)
 channel_pages.add_routes(bp, login_required)
 referral_pages.add_routes(bp, login_required)
+assessment_pages.add_routes(bp, login_required)
 
 
 def _error_page(status: int, message: str, details: dict[str, Any]):

@@ -34,7 +34,15 @@ class Write:
     required: bool = True                       # whether `{}` must be refused
 
 
+_SCHEME = {"period": "2031-01", "weights": {"attainment": 50, "rating": 30, "training": 20},
+           "tiers": [{"name": "铜牌", "min_score": 0, "rebate_bp": 50},
+                     {"name": "金牌", "min_score": 80, "rebate_bp": 200}], "base": "sell_in"}
+
 WRITES: list[Write] = [
+    Write("put assessment scheme", "PUT", "/api/hq/v1/assessment-scheme", "admin", lambda ids: dict(_SCHEME),
+          bad=[("tiers with a gap", {"tiers": [{"name": "a", "min_score": 5, "rebate_bp": 1}]}, 422, "tiers_gap"),
+               ("weights over 100", {"weights": {"attainment": 90, "rating": 30, "training": 0}}, 422,
+                "weights_not_100")]),
     Write("mp login", "POST", "/api/mp/v1/sessions", "anonymous", lambda ids: {"code": "demo:someone"},
           bad=[("invalid code", {"code": "nope"}, 400, "wechat_invalid_code")]),
     Write("mp phone", "POST", "/api/mp/v1/me/phone", "owner", lambda ids: {"code": "demo:13800000000"},

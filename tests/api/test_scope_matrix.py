@@ -114,6 +114,29 @@ def _summary_of_target(actor: str, body: Any) -> None:
     assert body["code"] in STORE_SCOPE[actor] and {"skus", "recent_orders", "recent_scans"} <= set(body), actor
 
 
+_SCHEME = {"weights": {"attainment": 50, "rating": 30, "training": 20},
+           "tiers": [{"name": "铜牌", "min_score": 0, "rebate_bp": 50},
+                     {"name": "金牌", "min_score": 80, "rebate_bp": 200}],
+           "base": "sell_in"}
+_closing = itertools.count(1)
+
+
+def _scheme_for_close(client, ids: dict, headers: dict) -> None:
+    """A fresh past month with a scheme, for the close spec to close."""
+    n = next(_closing)
+    ids["close_period"] = f"{2010 + n // 12:04d}-{n % 12 + 1:02d}"
+    resp = client.put("/api/hq/v1/assessment-scheme", json={"period": ids["close_period"], **_SCHEME},
+                      headers=headers["hq_admin"])
+    assert resp.status_code == 200, resp.get_json()
+
+
+def _closed_month(client, ids: dict, headers: dict) -> None:
+    """A fresh past month, closed, for the recompute and statement specs."""
+    _scheme_for_close(client, ids, headers)
+    resp = client.post(f"/api/hq/v1/periods/{ids['close_period']}/close", headers=headers["hq_admin"])
+    assert resp.status_code == 201, resp.get_json()
+
+
 def _fresh_invites(client, ids: dict, headers: dict) -> None:
     """Invites of S1, S2 and S5 only for the revoke spec, so the other specs' invites stay open."""
     ids["revocable"] = {code: client.post("/api/hq/v1/invites", json={
@@ -353,6 +376,25 @@ ROUTES: list[Route] = [
     # The admin gets past authorization to the balance check (nobody has a balance in the demo).
     Route("record referral payout", "POST", "/api/hq/v1/referral-payouts", hq("hq_admin"), ok=409,
           body=lambda ids, t: {"user_id": 1, "amount_fen": 100, "method": "offline", "reference": "m1"}),
+    # Assessment (CHANNEL.md §8): HQ admins set schemes, close and recompute; HQ staff read; partner staff read
+    # their own partner's assessment and rebates on the mini-program.
+    Route("mp assessments", "GET", "/api/mp/v1/assessments?period=2024-03", hq(*CHANNEL_READERS)),
+    Route("mp rebates", "GET", "/api/mp/v1/rebates?period=2024-03", hq(*CHANNEL_READERS)),
+    Route("put assessment scheme", "PUT", "/api/hq/v1/assessment-scheme", hq("hq_admin"),
+          body=lambda ids, t: {"period": "2030-01", **_SCHEME}),
+    Route("assessment scheme", "GET", "/api/hq/v1/assessment-scheme?period={period}", hq(*HQ_STAFF),
+          setup=_scheme_for_close, fill=lambda ids, t: {"period": ids["close_period"]}),
+    Route("close period", "POST", "/api/hq/v1/periods/{period}/close", hq("hq_admin"), ok=201,
+          setup=_scheme_for_close, fill=lambda ids, t: {"period": ids["close_period"]}),
+    Route("recompute period", "POST", "/api/hq/v1/periods/{period}/recompute", hq("hq_admin"),
+          setup=_closed_month, fill=lambda ids, t: {"period": ids["close_period"]},
+          body=lambda ids, t: {"reason": "矩阵重算"}),
+    Route("hq assessments", "GET", "/api/hq/v1/assessments?period=2024-03", hq(*HQ_STAFF)),
+    Route("hq rebate statement", "GET", "/api/hq/v1/rebate-statements?period={period}&partner_id={partner}",
+          partners("hq_admin", "hq_analyst"), ("D1", "D2", "A1"), setup=_closed_month,
+          fill=lambda ids, t: {"period": ids["close_period"]}),
+    Route("hq rebate statements xlsx", "GET", "/api/hq/v1/rebate-statements?period={period}&format=xlsx",
+          hq(*HQ_STAFF), setup=_closed_month, fill=lambda ids, t: {"period": ids["close_period"]}),
 ]
 
 
@@ -423,7 +465,7 @@ CHECKED_BLUEPRINTS = {"mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp
                       "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_orders",
                       "hq_codes", "hq_analytics", "public_verify", "wechat_pay_callbacks", "api-docs", "api_docs",
                       "mp_registrations", "hq_registrations", "mp_workspace", "mp_ratings", "mp_training",
-                      "hq_training", "mp_referrals", "hq_referrals"}
+                      "hq_training", "mp_referrals", "hq_referrals", "hq_assessment", "mp_assessment"}
 NOT_OBJECT_ROUTES = {
     ("POST", "/api/mp/v1/sessions"), ("POST", "/api/hq/v1/sessions"),  # login
     ("POST", "/api/mp/v1/consumer-sessions"),                          # a shopper's login

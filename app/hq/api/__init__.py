@@ -6,6 +6,7 @@ from flask_smorest import Api
 def register(api: Api) -> None:
     """Register every HQ API blueprint; each module is imported plainly, so a missing one fails start-up."""
     from app.hq.api.analytics import blp as analytics
+    from app.hq.api.assessment import blp as assessment
     from app.hq.api.catalog import blp as catalog
     from app.hq.api.channel import blp as channel
     from app.hq.api.codes import blp as codes
@@ -21,5 +22,5 @@ def register(api: Api) -> None:
     from app.hq.api.warehouses import blp as warehouses
 
     for blp in (sessions, catalog, channel, territories, warehouses, codes, orders, analytics, users, registrations,
-                consumer_orders, targets, training, referrals):
+                consumer_orders, targets, training, referrals, assessment):
         api.register_blueprint(blp, url_prefix="/api/hq/v1")
