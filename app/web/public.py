@@ -9,11 +9,11 @@ import secrets
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, after_this_request, current_app, jsonify, render_template, request
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import fields, validate
 
 from app.core.clock import BUSINESS_TZ, as_utc
-from app.core.schemas import AwareDateTime
 from app.extensions import limiter
+from app.schemas.verification import VerifyOut, WhereArgs
 from app.verification.services import consumer_settings, verify
 
 VERIFY_LIMIT = "30/minute;300/hour"
@@ -27,45 +27,15 @@ blp = Blueprint("public_verify", __name__, description="Consumer verification, n
 page_bp = FlaskBlueprint("public_pages", __name__)
 
 
-class PublicVerifyArgs(Schema):
+class PublicVerifyArgs(WhereArgs):
     code = fields.String(required=True, validate=validate.Length(min=1, max=512))
     lat = fields.Float(load_default=None, validate=validate.Range(min=-90, max=90),
                        metadata={"description": "where the phone is (with lng), if the consumer allows it"})
     lng = fields.Float(load_default=None, validate=validate.Range(min=-180, max=180))
 
-    @validates_schema
-    def _both_or_neither(self, data, **_kwargs):
-        if (data.get("lat") is None) != (data.get("lng") is None):
-            raise ValidationError("lat 和 lng 要一起给", field_name="lat")
 
-
-class ConsumerProduct(Schema):
-    name = fields.String()
-    product_name = fields.String()
-    brand = fields.String(allow_none=True)
-    specification = fields.String(allow_none=True)
-    gtin = fields.String()
-
-
-class PublicVerifyOut(Schema):
+class PublicVerifyOut(VerifyOut):
     """What a consumer sees: never the store, its owner or any internal id."""
-
-
-    genuine = fields.Boolean()
-    status = fields.String(metadata={"enum": ["genuine", "suspicious", "not_found", "invalid", "mismatch"]})
-    reason = fields.String(allow_none=True)
-    message = fields.String()
-    serial = fields.String()
-    serial_grouped = fields.String()
-    product = fields.Nested(ConsumerProduct)
-    state = fields.String()
-    sold = fields.Boolean()
-    sold_at = AwareDateTime(allow_none=True)
-    sold_city = fields.String(allow_none=True, metadata={"description": "the city it was sold in (never the store)"})
-    service_contact = fields.String(metadata={"description": "the brand's customer service (HQ's setting)"})
-    first_verified_at = AwareDateTime(allow_none=True)
-    times_verified = fields.Integer()
-    suspicious = fields.Boolean()
 
 
 def _viewer() -> str:

@@ -1,7 +1,7 @@
 """A consumer's verification in the mini-program, and referral rewards (CHANNEL.md §9), when HQ has them on."""
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from app.core.pagination import PageArgs
 from app.core.schemas import AwareDateTime, Body
@@ -9,29 +9,17 @@ from app.core.security import current_principal
 from app.extensions import limiter
 from app.referrals import queries, services
 from app.schemas.referrals import STATUSES, MyReferralRewardList
+from app.schemas.verification import VerifyOut, WhereArgs
 from app.verification.flows import verify_as_consumer
 from app.verification.services import consumer_settings
 
 blp = Blueprint("mp_referrals", __name__, description="Consumer verification and referral rewards (推荐奖励)")
 
 
-class ConsumerVerifyBody(Body):
+class ConsumerVerifyBody(Body, WhereArgs):
     code = fields.String(required=True, validate=validate.Length(min=1, max=512))
     lat = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=-90, max=90))
     lng = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=-180, max=180))
-
-    @validates_schema
-    def _both_or_neither(self, data, **_kwargs):
-        if (data.get("lat") is None) != (data.get("lng") is None):
-            raise ValidationError("lat 和 lng 要一起给", field_name="lat")
-
-
-class VerifiedProduct(Schema):
-    name = fields.String()
-    product_name = fields.String()
-    brand = fields.String(allow_none=True)
-    specification = fields.String(allow_none=True)
-    gtin = fields.String()
 
 
 class EarnedRewardOut(Schema):
@@ -39,22 +27,7 @@ class EarnedRewardOut(Schema):
     status = fields.String()
 
 
-class ConsumerVerifyOut(Schema):
-    genuine = fields.Boolean()
-    status = fields.String(metadata={"enum": ["genuine", "suspicious", "not_found", "invalid", "mismatch"]})
-    reason = fields.String(allow_none=True)
-    message = fields.String()
-    serial = fields.String()
-    serial_grouped = fields.String()
-    product = fields.Nested(VerifiedProduct)
-    state = fields.String()
-    sold = fields.Boolean()
-    sold_at = AwareDateTime(allow_none=True)
-    sold_city = fields.String(allow_none=True)
-    service_contact = fields.String()
-    first_verified_at = AwareDateTime(allow_none=True)
-    times_verified = fields.Integer()
-    suspicious = fields.Boolean()
+class ConsumerVerifyOut(VerifyOut):
     referral_rewards = fields.List(fields.Nested(EarnedRewardOut),
                                    metadata={"description": "rewards this check earned the consumer's referrers"})
 

@@ -19,7 +19,7 @@ from app.extensions import db
 from app.inventory.models import Warehouse
 from app.orders.models import Order
 from tests.conftest import mp_login
-from tests.helpers import aborted_by_navigation
+from tests.e2e.console_watch import Watch, login
 
 pytestmark = pytest.mark.browser
 
@@ -35,46 +35,6 @@ def _cases(warehouse_code: str, sku_code: str) -> list[str]:
 def _status(order_id: int) -> str:
     db.session.expire_all()
     return db.session.get(Order, order_id).status
-
-
-class Watch:
-    """Console errors, failed requests and error answers of a page; `expect` names answers provoked on purpose."""
-
-    def __init__(self, page):
-        self.problems: list[str] = []
-        self.expected: list[tuple[str, int]] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed",
-                lambda r: aborted_by_navigation(r) or self.problems.append(f"failed: {r.url} {r.failure}"))
-        page.on("response", self._response)
-
-    def _console(self, message):
-        if message.type != "error":
-            return
-        url = (message.location or {}).get("url", "")
-        # Chromium reports every error answer as a console error too: the provoked ones are expected there.
-        if message.text.startswith("Failed to load resource") and any(
-                part in url and f"status of {status}" in message.text for part, status in self.expected):
-            return
-        self.problems.append(f"console error: {message.text} ({url})")
-
-    def _response(self, resp):
-        if resp.status >= 400:
-            if any(part in resp.url and resp.status == status for part, status in self.expected):
-                return
-            self.problems.append(f"{resp.status} {resp.url}")
-
-    def expect(self, url_part: str, status: int) -> None:
-        self.expected.append((url_part, status))
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/hq/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "admin")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/hq/")
 
 
 def _scan(page, code: str, expect_class: str) -> str:
@@ -118,7 +78,7 @@ def test_hq_ships_by_scanning_and_the_store_completes_the_order(app, demo, clien
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
     watch = Watch(page)
-    _login(page, base, "admin")
+    login(page, base, "admin")
 
     # The list, filtered by status.
     page.click("text=订单")
@@ -226,7 +186,7 @@ def test_hq_ships_by_scanning_and_the_store_completes_the_order(app, demo, clien
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
     watch = Watch(page)
-    _login(page, base, "warehouse_hz")
+    login(page, base, "warehouse_hz")
     page.goto(f"{base}/hq/orders")
     listed = page.inner_text("table.orders")
     assert order_a["number"] in listed and demo_number in listed
@@ -269,7 +229,7 @@ def test_scans_typed_faster_than_the_answers_come_are_checked_in_order(app, demo
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
     watch = Watch(page)
-    _login(page, base, "admin")
+    login(page, base, "admin")
     page.goto(f"{base}/hq/orders/{order['id']}/ship")
     for serial in (milk[0], milk[1], milk[0]):
         page.keyboard.type(serial, delay=0)

@@ -5,7 +5,6 @@ page with the right status; the Hangzhou operator's scope; yuan typed → fen ex
 from __future__ import annotations
 
 import re
-from html import unescape
 
 import pytest
 import sqlalchemy as sa
@@ -16,18 +15,7 @@ from app.hq.order_pages import parse_yuan
 from app.inventory.models import Warehouse
 from app.orders.models import CreditAccount, CreditLedger, Order, Payment, Refund, Shipment
 from tests.conftest import mp_login
-
-HUGE = 2**63
-
-
-def csrf_of(client, path="/hq/login"):
-    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
-
-
-def login(client, username="admin"):
-    resp = client.post("/hq/login", data={"username": username, "password": "admin", "csrf": csrf_of(client)})
-    assert resp.status_code == 302, resp.get_data(as_text=True)
-    return csrf_of(client, "/hq/orders")
+from tests.hq_pages.console_forms import HUGE, field_error, login
 
 
 @pytest.fixture()
@@ -64,8 +52,6 @@ def _count(model, **where):
     return db.session.scalar(sa.select(sa.func.count()).select_from(model).filter_by(**where))
 
 
-def field_error(html: str) -> list[str]:
-    return [unescape(m) for m in re.findall(r'<span class="field-error" role="alert">([^<]+)</span>', html)]
 
 
 def test_yuan_typed_is_fen_exactly():
