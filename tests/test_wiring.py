@@ -17,11 +17,12 @@ BLUEPRINTS = {
     "health", "metrics", "web", "api-docs",
     # mini-program API
     "mp_sessions", "mp_invites", "mp_catalog", "mp_stock", "mp_scans", "mp_orders", "mp_incentives", "mp_staff",
-    "mp_registrations", "mp_consumer_orders", "mp_workspace", "mp_ratings", "mp_targets",
+    "mp_registrations", "mp_consumer_orders", "mp_workspace", "mp_ratings", "mp_targets", "mp_training",
+    "mp_referrals", "mp_assessment",
     # HQ API
     "hq_sessions", "hq_catalog", "hq_channel", "hq_territories", "hq_warehouses", "hq_codes", "hq_orders",
     "hq_analytics", "hq_users",
-    "hq_registrations", "hq_consumer_orders", "hq_targets",
+    "hq_registrations", "hq_consumer_orders", "hq_targets", "hq_training", "hq_referrals", "hq_assessment",
     # console, public pages, WeChat Pay callbacks
     "hq_pages", "public_verify", "public_pages", "wechat_pay_callbacks",
 }
@@ -54,7 +55,8 @@ def test_every_command_group_is_registered(app):
 def test_demo_steps_are_listed_in_order():
     assert [step.__name__ for step in EXTRA_SEEDS] == ["app.demo.codes", "app.demo.history", "app.demo.orders",
                                                      "app.demo.registrations", "app.demo.consumer_orders",
-                                                     "app.demo.targets"]
+                                                     "app.demo.targets", "app.demo.training",
+                                                     "app.demo.referrals", "app.demo.assessment"]
     assert all(callable(step.seed) for step in EXTRA_SEEDS)
 
 
